@@ -1,0 +1,227 @@
+"""The request-trace schema and its conversion to the engine's numpy arrays.
+
+A trace is Parquet (or a polars DataFrame / Arrow table) with columns
+  ts        float seconds, or a timestamp/date/duration type        required
+  model     string (plain or dictionary)                             required
+  task      string; null means the model's first task                optional
+  units     tokens (LFM) or inputs (VFM, MFM) of the request         optional, default per family
+  input_mb  request payload sent to the cloud on offload, MB         optional, default per family
+Rows are numbered from 0, as polars and pyarrow number them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..catalog import Catalog
+from ..errors import InputError
+
+TRACE_COLUMNS = ("ts", "model", "task", "units", "input_mb")
+REQUIRED = ("ts", "model")
+# Defaults when a trace has no units / input_mb column: a 256-token LFM request (prompt plus answer),
+# one image or clip for vision and multimodal models; payload ~4 kB of text or a 0.5 MB image.
+DEFAULT_UNITS = {"LFM": 256.0, "VFM": 1.0, "MFM": 1.0}
+DEFAULT_INPUT_MB = {"LFM": 0.004, "VFM": 0.5, "MFM": 0.5}
+
+
+@dataclass
+class TraceArrays:
+    """What the engines replay: one entry per request, sorted by time (ties in file order)."""
+
+    ts: np.ndarray  # float64 seconds since `origin`
+    pair: np.ndarray  # int32 index into catalog.pairs
+    units: np.ndarray  # float64
+    input_mb: np.ndarray  # float64
+    origin: float = 0.0  # the first request's absolute time (seconds); ts are relative to it
+    source: str = "<trace>"
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def slice(self, start: int, stop: int) -> TraceArrays:
+        return TraceArrays(self.ts[start:stop], self.pair[start:stop], self.units[start:stop],
+                           self.input_mb[start:stop], self.origin, self.source)
+
+
+def _is_str(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def _is_num(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+
+
+def _is_time(t: pa.DataType) -> bool:
+    return pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_duration(t)
+
+
+def check_schema(schema: pa.Schema, src: str) -> None:
+    """Raise InputError for a missing required column or a column of the wrong type."""
+    names = set(schema.names)
+    for c in REQUIRED:
+        if c not in names:
+            raise InputError(f"{src}: missing column {c!r} (a trace needs ts and model; task, units, input_mb are optional)")
+    for c in TRACE_COLUMNS:
+        if c not in names:
+            continue
+        t = schema.field(c).type
+        ok = (_is_num(t) or _is_time(t)) if c == "ts" else _is_str(t) if c in ("model", "task") else _is_num(t)
+        if not ok:
+            want = "a number or timestamp" if c == "ts" else "a string" if c in ("model", "task") else "a number"
+            raise InputError(f"{src}: column {c!r} has type {t}, expected {want}")
+
+
+def _seconds(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    t = col.type
+    if pa.types.is_timestamp(t) or pa.types.is_duration(t):
+        scale = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}[t.unit]
+        return col.cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64) / scale
+    if pa.types.is_date(t):
+        return col.cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.float64) * 86400.0
+    return col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+
+
+class _PairCoder:
+    """Maps (model, task) strings to catalog pair indices, case-insensitively, caching per distinct value."""
+
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+        self.lookup = catalog.lookup()
+        pairs = catalog.pairs
+        fam = np.array([catalog.models[i].family for i, _ in pairs])
+        self.default_units = np.array([DEFAULT_UNITS[f] for f in fam], dtype=np.float64)
+        self.default_input_mb = np.array([DEFAULT_INPUT_MB[f] for f in fam], dtype=np.float64)
+
+    def codes(self, table: pa.Table) -> tuple[np.ndarray, list[tuple[int, str]]]:
+        """Pair codes per row (-1 where unknown) and problems [(row, message)] for unknown names."""
+        n = table.num_rows
+        m = pc.utf8_lower(table.column("model").cast(pa.string()))
+        if "task" in table.column_names:
+            t = pc.utf8_lower(table.column("task").cast(pa.string()))
+            key = pc.binary_join_element_wise(m, pc.fill_null(t, "\x00"), "\x01")
+        else:
+            key = m
+        enc = pc.dictionary_encode(pa.chunked_array(key.chunks if isinstance(key, pa.ChunkedArray) else [key])
+                                   .combine_chunks()) if n else None
+        if enc is None:
+            return np.zeros(0, np.int32), []
+        values = enc.dictionary.to_pylist()
+        mapped = np.empty(len(values), dtype=np.int32)
+        for i, v in enumerate(values):
+            if v is None:
+                mapped[i] = -1
+                continue
+            mname, _, tname = v.partition("\x01")
+            mapped[i] = self.lookup.get((mname, None if tname in ("", "\x00") else tname), -1)
+        idx = enc.indices.to_numpy(zero_copy_only=False)
+        codes = np.where(idx >= 0, mapped[np.maximum(idx, 0)], -1).astype(np.int32) if enc.indices.null_count else \
+            mapped[idx]
+        problems = []
+        bad = np.flatnonzero(codes < 0)
+        for r in bad[:1000]:
+            model = table.column("model")[int(r)].as_py()
+            task = table.column("task")[int(r)].as_py() if "task" in table.column_names else None
+            if model is None:
+                problems.append((int(r), "model is null"))
+            elif (model.lower(), None) not in self.lookup:
+                problems.append((int(r), f"unknown model {model!r} (not in catalog {self.catalog.source})"))
+            else:
+                problems.append((int(r), f"model {model!r} has no task {task!r}"))
+        return codes, problems
+
+
+def _numeric(table: pa.Table, name: str, default: np.ndarray | None, codes: np.ndarray,
+             problems: list, *, allow_zero: bool = True) -> np.ndarray:
+    if name not in table.column_names:
+        return default[np.maximum(codes, 0)]
+    col = table.column(name)
+    vals = _seconds(col) if name == "ts" else col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    valid = ~np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    vals = np.where(valid, vals, np.nan)
+    bad = ~np.isfinite(vals) if name == "ts" else ~(np.isfinite(vals) & (vals >= 0))
+    for r in np.flatnonzero(bad)[:1000]:
+        what = "null" if not valid[r] else f"{vals[r]!r} (must be finite{'' if name == 'ts' else ' and >= 0'})"
+        problems.append((int(r), f"{name} is {what}"))
+    return vals
+
+
+def convert(table: pa.Table, coder: _PairCoder, src: str, row_offset: int = 0):
+    """Arrow table -> (ts seconds, pair codes, units, input_mb, problems). Rows are numbered from row_offset."""
+    check_schema(table.schema, src)
+    problems: list[tuple[int, str]] = []
+    codes, p = coder.codes(table)
+    problems += p
+    ts = _numeric(table, "ts", None, codes, problems)
+    units = _numeric(table, "units", coder.default_units, codes, problems)
+    input_mb = _numeric(table, "input_mb", coder.default_input_mb, codes, problems)
+    problems = sorted((r + row_offset, msg) for r, msg in problems)
+    return ts, codes, units, input_mb, problems
+
+
+def _as_table(trace, src: str, columns=None) -> pa.Table:
+    if isinstance(trace, pa.Table):
+        return trace
+    if hasattr(trace, "to_arrow"):  # polars DataFrame
+        return trace.to_arrow()
+    try:
+        return pq.read_table(trace, columns=columns)
+    except FileNotFoundError:
+        raise InputError(f"{src}: trace file not found") from None
+    except (OSError, pa.ArrowException) as e:
+        raise InputError(f"{src}: cannot read Parquet: {str(e).splitlines()[0]}") from None
+
+
+def parquet_columns(path: str | Path) -> list[str]:
+    src = str(path)
+    if not Path(path).is_file():
+        raise InputError(f"{src}: trace file not found")
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException) as e:
+        raise InputError(f"{src}: cannot read Parquet: {str(e).splitlines()[0]}") from None
+    check_schema(schema, src)
+    return [c for c in TRACE_COLUMNS if c in schema.names]
+
+
+def trace_problems(trace, catalog: Catalog, limit: int = 20) -> tuple[int, list[tuple[int, str]]]:
+    """Every problem of a trace (schema first, then rows): (number of rows, [(row, message)]), row -1 for the file."""
+    src = str(trace) if isinstance(trace, (str, Path)) else "<trace>"
+    try:
+        cols = parquet_columns(trace) if isinstance(trace, (str, Path)) else None
+        table = _as_table(trace, src, cols)
+        *_, problems = convert(table, _PairCoder(catalog), src)
+    except InputError as e:
+        return 0, [(-1, str(e))]
+    if table.num_rows == 0:
+        problems = [(-1, f"{src}: the trace has no requests")]
+    return table.num_rows, problems[:limit] if limit else problems
+
+
+def read_trace(trace, catalog: Catalog) -> TraceArrays:
+    """Read a whole trace (path, polars DataFrame or Arrow table) into sorted engine arrays.
+
+    Raises InputError naming the file and the first bad row.
+    """
+    src = str(trace) if isinstance(trace, (str, Path)) else "<trace>"
+    cols = parquet_columns(trace) if isinstance(trace, (str, Path)) else None
+    table = _as_table(trace, src, cols)
+    ts, codes, units, input_mb, problems = convert(table, _PairCoder(catalog), src)
+    if problems:
+        r, msg = problems[0]
+        more = f" (and {len(problems) - 1} more; see `pfmbench trace validate`)" if len(problems) > 1 else ""
+        raise InputError(f"{src}: row {r}: {msg}{more}")
+    if len(ts) == 0:
+        raise InputError(f"{src}: the trace has no requests")
+    if np.any(np.diff(ts) < 0):
+        order = np.argsort(ts, kind="stable")  # ties keep file order
+        ts, codes, units, input_mb = ts[order], codes[order], units[order], input_mb[order]
+    origin = float(ts[0])
+    return TraceArrays(ts - origin, codes.astype(np.int32), units, input_mb, origin, src)
