@@ -1,0 +1,250 @@
+"""Synthetic request traces: arrivals (Poisson, gamma renewal, on/off MMPP, optional diurnal thinning),
+Zipf popularity over the catalog's (model, task) pairs with optional drift, and per-family work units.
+
+Output columns: ts (float64 s from 0), model, task (dictionary-encoded strings), units, input_mb (float64).
+Generation runs in fixed blocks of BLOCK candidate arrivals, each with its own seeded random streams, so
+  * memory is bounded (one block at a time), whatever the number of requests;
+  * the same arguments and seed give the same rows, whatever `batch_rows` is;
+  * a shorter trace (fewer requests, shorter duration) is a prefix of a longer one with the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..catalog import Catalog
+from ..errors import InputError
+from ..fileio import atomic_path
+from .schema import DEFAULT_INPUT_MB, DEFAULT_UNITS
+
+ARRIVALS = ("poisson", "gamma", "mmpp")
+BLOCK = 1 << 20  # candidate arrivals per random block; fixed so results do not depend on batch_rows
+DAY_S = 86400.0
+# MMPP default: mean on-period 10 s, mean off-period 90 s, off-state rate 0 x on-state rate, so bursts
+# run at 10x the mean rate (the mean rate stays `rate`).
+MMPP_DEFAULT = (10.0, 90.0, 0.0)
+# LFM tokens per request (prompt plus answer): lognormal with mean DEFAULT_UNITS["LFM"] (256) and
+# log-space sigma 0.8 (median ~186, p99 ~1100), rounded to whole tokens >= 1.
+LFM_TOKENS_SIGMA = 0.8
+
+SCHEMA = pa.schema([
+    ("ts", pa.float64()),
+    ("model", pa.dictionary(pa.int32(), pa.string())),
+    ("task", pa.dictionary(pa.int32(), pa.string())),
+    ("units", pa.float64()),
+    ("input_mb", pa.float64()),
+])
+
+# Independent random streams per block, so drawing fewer rows from one never shifts another.
+_ARRIVE, _THIN, _POP, _UNITS, _ORDER, _START = range(6)
+
+
+def _rng(seed: int, purpose: int, block: int = 0) -> np.random.Generator:
+    return np.random.default_rng([seed, purpose, block])
+
+
+def zipf_probabilities(n: int, alpha: float) -> np.ndarray:
+    """P(rank r) proportional to r^-alpha, r = 1..n."""
+    w = np.arange(1, n + 1, dtype=np.float64) ** -float(alpha)
+    return w / w.sum()
+
+
+def _check(catalog, requests, duration, rate, arrivals, cv, mmpp, diurnal, alpha, drift_every, batch_rows):
+    if requests is None and duration is None:
+        raise InputError("synth: give the number of requests or a duration")
+    if requests is not None and requests < 1:
+        raise InputError(f"synth: requests must be at least 1, got {requests}")
+    if duration is not None and not duration > 0:
+        raise InputError(f"synth: duration must be > 0 seconds, got {duration}")
+    if not (rate > 0 and math.isfinite(rate)):
+        raise InputError(f"synth: rate must be a positive number of requests/s, got {rate}")
+    if arrivals not in ARRIVALS:
+        raise InputError(f"synth: arrivals must be one of {', '.join(ARRIVALS)}, got {arrivals!r}")
+    if arrivals == "gamma" and not (cv > 0 and math.isfinite(cv)):
+        raise InputError(f"synth: cv must be > 0, got {cv}")
+    on, off, ratio = mmpp
+    if arrivals == "mmpp" and not (on > 0 and off > 0 and 0 <= ratio <= 1):
+        raise InputError(f"synth: mmpp needs on_s > 0, off_s > 0 and 0 <= off_ratio <= 1, got {mmpp}")
+    if diurnal is not None and not 0 <= diurnal <= 1:
+        raise InputError(f"synth: diurnal amplitude must be in [0, 1], got {diurnal}")
+    if not (alpha >= 0 and math.isfinite(alpha)):
+        raise InputError(f"synth: alpha must be >= 0, got {alpha}")
+    if drift_every is not None and not drift_every > 0:
+        raise InputError(f"synth: drift_every must be > 0 seconds, got {drift_every}")
+    if batch_rows < 1:
+        raise InputError(f"synth: batch_rows must be >= 1, got {batch_rows}")
+    if not catalog.pairs:
+        raise InputError(f"{catalog.source}: the catalog has no (model, task) pairs")
+
+
+class _Arrivals:
+    """Candidate arrival times at `rate`, BLOCK at a time; carries the process state between blocks."""
+
+    def __init__(self, kind: str, rate: float, cv: float, mmpp: tuple, seed: int):
+        self.kind, self.rate, self.cv, self.seed = kind, rate, cv, seed
+        self.t = 0.0
+        on, off, ratio = mmpp
+        # Rates in the on and off states chosen so that the long-run mean is `rate`.
+        lam_on = rate * (on + off) / (on + ratio * off)
+        self.mean_s = np.array([off, on])  # index by state: 0 off, 1 on
+        self.lam = np.array([ratio * lam_on, lam_on])
+        # Start in the stationary state distribution.
+        self.state = int(_rng(seed, _START).random() < on / (on + off))
+
+    def block(self, b: int) -> np.ndarray:
+        rng = _rng(self.seed, _ARRIVE, b)
+        if self.kind == "poisson":
+            gaps = rng.exponential(1.0 / self.rate, BLOCK)
+        elif self.kind == "gamma":
+            shape = 1.0 / self.cv**2  # gamma gaps with mean 1/rate and coefficient of variation cv
+            gaps = rng.gamma(shape, 1.0 / (self.rate * shape), BLOCK)
+        else:
+            return self._mmpp(rng)
+        ts = self.t + np.cumsum(gaps)
+        self.t = float(ts[-1])
+        return ts
+
+    def _mmpp(self, rng: np.random.Generator) -> np.ndarray:
+        # Time change: unit-rate Poisson points s_i mapped through the inverse of the integrated,
+        # piecewise-constant rate. Sojourns are exponential, so the state's remaining time is redrawn
+        # at each block start (memoryless), which keeps blocks independent yet exact.
+        s = np.cumsum(rng.exponential(1.0, BLOCK))
+        cycle = float(self.lam @ self.mean_s)  # expected integrated rate per on+off cycle
+        n = 2 * int(s[-1] / cycle) + 16
+        states = (self.state + np.arange(n)) % 2
+        dur = rng.exponential(self.mean_s[states])
+        lam = self.lam[states]
+        cum_l = np.cumsum(lam * dur)
+        while cum_l[-1] < s[-1]:  # rare: the drawn periods were too short; add more
+            states2 = (states[-1] + 1 + np.arange(n)) % 2
+            dur2 = rng.exponential(self.mean_s[states2])
+            states, dur = np.concatenate([states, states2]), np.concatenate([dur, dur2])
+            lam = self.lam[states]
+            cum_l = np.cumsum(lam * dur)
+        end_t = self.t + np.cumsum(dur)
+        j = np.searchsorted(cum_l, s, side="right")  # the period holding each point (never a 0-rate one)
+        start_l = np.where(j > 0, cum_l[j - 1], 0.0)
+        start_t = np.where(j > 0, end_t[j - 1], self.t)
+        ts = start_t + (s - start_l) / lam[j]
+        self.t, self.state = float(ts[-1]), int(states[j[-1]])
+        return ts
+
+
+def synthesize(catalog: Catalog, *, requests: int | None = None, duration: float | None = None,
+               rate: float = 1.0, arrivals: str = "poisson", cv: float = 2.0,
+               mmpp: tuple[float, float, float] = MMPP_DEFAULT, diurnal: float | None = None,
+               alpha: float = 0.8, drift_every: float | None = None, shuffle: bool = False,
+               seed: int = 0, batch_rows: int = 1 << 20) -> Iterator[pa.RecordBatch]:
+    """Yield a synthetic trace as Arrow record batches of at most `batch_rows` rows.
+
+    requests / duration: stop after this many requests / at this time (s); the first reached wins.
+    rate: mean requests/s. arrivals: "poisson"; "gamma" (renewal, inter-arrival coefficient of
+    variation `cv`); "mmpp" (on/off Markov-modulated Poisson, mmpp = (mean on-period s, mean off-period
+    s, off-state rate / on-state rate), normalized to mean `rate`).
+    diurnal: amplitude A in [0, 1]; rate(t) = rate * (1 + A sin(2 pi t / 86400)) by thinning.
+    alpha: Zipf exponent over the catalog's (model, task) pairs; rank 1 is pair 0 in catalog order
+    (or after a seeded shuffle with `shuffle`). drift_every: every this many seconds the ranking
+    rotates by one (rank r then names the pair that had rank r+1; the top pair drops to the bottom).
+    """
+    _check(catalog, requests, duration, rate, arrivals, cv, mmpp, diurnal, alpha, drift_every, batch_rows)
+    names = catalog.pair_names()
+    n_pairs = len(names)
+    model_names = [m.name for m in catalog.models]
+    task_names = list(dict.fromkeys(t for _, t in names))
+    pair_model = np.array([i for i, _ in catalog.pairs], dtype=np.int32)
+    pair_task = np.array([task_names.index(t) for _, t in names], dtype=np.int32)
+    model_dict, task_dict = pa.array(model_names, pa.string()), pa.array(task_names, pa.string())
+    fam = [catalog.models[i].family for i, _ in catalog.pairs]
+    pair_lfm = np.array([f == "LFM" for f in fam])
+    pair_units = np.array([DEFAULT_UNITS[f] for f in fam])
+    # Payload grows with the work: DEFAULT_INPUT_MB for a request of DEFAULT_UNITS, per family.
+    pair_mb_per_unit = np.array([DEFAULT_INPUT_MB[f] / DEFAULT_UNITS[f] for f in fam])
+    lfm_mu = math.log(DEFAULT_UNITS["LFM"]) - LFM_TOKENS_SIGMA**2 / 2  # so that the mean is 256
+
+    order = np.arange(n_pairs)
+    if shuffle:
+        order = _rng(seed, _ORDER).permutation(n_pairs)
+    cdf = np.cumsum(zipf_probabilities(n_pairs, alpha))
+    cdf[-1] = 1.0
+    peak = 1.0 + (diurnal or 0.0)
+    source = _Arrivals(arrivals, rate * peak, cv, mmpp, seed)
+
+    pending: list[pa.RecordBatch] = []
+    n_pending = n_done = 0
+    b = 0
+    while True:
+        ts = source.block(b)
+        if diurnal:
+            keep = _rng(seed, _THIN, b).random(BLOCK) * peak < 1.0 + diurnal * np.sin(ts * (2 * np.pi / DAY_S))
+            ts = ts[keep]
+        last = False
+        if duration is not None and ts.size and ts[-1] >= duration:
+            ts, last = ts[: np.searchsorted(ts, duration)], True
+        if requests is not None and n_done + ts.size >= requests:
+            ts, last = ts[: requests - n_done], True
+        n = ts.size
+        rank = np.searchsorted(cdf, _rng(seed, _POP, b).random(n), side="right")
+        if drift_every is not None:
+            rank = rank + (ts // drift_every).astype(np.int64)
+        pair = order[rank % n_pairs]
+        units = pair_units[pair]
+        lfm = pair_lfm[pair]
+        n_lfm = int(lfm.sum())
+        if n_lfm:
+            units[lfm] = np.maximum(1.0, np.rint(_rng(seed, _UNITS, b).lognormal(lfm_mu, LFM_TOKENS_SIGMA, n_lfm)))
+        batch = pa.RecordBatch.from_arrays([
+            pa.array(ts),
+            pa.DictionaryArray.from_arrays(pa.array(pair_model[pair]), model_dict),
+            pa.DictionaryArray.from_arrays(pa.array(pair_task[pair]), task_dict),
+            pa.array(units),
+            pa.array(units * pair_mb_per_unit[pair]),
+        ], schema=SCHEMA)
+        n_done += n
+        pending.append(batch)
+        n_pending += n
+        # Re-chunk to batch_rows so that the output does not depend on BLOCK.
+        while n_pending >= batch_rows or (last and n_pending):
+            table = pa.Table.from_batches(pending, SCHEMA)
+            head = table.slice(0, batch_rows)
+            yield from head.combine_chunks().to_batches()
+            rest = table.slice(head.num_rows)
+            pending, n_pending = rest.to_batches(), rest.num_rows
+        if last:
+            break
+        b += 1
+    if n_done == 0:
+        raise InputError(f"synth: no request arrived within the duration ({duration} s at {rate}/s)")
+
+
+def synthesize_df(catalog: Catalog, **kwargs) -> pl.DataFrame:
+    """The whole synthetic trace as a polars DataFrame (model, task as String). For small traces.
+
+    Same keyword arguments as synthesize(), e.g. synthesize_df(cat, requests=10_000, rate=2, alpha=0.8, seed=1).
+    """
+    table = pa.Table.from_batches(list(synthesize(catalog, **kwargs)), SCHEMA)
+    return pl.from_arrow(table).with_columns(pl.col("model", "task").cast(pl.String))
+
+
+def write_synth(path: str | Path, catalog: Catalog, *, progress: Callable[[int], None] | None = None,
+                **kwargs) -> int:
+    """Write a synthetic trace to Parquet, one row group per batch, atomically. Returns the row count.
+
+    progress(rows) is called after each row group. Same keyword arguments as synthesize().
+    """
+    rows = 0
+    # Dictionary-encoded model/task; fixed settings so the same arguments give the same bytes.
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, SCHEMA, compression="zstd",
+                                                    use_dictionary=["model", "task"]) as w:
+        for batch in synthesize(catalog, **kwargs):
+            w.write_batch(batch)
+            rows += batch.num_rows
+            if progress:
+                progress(rows)
+    return rows
