@@ -1,0 +1,351 @@
+"""The fast engine: one numba kernel for the built-in policies, with state that carries between chunks.
+
+Every built-in policy except `random` and LC under `linear` decay evicts the cached model with the
+smallest key, so the kernel keeps cached models in an indexed binary min-heap keyed by (key1, key2):
+  lru (last use, -) · fifo (load, -) · lfu (requests since load, last use) ·
+  lc/exp (log2 C_m + t_m/half_life, last use) · lc/none (C_m, last use).
+Under `linear` decay contexts clamp at 0 one pair at a time and the order can change between requests,
+so LC scans the cached models; `random` draws from the list of cached models.
+The loop touches only numpy arrays and numbers; no Python objects per request.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+from numba import njit
+
+from . import costs as C
+from .tables import (P_CLOUD_RATE, P_EDGE_RATE, P_HALF_LIFE, P_LINEAR_RATE, P_POWER, P_PRICE_REQ,
+                     P_PRICE_TFLOP, P_RELEVANCE, P_RTT, P_UPLINK, P_UTILITY, P_WEAR, Tables)
+
+POL_LC, POL_LFU, POL_LRU, POL_FIFO, POL_RANDOM, POL_CLOUD = 0, 1, 2, 3, 4, 5
+
+_decay = njit(inline="always")(C.decay)
+_accuracy_at = njit(inline="always")(C.accuracy_at)
+_hist_index = njit(inline="always")(C.hist_index)
+
+# Indices into EngineState.scalars (int64).
+X_USED, X_N_CACHED, X_HEAP_N, X_SEQ = range(4)
+
+
+@dataclass
+class EngineState:
+    """Everything a replay carries from one chunk of a trace to the next."""
+
+    scalars: np.ndarray  # int64 [4]: bytes used, models cached, heap size, requests seen
+    rng: np.ndarray  # uint64 [1]: SplitMix64 state of the random policy
+    cached: np.ndarray  # int8 per model
+    loaded_at: np.ndarray  # int64 per model: sequence number of its load
+    last_use: np.ndarray  # int64 per model
+    requests: np.ndarray  # int64 per model: served since loaded
+    ctx: np.ndarray  # float64 per model: C_m at ctx_time (exp, none)
+    ctx_time: np.ndarray  # float64 per model
+    key1: np.ndarray  # float64 per model: heap keys
+    key2: np.ndarray
+    heap: np.ndarray  # int32: heap of cached models
+    heap_pos: np.ndarray  # int32 per model
+    clist: np.ndarray  # int32: cached models in insertion order, swap-remove
+    clist_pos: np.ndarray  # int32 per model
+    examples: np.ndarray  # float64 per pair: K[m,k]
+    examples_time: np.ndarray  # float64 per pair
+    free_at: np.ndarray  # float64 per executor
+    counts: np.ndarray  # int64 [N_COUNTS]
+    sums: np.ndarray  # float64 [N_SUMS]
+    hist: np.ndarray  # int64 [HIST_SIZE]
+    last_ts: float = -math.inf  # the last request's time: chunks must continue in time order
+
+    @classmethod
+    def new(cls, tables: Tables, seed: int = 0) -> EngineState:
+        n, k = tables.n_models, len(tables.pair_model)
+        return cls(
+            scalars=np.zeros(4, np.int64), rng=np.array([seed & (2**64 - 1)], dtype=np.uint64),
+            cached=np.zeros(n, np.int8), loaded_at=np.zeros(n, np.int64), last_use=np.zeros(n, np.int64),
+            requests=np.zeros(n, np.int64), ctx=np.zeros(n), ctx_time=np.zeros(n), key1=np.zeros(n),
+            key2=np.zeros(n), heap=np.zeros(n, np.int32), heap_pos=np.full(n, -1, np.int32),
+            clist=np.zeros(n, np.int32), clist_pos=np.full(n, -1, np.int32), examples=np.zeros(k),
+            examples_time=np.zeros(k), free_at=np.zeros(tables.executors),
+            counts=np.zeros(C.N_COUNTS, np.int64), sums=np.zeros(C.N_SUMS), hist=np.zeros(C.HIST_SIZE, np.int64))
+
+    def arrays(self) -> tuple:
+        return tuple(getattr(self, f.name) for f in fields(self) if f.name != "last_ts")
+
+
+# -- indexed min-heap on (key1, key2) ---------------------------------------------------------------
+@njit(inline="always")
+def _less(a, b, key1, key2):
+    return key1[a] < key1[b] or (key1[a] == key1[b] and key2[a] < key2[b])
+
+
+@njit
+def _sift_up(heap, pos, i, key1, key2):
+    m = heap[i]
+    while i > 0:
+        parent = (i - 1) >> 1
+        q = heap[parent]
+        if not _less(m, q, key1, key2):
+            break
+        heap[i] = q
+        pos[q] = i
+        i = parent
+    heap[i] = m
+    pos[m] = i
+
+
+@njit
+def _sift_down(heap, pos, n, i, key1, key2):
+    m = heap[i]
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and _less(heap[c + 1], heap[c], key1, key2):
+            c += 1
+        q = heap[c]
+        if not _less(q, m, key1, key2):
+            break
+        heap[i] = q
+        pos[q] = i
+        i = c
+    heap[i] = m
+    pos[m] = i
+
+
+@njit
+def _splitmix64(rng):
+    s = rng[0] + np.uint64(0x9E3779B97F4A7C15)
+    rng[0] = s
+    z = (s ^ (s >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit
+def _context_now(m, now, utility, half_life, linear_rate, ctx, ctx_time, examples, examples_time, first_pair):
+    if utility == C.UTIL_LINEAR:
+        total = 0.0
+        for q in range(first_pair[m], first_pair[m + 1]):
+            total += _decay(examples[q], now - examples_time[q], utility, half_life, linear_rate)
+        return total
+    return _decay(ctx[m], now - ctx_time[m], utility, half_life, linear_rate)
+
+
+@njit
+def _set_keys(policy, m, utility, half_life, key1, key2, loaded_at, last_use, requests, ctx, ctx_time):
+    key2[m] = last_use[m]
+    if policy == POL_LRU:
+        key1[m] = last_use[m]
+    elif policy == POL_FIFO:
+        key1[m] = loaded_at[m]
+    elif policy == POL_LFU:
+        key1[m] = requests[m]
+    elif utility == C.UTIL_EXP:  # LC: same order as C_m(now), see CacheEntry.context_rank
+        key1[m] = math.log2(ctx[m]) + ctx_time[m] / half_life if ctx[m] > 0.0 else -np.inf
+    else:
+        key1[m] = ctx[m]
+
+
+@njit(nogil=True, cache=True)
+def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_pair, pair_model, gflops,
+                  example_units, curve, a_ref, cloud_context_units,
+                  ts, pair, units, input_mb, log_on, log_outcome, log_f, log_evictions,
+                  scalars, rng, cached, loaded_at, last_use, requests, ctx, ctx_time, key1, key2, heap, heap_pos,
+                  clist, clist_pos, examples, examples_time, free_at, counts, sums, hist):
+    """Replay one chunk; updates the state arrays in place. log_f columns: latency, wait, accuracy,
+    accuracy_cost, k_eff, switching_cost, cloud_cost."""
+    edge_rate, cloud_rate, power = params[P_EDGE_RATE], params[P_CLOUD_RATE], params[P_POWER]
+    rtt, uplink, price_req, price_tflop = params[P_RTT], params[P_UPLINK], params[P_PRICE_REQ], params[P_PRICE_TFLOP]
+    utility, half_life, linear_rate = int(params[P_UTILITY]), params[P_HALF_LIFE], params[P_LINEAR_RATE]
+    relevance, wear = params[P_RELEVANCE], params[P_WEAR]
+    use_heap = policy <= POL_FIFO and not (policy == POL_LC and utility == C.UTIL_LINEAR)
+    n_exec = free_at.shape[0]
+    for i in range(ts.shape[0]):
+        now = ts[i]
+        p = pair[i]
+        m = pair_model[p]
+        seq = scalars[X_SEQ]
+        scalars[X_SEQ] = seq + 1
+        counts[C.C_REQUESTS] += 1
+        evictions = 0
+        if cached[m]:
+            outcome = C.HIT
+        elif policy != POL_CLOUD and mem_bytes[m] <= capacity:
+            outcome = C.LOAD
+            while scalars[X_USED] + mem_bytes[m] > capacity:
+                # whom to evict
+                if policy == POL_RANDOM:
+                    v = clist[_splitmix64(rng) % np.uint64(scalars[X_N_CACHED])]
+                elif use_heap:
+                    v = heap[0]
+                else:  # LC under linear decay: scan for the least context, ties to least recently used
+                    v = -1
+                    best = 0.0
+                    for j in range(scalars[X_N_CACHED]):
+                        q = clist[j]
+                        c = _context_now(q, now, utility, half_life, linear_rate, ctx, ctx_time, examples,
+                                         examples_time, first_pair)
+                        if v < 0 or c < best or (c == best and last_use[q] < last_use[v]):
+                            v, best = q, c
+                # evict it
+                sums[C.S_CONTEXT_DISCARDED] += _context_now(v, now, utility, half_life, linear_rate, ctx,
+                                                            ctx_time, examples, examples_time, first_pair)
+                n = scalars[X_N_CACHED] - 1
+                last = clist[n]
+                clist[clist_pos[v]] = last
+                clist_pos[last] = clist_pos[v]
+                clist_pos[v] = -1
+                scalars[X_N_CACHED] = n
+                if use_heap:
+                    hn = scalars[X_HEAP_N] - 1
+                    hp = heap_pos[v]
+                    heap[hp] = heap[hn]
+                    heap_pos[heap[hp]] = hp
+                    scalars[X_HEAP_N] = hn
+                    heap_pos[v] = -1
+                    if hp < hn:  # the former last element now sits at hp: restore heap order around it
+                        moved = heap[hp]
+                        _sift_down(heap, heap_pos, hn, hp, key1, key2)
+                        _sift_up(heap, heap_pos, heap_pos[moved], key1, key2)
+                cached[v] = 0
+                scalars[X_USED] -= mem_bytes[v]
+                for q in range(first_pair[v], first_pair[v + 1]):
+                    examples[q] = 0.0
+                    examples_time[q] = now
+                counts[C.C_EVICTIONS] += 1
+                evictions += 1
+            # insert m with empty context
+            cached[m] = 1
+            scalars[X_USED] += mem_bytes[m]
+            loaded_at[m] = seq
+            last_use[m] = seq
+            requests[m] = 0
+            ctx[m] = 0.0
+            ctx_time[m] = now
+            n = scalars[X_N_CACHED]
+            clist[n] = m
+            clist_pos[m] = n
+            scalars[X_N_CACHED] = n + 1
+            if use_heap:
+                hn = scalars[X_HEAP_N]
+                heap[hn] = m
+                heap_pos[m] = hn
+                scalars[X_HEAP_N] = hn + 1
+                _set_keys(policy, m, utility, half_life, key1, key2, loaded_at, last_use, requests, ctx, ctx_time)
+                _sift_up(heap, heap_pos, hn, key1, key2)
+        else:
+            outcome = C.CLOUD
+
+        if outcome == C.CLOUD:
+            work = gflops[p] * (units[i] + cloud_context_units[p])
+            latency = rtt + input_mb[i] * 8.0 / uplink + work / cloud_rate
+            cloud_cost = price_req + price_tflop * work / 1000.0
+            accuracy = a_ref[p]
+            counts[C.C_OFFLOADS] += 1
+            sums[C.S_OFFLOAD_LATENCY] += latency
+            sums[C.S_CLOUD_COST] += cloud_cost
+            sums[C.S_CLOUD_GFLOP] += work
+            sums[C.S_ACCURACY] += accuracy
+            if log_on:
+                log_outcome[i] = outcome
+                log_evictions[i] = evictions
+                log_f[i, 0] = latency
+                log_f[i, 1] = 0.0
+                log_f[i, 2] = accuracy
+                log_f[i, 3] = 0.0
+                log_f[i, 4] = 0.0
+                log_f[i, 5] = 0.0
+                log_f[i, 6] = cloud_cost
+            continue
+
+        w = window[m]
+        k_own = _decay(examples[p], now - examples_time[p], utility, half_life, linear_rate)
+        k_eff = k_own
+        if relevance > 0.0:
+            others = 0.0
+            for q in range(first_pair[m], first_pair[m + 1]):
+                if q != p:
+                    others += _decay(examples[q], now - examples_time[q], utility, half_life, linear_rate)
+            k_eff = k_own + relevance * others
+        if k_eff > w:
+            k_eff = w
+        accuracy = _accuracy_at(k_eff, curve[p, 0], curve[p, 1], curve[p, 2], curve[p, 3], curve[p, 4],
+                                curve[p, 5], curve[p, 6])
+        work = gflops[p] * (units[i] + k_eff * example_units[p])
+        compute = work / edge_rate
+        load = load_time[m] if outcome == C.LOAD else 0.0
+        j = 0
+        for e in range(1, n_exec):
+            if free_at[e] < free_at[j]:
+                j = e
+        start = now if now >= free_at[j] else free_at[j]
+        wait = start - now
+        free_at[j] = start + load + compute
+        latency = wait + load + compute
+        switching = 0.0
+        if outcome == C.LOAD:
+            load_energy = power * load
+            switching = load + load_energy / 1000.0 + wear
+            counts[C.C_LOADS] += 1
+            sums[C.S_SWITCHING] += switching
+            sums[C.S_LOAD_ENERGY] += load_energy
+            sums[C.S_LOAD_TIME] += load
+        else:
+            counts[C.C_HITS] += 1
+        accuracy_cost = (a_ref[p] - accuracy) / 100.0
+        sums[C.S_COMPUTE_ENERGY] += power * compute
+        sums[C.S_ACC_COST] += accuracy_cost
+        sums[C.S_ACCURACY] += accuracy
+        sums[C.S_EDGE_LATENCY] += latency
+        sums[C.S_WAIT] += wait
+        sums[C.S_K_EFF] += k_eff
+        sums[C.S_EDGE_GFLOP] += work
+        if latency > sums[C.S_EDGE_LAT_MAX]:
+            sums[C.S_EDGE_LAT_MAX] = latency
+        hist[_hist_index(latency)] += 1
+
+        k_new = k_own + 1.0
+        if k_new > w:
+            k_new = w
+        ctx_now = _decay(ctx[m], now - ctx_time[m], utility, half_life, linear_rate)
+        examples[p] = k_new
+        examples_time[p] = now
+        ctx[m] = ctx_now + (k_new - k_own)
+        ctx_time[m] = now
+        last_use[m] = seq
+        requests[m] += 1
+        if use_heap:
+            _set_keys(policy, m, utility, half_life, key1, key2, loaded_at, last_use, requests, ctx, ctx_time)
+            hp = heap_pos[m]
+            _sift_down(heap, heap_pos, scalars[X_HEAP_N], hp, key1, key2)
+            _sift_up(heap, heap_pos, heap_pos[m], key1, key2)
+        if log_on:
+            log_outcome[i] = outcome
+            log_evictions[i] = evictions
+            log_f[i, 0] = latency
+            log_f[i, 1] = wait
+            log_f[i, 2] = accuracy
+            log_f[i, 3] = accuracy_cost
+            log_f[i, 4] = k_eff
+            log_f[i, 5] = switching
+            log_f[i, 6] = 0.0
+
+
+def replay_chunk(tables: Tables, policy_code: int, state: EngineState, trace, log: dict | None = None) -> None:
+    """Replay one chunk of TraceArrays into `state`. `log`: preallocated columns to fill, or None."""
+    if len(trace.ts) == 0:
+        return
+    if trace.ts[0] < state.last_ts:
+        from ..errors import InputError
+        raise InputError(f"{trace.source}: chunk starts at t={trace.ts[0]} before the previous chunk ended "
+                         f"(t={state.last_ts}); chunked replay needs a time-sorted trace")
+    t = tables
+    if log is None:
+        lo, lf, le, on = np.zeros(0, np.int8), np.zeros((0, 7)), np.zeros(0, np.int32), False
+    else:
+        lo, lf, le, on = log["outcome"], log["floats"], log["evictions"], True
+    replay_kernel(policy_code, t.params, t.capacity_bytes, t.mem_bytes, t.load_time, t.window, t.first_pair,
+                  t.pair_model, t.gflops, t.example_units, t.curve, t.a_ref, t.cloud_context_units,
+                  trace.ts, trace.pair, trace.units, trace.input_mb, on, lo, lf, le, *state.arrays())
+    state.last_ts = float(trace.ts[-1])

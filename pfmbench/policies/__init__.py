@@ -1,0 +1,100 @@
+"""Eviction policies, registered by name; drop-in policies load from a .py file through the same registry.
+
+The Policy API (what a drop-in file implements): the engine owns find -> evict-until-fit -> insert and
+all memory accounting. A policy only answers two questions:
+
+* ``admit(model, now) -> bool``: on a miss, load this model (True) or offload the request to the cloud.
+  The engine never loads a model larger than the GPU memory, whatever this says.
+* ``key(entry, now)``: a sortable value per cached model; the engine evicts the smallest, one at a
+  time, until the new model fits. Include ``entry.last_use`` (unique per model) to break ties.
+
+``entry`` (a CacheEntry) has: ``model`` (catalog index), ``name``, ``memory_gb``, ``loaded_at`` and
+``last_use`` (request sequence numbers), ``requests`` (served since it was loaded), ``context(now)``
+(C_m, the examples in context decayed to now) and ``context_rank(now)`` (a number in the same order as
+C_m(now) that is cheaper to keep). ``model`` (in admit) has ``name``, ``memory_gb``, ``family``.
+
+Drop-in policies run on the reference engine; built-ins also have a ``kernel`` code for the fast engine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+from pathlib import Path
+
+from ..errors import InputError
+
+
+class Policy:
+    """Base class: evict the smallest key; admit every model that fits."""
+
+    name: str = ""
+    kernel: int | None = None  # code of the fast engine's built-in implementation, if any
+    description: str = ""
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def admit(self, model, now: float) -> bool:
+        return True
+
+    def key(self, entry, now: float):
+        raise NotImplementedError
+
+    def victim(self, cache: list, now: float, rng):
+        """The entry to evict next. `cache` is in the engine's insertion order (swap-remove on eviction)."""
+        return min(cache, key=lambda e: self.key(e, now))
+
+
+REGISTRY: dict[str, type[Policy]] = {}
+PAPER_POLICIES = ("random", "cloud", "fifo", "lfu", "lc")  # Table II's columns, in its order
+
+
+def register(cls: type[Policy]) -> type[Policy]:
+    """Class decorator: make a policy available by its `name`."""
+    if not cls.name:
+        raise ValueError(f"policy class {cls.__name__} has no name")
+    REGISTRY[cls.name.lower()] = cls
+    return cls
+
+
+def _builtins() -> None:
+    from . import cloud, fifo, lc, lfu, lru, random  # noqa: F401
+
+
+def load_policy_file(path: str | Path) -> type[Policy]:
+    """Import a drop-in policy file and register the Policy subclasses it defines; return the first."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: policy file not found")
+    spec = importlib.util.spec_from_file_location(f"pfmbench_user_policy_{p.stem}", p)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # a user's file: report, don't crash
+        raise InputError(f"{p}: cannot load policy: {type(e).__name__}: {e}") from None
+    found = [c for _, c in inspect.getmembers(module, inspect.isclass)
+             if issubclass(c, Policy) and c is not Policy and c.__module__ == module.__name__]
+    if not found:
+        raise InputError(f"{p}: defines no subclass of pfmbench.policies.Policy")
+    for c in found:
+        if not c.name:
+            c.name = p.stem
+        register(c)
+    return found[0]
+
+
+def policy_names() -> list[str]:
+    _builtins()
+    return list(REGISTRY)
+
+
+def get_policy(name: str, seed: int = 0) -> Policy:
+    """A policy by registered name, or by path to a drop-in .py file."""
+    _builtins()
+    if name.endswith(".py") or "/" in name:
+        return load_policy_file(name)(seed)
+    cls = REGISTRY.get(name.lower())
+    if cls is None:
+        raise InputError(f"unknown policy {name!r} (built in: {', '.join(REGISTRY)}; or a path to a .py file)")
+    return cls(seed)
