@@ -1,3 +1,22 @@
-"""pfmbench: trace-replay benchmark for caching and serving pretrained foundation models at the edge."""
+"""pfmbench: trace-replay benchmark for caching and serving pretrained foundation models at the edge.
+
+    import pfmbench
+    r = pfmbench.replay("default", policy="lc", gpu_memory_gb=40)
+    r.summary["system_cost"]
+"""
 
 __version__ = "0.1.0"
+
+from .api import ReplayResult, replay, replay_many  # noqa: E402
+from .catalog import load_catalog  # noqa: E402
+from .scenario import load_scenario  # noqa: E402
+
+
+def synth(catalog=None, **kwargs):
+    """A synthetic trace as a polars DataFrame; see pfmbench.trace.synth.synthesize for the arguments."""
+    from .trace.synth import synthesize_df
+
+    return synthesize_df(catalog if catalog is not None else load_catalog(), **kwargs)
+
+
+__all__ = ["__version__", "replay", "replay_many", "ReplayResult", "load_catalog", "load_scenario", "synth"]

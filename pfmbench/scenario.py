@@ -36,7 +36,7 @@ class Cloud:
     uplink_mbps: float = 100.0  # MODEL.md
     tflops: float = 2496.0  # an 8x A100 node: 8 * 312 TF dense FP16 (pfmbench choice)
     utilization: float = 0.4  # as the edge
-    price_per_request: float = 0.05  # $ per request; calibrated, see docs/model.md
+    price_per_request: float = 1.25  # $ per request; calibrated to break even with the edge, docs/model.md
     price_per_tflop: float = 0.0  # $ per TFLOP processed in the cloud
 
 
@@ -71,7 +71,7 @@ class TraceSpec:
     """The synthetic trace of a scenario, used when `replay` is given no trace."""
 
     requests: int = 20000
-    rate: float = 0.5  # requests per second (Poisson)
+    rate: float = 0.2  # requests per second (Poisson); see docs/model.md for the calibration
     alpha: float = 0.8  # Zipf popularity over the catalog's (model, task) pairs
     seed: int = 1
 

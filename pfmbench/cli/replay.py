@@ -1,1 +1,96 @@
-"""Placeholder: filled in by its own change."""
+"""`pfmbench replay`: replay a trace under one or more policies and compare them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ..api import replay_many
+from ..errors import InputError
+from ..report import comparison_table
+from ..results import to_json, write_summary
+from . import app
+from .options import CatalogOpt, JsonOpt, ScenarioOpt, SeedOpt
+
+
+def parse_sets(sets: list[str] | None) -> dict:
+    out = {}
+    for s in sets or []:
+        key, eq, value = s.partition("=")
+        if not eq or not key.strip():
+            raise InputError(f"--set expects KEY=VALUE, got {s!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def progress_bar(total_hint: int | None):
+    """A rich progress bar on stderr, only on a terminal; returns (callback, context manager)."""
+    from contextlib import nullcontext
+
+    if not sys.stderr.isatty():
+        return None, nullcontext()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    bar = Progress("replay", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=Console(stderr=True), transient=True)
+    task = bar.add_task("replay", total=total_hint)
+
+    def update(done, total):
+        bar.update(task, completed=done, total=total)
+
+    return update, bar
+
+
+@app.command()
+def replay(
+    trace: Annotated[Path | None, typer.Argument(help="Parquet trace (ts, model[, task, units, input_mb]). "
+                                                      "Omit to replay the scenario's synthetic trace.")] = None,
+    policy: Annotated[str, typer.Option("--policy", "-p", help="Policies, comma-separated: lc, lfu, lru, fifo, "
+                                        "random, cloud, a path to a .py policy, or 'all' (the paper's five + lru).")] = "all",
+    scenario: ScenarioOpt = None,
+    catalog: CatalogOpt = None,
+    gpu_memory: Annotated[float | None, typer.Option("--gpu-memory", help="Edge GPU memory, GB.")] = None,
+    half_life: Annotated[float | None, typer.Option("--half-life", help="Age-of-Context half-life, s (exp utility).")] = None,
+    utility: Annotated[str | None, typer.Option("--utility", help="Age-of-Context utility: exp, linear or none.")] = None,
+    seed: SeedOpt = None,
+    sets: Annotated[list[str] | None, typer.Option("--set", help="Any scenario value, KEY=VALUE (repeatable), "
+                                                   "e.g. --set cloud.rtt_s=0.2; see `pfmbench scenario show`.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write one summary row per policy to this Parquet file.")] = None,
+    requests_out: Annotated[Path | None, typer.Option("--requests-out", help="Write one row per request and policy to this Parquet file.")] = None,
+    json_out: JsonOpt = False,
+    engine: Annotated[str, typer.Option("--engine", help="auto (numba kernel for built-ins), fast, or reference.")] = "auto",
+) -> None:
+    """Replay a request trace through the edge cache under each policy and compare their costs.
+
+    Example: pfmbench replay trace.parquet --policy lc,lfu,lru --gpu-memory 40 --out results.parquet
+    """
+    overrides = parse_sets(sets)
+    overrides.update({k: v for k, v in {"gpu_memory_gb": gpu_memory, "half_life_s": half_life, "utility": utility,
+                                         "seed": seed}.items() if v is not None})
+    update, ctx = progress_bar(None) if not json_out else (None, None)
+    if ctx is None:
+        from contextlib import nullcontext
+
+        ctx = nullcontext()
+    with ctx:
+        rows = replay_many(str(trace) if trace else None, policy, scenario,
+                           str(catalog) if catalog else None, engine=engine, requests_out=requests_out,
+                           progress=update, **overrides)
+    if out is not None:
+        write_summary(rows, out)
+    if json_out:
+        typer.echo(to_json(rows))
+        return
+    r0 = rows[0]
+    title = (f"{r0['trace']} · scenario {r0['scenario']} · {r0['n_requests']:,} requests · "
+             f"GPU {r0['setting_edge_gpu_memory_gb']:g} GB")
+    console = Console()
+    console.print(comparison_table(rows, title))
+    if out is not None:
+        console.print(f"summary: {out}")
+    if requests_out is not None:
+        console.print(f"requests: {requests_out}")

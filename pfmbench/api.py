@@ -1,0 +1,254 @@
+"""The library entry points: replay one or several policies over a trace under a scenario."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .catalog import Catalog, load_catalog
+from .engine import costs as C
+from .engine.fast import EngineState, replay_chunk
+from .engine.reference import LOG_COLUMNS, ReferenceEngine
+from .engine.tables import build_tables
+from .errors import InputError
+from .fileio import atomic_path
+from .policies import PAPER_POLICIES, get_policy, policy_names
+from .results import summarize
+from .scenario import SCENARIOS, Scenario, load_scenario
+from .trace.schema import TraceArrays, _as_table, _PairCoder, convert, parquet_columns, read_trace
+
+DEFAULT_POLICIES = (*PAPER_POLICIES, "lru")  # the paper's five, plus lru
+CHUNK_ROWS = 1 << 20  # requests per engine call and per Parquet batch
+STREAM_MIN_ROWS = 4 << 20  # Parquet traces this large are read batch by batch instead of whole
+
+
+@dataclass
+class ReplayResult:
+    summary: dict  # MODEL.md §6, keys as in `pfmbench replay --json`
+    requests: pl.DataFrame | None = None  # one row per request, when asked for
+
+
+class _Unsorted(Exception):
+    """A streamed trace turned out not to be in time order; replay it whole instead."""
+
+
+def parse_policies(spec: str | list[str] | tuple) -> list[str]:
+    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    names = [n for n in names if n]
+    if names == ["all"]:
+        return list(DEFAULT_POLICIES)
+    if not names:
+        raise InputError("no policy given (e.g. --policy lc,lfu or --policy all)")
+    for n in names:
+        get_policy(n)  # fails early on an unknown name
+    return names
+
+
+def resolve(scenario=None, catalog=None, **overrides) -> tuple[Scenario, Catalog, str]:
+    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    if overrides:
+        sc = sc.with_overrides(**overrides)
+    if isinstance(catalog, Catalog):
+        return sc, catalog, catalog.source
+    if catalog is not None:
+        sc = sc.with_overrides(**{"catalog.path": str(catalog)})
+    cat = sc.load_catalog()
+    return sc, cat, cat.source
+
+
+def scenario_trace(sc: Scenario, catalog: Catalog) -> pl.DataFrame:
+    """The synthetic trace a scenario replays when no trace is given."""
+    from .trace.synth import synthesize_df
+
+    ts = sc.trace
+    return synthesize_df(catalog, requests=ts.requests, rate=ts.rate, alpha=ts.alpha, seed=ts.seed)
+
+
+def _chunks(trace, catalog: Catalog, chunk_rows: int, stream: bool) -> Iterator[tuple[TraceArrays, pa.Table | None]]:
+    """TraceArrays chunks in time order, with the Arrow rows of model/task names (for the request log)."""
+    if stream:
+        src = str(trace)
+        cols = parquet_columns(trace)
+        coder = _PairCoder(catalog)
+        origin, last, offset = None, -np.inf, 0
+        try:
+            pf = pq.ParquetFile(trace)
+            for batch in pf.iter_batches(batch_size=chunk_rows, columns=cols):
+                table = pa.Table.from_batches([batch])
+                ts, codes, units, input_mb, problems = convert(table, coder, src, offset)
+                if problems:
+                    r, msg = problems[0]
+                    raise InputError(f"{src}: row {r}: {msg}")
+                if len(ts) and (ts[0] < last or np.any(np.diff(ts) < 0)):
+                    raise _Unsorted
+                if origin is None and len(ts):
+                    origin = float(ts[0])
+                if len(ts):
+                    last = ts[-1]
+                offset += len(ts)
+                yield TraceArrays(ts - origin, codes, units, input_mb, origin, src), table
+        except (OSError, pa.ArrowException) as e:
+            raise InputError(f"{src}: cannot read Parquet: {str(e).splitlines()[0]}") from None
+        if offset == 0:
+            raise InputError(f"{src}: the trace has no requests")
+        return
+    arrays = read_trace(trace, catalog)
+    for start in range(0, len(arrays), chunk_rows):
+        yield arrays.slice(start, start + chunk_rows), None
+
+
+class _Runner:
+    """One policy's replay: fast kernel state or a reference engine, fed chunk by chunk."""
+
+    def __init__(self, name: str, tables, sc: Scenario, catalog: Catalog, engine: str):
+        self.name = name
+        self.policy = get_policy(name, sc.seed)
+        if engine == "fast" and self.policy.kernel is None:
+            raise InputError(f"policy {name!r} has no fast-engine implementation; use --engine reference")
+        self.fast = engine != "reference" and self.policy.kernel is not None
+        self.tables = tables
+        if self.fast:
+            self.state = EngineState.new(tables, sc.seed)
+        else:
+            self.ref = ReferenceEngine(tables, self.policy, sc.seed, [m.name for m in catalog.models],
+                                       [m.family for m in catalog.models])
+
+    def run(self, chunk: TraceArrays, log: bool) -> dict | None:
+        n = len(chunk)
+        if self.fast:
+            buf = None
+            if log:
+                buf = {"outcome": np.zeros(n, np.int8), "floats": np.zeros((n, 7)), "evictions": np.zeros(n, np.int32)}
+            replay_chunk(self.tables, self.policy.kernel, self.state, chunk, buf)
+            if not log:
+                return None
+            f = buf["floats"]
+            cols = {"outcome": buf["outcome"], "evictions": buf["evictions"]}
+            for k, name in enumerate(("latency", "wait", "accuracy", "accuracy_cost", "k_eff", "switching_cost",
+                                      "cloud_cost")):
+                cols[name] = f[:, k]
+            return cols
+        rows = [self.ref.request(float(chunk.ts[i]), int(chunk.pair[i]), float(chunk.units[i]),
+                                 float(chunk.input_mb[i])) for i in range(n)]
+        if not log:
+            return None
+        return {name: np.array([r[k] for r in rows], dtype=dt) for k, (name, dt) in enumerate(LOG_COLUMNS)}
+
+    def totals(self):
+        if self.fast:
+            return self.state.counts, self.state.sums, self.state.hist
+        return self.ref.counts, self.ref.sums, self.ref.hist
+
+
+def _log_frame(policy: str, chunk: TraceArrays, start: int, cols: dict, pair_names) -> pa.Table:
+    n = len(chunk)
+    pm, pt = pair_names
+    outcome = pa.DictionaryArray.from_arrays(pa.array(cols["outcome"].astype(np.int32)), pa.array(C.OUTCOMES))
+    data = {
+        "policy": pa.array([policy] * n, pa.string()).dictionary_encode(),
+        "request": pa.array(np.arange(start, start + n, dtype=np.int64)),
+        "ts": pa.array(chunk.ts + chunk.origin),
+        "model": pa.DictionaryArray.from_arrays(pa.array(chunk.pair), pm),
+        "task": pa.DictionaryArray.from_arrays(pa.array(chunk.pair), pt),
+        "outcome": outcome,
+    }
+    for name, _ in LOG_COLUMNS[1:]:
+        data[name] = pa.array(cols[name])
+    return pa.table(data)
+
+
+def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=None, *, engine: str = "auto",
+                requests_out: str | Path | None = None, chunk_rows: int = CHUNK_ROWS,
+                progress: Callable[[int, int], None] | None = None, **overrides) -> list[dict]:
+    """Replay a trace under each policy; one summary row per policy (MODEL.md §6).
+
+    trace: a Parquet path, a polars DataFrame / Arrow table, a built-in scenario name, or None for the
+    scenario's own synthetic trace. Large Parquet files are read batch by batch (bounded memory) when in
+    time order. requests_out: write one row per request and policy to this Parquet file.
+    progress(done, total) is called after each chunk.
+    """
+    if engine not in ("auto", "fast", "reference"):
+        raise InputError(f"engine must be auto, fast or reference, got {engine!r}")
+    if isinstance(trace, str) and trace in SCENARIOS and not Path(trace).exists():
+        scenario, trace = trace, None
+    sc, cat, cat_name = resolve(scenario, catalog, **overrides)
+    names = parse_policies(policies)
+    if trace is None:
+        trace_name, source = f"synthetic:{sc.name}", scenario_trace(sc, cat)
+    elif isinstance(trace, (str, Path)):
+        trace_name, source = str(trace), str(trace)
+    else:
+        trace_name, source = "<dataframe>", _as_table(trace, "<dataframe>")
+    total = None
+    stream = False
+    if isinstance(source, str):
+        parquet_columns(source)  # schema errors first, with the file's name
+        try:
+            total = pq.ParquetFile(source).metadata.num_rows
+        except (OSError, pa.ArrowException) as e:
+            raise InputError(f"{source}: cannot read Parquet: {str(e).splitlines()[0]}") from None
+        stream = total >= STREAM_MIN_ROWS
+    tables = build_tables(sc, cat)
+    pair_names = tuple(pa.array(list(x), pa.string()) for x in zip(*cat.pair_names(), strict=True))
+
+    def attempt(stream: bool, writer_path) -> list[_Runner]:
+        runners = [_Runner(n, tables, sc, cat, engine) for n in names]
+        writer = None
+        try:
+            done = 0
+            for chunk, _ in _chunks(source, cat, chunk_rows, stream):
+                for r in runners:
+                    cols = r.run(chunk, writer_path is not None)
+                    if cols is not None:
+                        t = _log_frame(r.name, chunk, done, cols, pair_names)
+                        if writer is None:
+                            writer = pq.ParquetWriter(writer_path, t.schema)
+                        writer.write_table(t)
+                done += len(chunk)
+                if progress:
+                    progress(done, total or done)
+        finally:
+            if writer is not None:
+                writer.close()
+        return runners
+
+    def run(writer_path=None) -> list[_Runner]:
+        try:
+            return attempt(stream, writer_path)
+        except _Unsorted:  # not in time order: sort it in memory
+            return attempt(False, writer_path)
+
+    if requests_out is not None:
+        with atomic_path(requests_out) as tmp:
+            runners = run(tmp)
+    else:
+        runners = run()
+    return [summarize(*r.totals(), sc, r.name, trace_name, cat_name, "fast" if r.fast else "reference")
+            for r in runners]
+
+
+def replay(trace=None, policy: str = "lc", scenario=None, catalog=None, *, engine: str = "auto",
+           requests: bool = False, **overrides) -> ReplayResult:
+    """Replay one policy. `overrides` use scenario key names, e.g. gpu_memory_gb=40, half_life_s=300.
+
+    >>> r = replay("default", "lc")          # doctest: +SKIP
+    >>> r.summary["system_cost"]             # doctest: +SKIP
+    """
+    if requests:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "requests.parquet"
+            [row] = replay_many(trace, [policy], scenario, catalog, engine=engine, requests_out=path, **overrides)
+            return ReplayResult(row, pl.read_parquet(path))
+    [row] = replay_many(trace, [policy], scenario, catalog, engine=engine, **overrides)
+    return ReplayResult(row)
+
+
+__all__ = ["ReplayResult", "replay", "replay_many", "parse_policies", "policy_names", "load_catalog"]

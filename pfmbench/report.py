@@ -1,0 +1,39 @@
+"""Rich tables for the terminal."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from .results import TABLE_ROWS
+
+
+def _fmt(key: str, v) -> str:
+    if v is None:
+        return "-"
+    if key in ("edge_execution_ratio", "hit_ratio"):
+        return f"{100 * v:.1f}%"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if key == "average_accuracy_cost":
+        return f"{v:.4f}"
+    return f"{v:,.2f}" if abs(v) >= 100 else f"{v:.4g}" if abs(v) < 0.01 and v != 0 else f"{v:.3f}"
+
+
+def comparison_table(rows: list[dict], title: str) -> Table:
+    """Table II's shape: one row per metric, one column per policy, the best value of each row marked."""
+    table = Table(title=title, title_justify="left", caption="★ best in row", caption_justify="left")
+    table.add_column("metric", style="bold")
+    for r in rows:
+        table.add_column(r["policy"], justify="right")
+    for key, label, better in TABLE_ROWS:
+        values = [r.get(key) for r in rows]
+        present = [v for v in values if v is not None]
+        best = (min(present) if better == "min" else max(present)) if present and better and len(rows) > 1 else None
+        cells = []
+        for v in values:
+            text = _fmt(key, v)
+            if best is not None and v is not None and v == best and len(set(present)) > 1:
+                text = f"[bold green]{text} ★[/]"
+            cells.append(text)
+        table.add_row(label, *cells)
+    return table
