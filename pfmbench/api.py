@@ -107,8 +107,8 @@ class _Runner:
     """One policy's replay: fast kernel state or a reference engine, fed chunk by chunk."""
 
     def __init__(self, name: str, tables, sc: Scenario, catalog: Catalog, engine: str):
-        self.name = name
         self.policy = get_policy(name, sc.seed)
+        self.name = self.policy.name or name  # a drop-in file reports its registered name
         if engine == "fast" and self.policy.kernel is None:
             raise InputError(f"policy {name!r} has no fast-engine implementation; use --engine reference")
         self.fast = engine != "reference" and self.policy.kernel is not None

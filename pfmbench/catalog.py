@@ -70,7 +70,10 @@ class Task:
         if self.one_shot is not None:
             c = self.one_shot - self.zero_shot
             kind = CURVE_PIECEWISE
-            if self.few_shot is not None and self.k_few is not None and self.k_few > 1 and c > 0:
+            # A gain above 60*c from one example to k_few is not the paper's curve shape (and 2^x would
+            # overflow): use the piecewise fallback there too.
+            if (self.few_shot is not None and self.k_few is not None and self.k_few > 1 and c > 0
+                    and self.few_shot - self.zero_shot <= 60.0 * c):
                 arg = 2.0 ** ((self.few_shot - self.zero_shot) / c) - 1.0
                 if arg > 0:
                     kind, alpha = CURVE_LOG, math.log(arg) / math.log(self.k_few)
@@ -247,6 +250,9 @@ def _build(rows: list[dict], src: str, overhead: float, precision: str) -> Catal
                 r0["params_m"], r0["precision"], overhead)
             models.append(Model(mname, r0["family"], r0["params_m"], r0["gflops"], r0["precision"], mem,
                                 float(window), tuple(tasks), base))
+    for m in models:
+        if m.context_window > 1e6:
+            raise InputError(f"{src}: model {m.name!r}: context_window above 1e6 examples is not supported")
     if not models:
         raise InputError(f"{src}: the catalog has no models")
     return Catalog(tuple(models), src)

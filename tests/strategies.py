@@ -1,0 +1,65 @@
+"""Hypothesis strategies: random catalogs, scenarios and traces for the engine tests."""
+
+import numpy as np
+from hypothesis import strategies as st
+
+from pfmbench.catalog import Catalog, Model, Task
+from pfmbench.scenario import Scenario
+from pfmbench.trace.schema import TraceArrays
+
+
+@st.composite
+def tasks(draw, icl: bool):
+    zero = draw(st.floats(0, 90))
+    if not icl or draw(st.booleans()) is False and draw(st.booleans()):
+        return lambda name: Task(name, zero)
+    one = draw(st.floats(0, 100))
+    few = draw(st.one_of(st.none(), st.floats(0, 100)))
+    k_few = draw(st.sampled_from([None, 1, 2, 8, 32, 64]))
+    return lambda name: Task(name, zero, one, few, k_few)
+
+
+@st.composite
+def catalogs(draw, max_models=8):
+    n = draw(st.integers(1, max_models))
+    models = []
+    for i in range(n):
+        icl = draw(st.booleans())
+        n_tasks = draw(st.integers(1, 3))
+        ts = tuple(draw(tasks(icl))(f"t{j}") for j in range(n_tasks))
+        mem = draw(st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 40.0]))
+        window = float(draw(st.sampled_from([1, 4, 16, 64]))) if icl else 0.0
+        models.append(Model(f"M{i}", "LFM" if icl else draw(st.sampled_from(["VFM", "MFM"])),
+                            100.0, draw(st.floats(0.1, 500)), "fp16", mem, window, ts))
+    return Catalog(tuple(models), "hypothesis")
+
+
+@st.composite
+def scenarios(draw):
+    sc = Scenario(name="hyp")
+    sc.edge.gpu_memory_gb = draw(st.sampled_from([0.0, 1.0, 4.0, 10.0, 16.0, 50.0]))
+    sc.edge.executors = draw(st.integers(1, 3))
+    sc.edge.load_overhead_s = draw(st.floats(0, 3))
+    sc.context.utility = draw(st.sampled_from(["exp", "linear", "none"]))
+    sc.context.half_life_s = draw(st.sampled_from([1.0, 30.0, 600.0]))
+    sc.context.linear_rate = draw(st.sampled_from([0.01, 0.5]))
+    sc.context.relevance = draw(st.sampled_from([0.0, 0.0, 0.3, 1.0]))
+    sc.weights.wear_per_load = draw(st.sampled_from([0.0, 1.5]))
+    sc.cloud.price_per_tflop = draw(st.sampled_from([0.0, 0.01]))
+    sc.seed = draw(st.integers(0, 2**64 - 1))
+    return sc.validate()
+
+
+@st.composite
+def traces(draw, n_pairs, max_len=300):
+    n = draw(st.integers(1, max_len))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    # Inter-arrival gaps include exact ties (0) and long idle periods.
+    gaps = rng.choice([0.0, 0.0, 0.05, 1.0, 7.0, 100.0, 2000.0], size=n)
+    ts = np.cumsum(gaps) - gaps[0]
+    weights = rng.dirichlet(np.full(n_pairs, 0.5))
+    pair = rng.choice(n_pairs, size=n, p=weights).astype(np.int32)
+    units = rng.choice([0.0, 1.0, 64.0, 256.0], size=n)
+    input_mb = rng.choice([0.0, 0.01, 2.0], size=n)
+    return TraceArrays(ts, pair, units, input_mb)

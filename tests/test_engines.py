@@ -1,0 +1,138 @@
+"""Differential tests: the numba kernel against the plain reference engine, and chunked against whole."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pfmbench.engine import costs as C
+from pfmbench.engine.fast import EngineState, replay_chunk
+from pfmbench.engine.reference import LOG_COLUMNS, replay_reference
+from pfmbench.engine.tables import build_tables
+from pfmbench.policies import get_policy
+from strategies import catalogs, scenarios, traces
+
+POLICIES = ["lc", "lfu", "lru", "fifo", "random", "cloud"]
+
+
+def fast_replay(tables, trace, policy, seed, chunk=None):
+    state = EngineState.new(tables, seed)
+    n = len(trace.ts)
+    log = {"outcome": np.zeros(n, np.int8), "floats": np.zeros((n, 7)), "evictions": np.zeros(n, np.int32)}
+    step = chunk or n
+    for s in range(0, n, step):
+        part = {k: v[s:s + step] for k, v in log.items()}
+        replay_chunk(tables, get_policy(policy).kernel, state, trace.slice(s, s + step), part)
+    return state, log
+
+
+def assert_same(fast_state, fast_log, ref):
+    counts, sums, hist, cols = ref
+    np.testing.assert_array_equal(fast_state.counts, counts)
+    np.testing.assert_allclose(fast_state.sums, sums, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(fast_state.hist, hist)
+    np.testing.assert_array_equal(fast_log["outcome"], cols["outcome"])
+    np.testing.assert_array_equal(fast_log["evictions"], cols["evictions"])
+    for k, (name, _) in enumerate(LOG_COLUMNS[1:]):
+        if name == "evictions":
+            continue
+    floats = ["latency", "wait", "accuracy", "accuracy_cost", "k_eff", "switching_cost", "cloud_cost"]
+    for k, name in enumerate(floats):
+        np.testing.assert_allclose(fast_log["floats"][:, k], cols[name], rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), policy=st.sampled_from(POLICIES))
+def test_fast_engine_agrees_with_reference(data, policy):
+    catalog = data.draw(catalogs())
+    sc = data.draw(scenarios())
+    trace = data.draw(traces(len(catalog.pairs)))
+    tables = build_tables(sc, catalog)
+    ref = replay_reference(tables, trace, get_policy(policy, sc.seed), sc.seed, log=True)
+    state, log = fast_replay(tables, trace, policy, sc.seed)
+    assert_same(state, log, ref)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), policy=st.sampled_from(POLICIES), chunk=st.integers(1, 50))
+def test_chunked_replay_equals_whole(data, policy, chunk):
+    catalog = data.draw(catalogs())
+    sc = data.draw(scenarios())
+    trace = data.draw(traces(len(catalog.pairs)))
+    tables = build_tables(sc, catalog)
+    whole, wlog = fast_replay(tables, trace, policy, sc.seed)
+    parts, plog = fast_replay(tables, trace, policy, sc.seed, chunk=chunk)
+    np.testing.assert_array_equal(whole.counts, parts.counts)
+    np.testing.assert_array_equal(whole.sums, parts.sums)  # bit for bit
+    np.testing.assert_array_equal(whole.hist, parts.hist)
+    for k in wlog:
+        np.testing.assert_array_equal(wlog[k], plog[k])
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), policy=st.sampled_from(POLICIES))
+def test_invariants(data, policy):
+    """Counts add up, memory is never over-committed, costs are non-negative."""
+    catalog = data.draw(catalogs())
+    sc = data.draw(scenarios())
+    trace = data.draw(traces(len(catalog.pairs)))
+    tables = build_tables(sc, catalog)
+    state, log = fast_replay(tables, trace, policy, sc.seed)
+    c = state.counts
+    assert c[C.C_REQUESTS] == len(trace.ts) == c[C.C_HITS] + c[C.C_LOADS] + c[C.C_OFFLOADS]
+    assert c[C.C_EVICTIONS] <= c[C.C_LOADS]
+    assert 0 <= state.scalars[0] <= tables.capacity_bytes
+    assert state.scalars[0] == tables.mem_bytes[state.cached.astype(bool)].sum()
+    assert np.all(state.sums[:C.S_EDGE_LAT_MAX] >= 0)
+    too_big = tables.mem_bytes[tables.pair_model[trace.pair]] > tables.capacity_bytes
+    assert np.all(log["outcome"][too_big] == C.CLOUD)
+    # accuracy never above the best on its curve; k_eff within the window
+    assert np.all(log["floats"][:, 3] >= -1e-12)
+    assert np.all(log["floats"][:, 4] <= tables.window[tables.pair_model[trace.pair]] + 1e-12)
+    if policy == "cloud":
+        assert c[C.C_OFFLOADS] == len(trace.ts)
+
+
+def test_lc_evicts_models_without_context_first():
+    """The paper's LC: context-free models go first, whatever their size (MODEL.md §7)."""
+    from pfmbench.catalog import Catalog, Model, Task
+    from pfmbench.scenario import Scenario
+    from pfmbench.trace.schema import TraceArrays
+
+    llm = Model("LLM", "LFM", 1.0, 1.0, "fp16", 6.0, 64.0, (Task("t", 10, 20, 30, 64),))
+    small = [Model(f"V{i}", "VFM", 1.0, 1.0, "fp16", 1.0, 0.0, (Task("t", 50),)) for i in range(4)]
+    big = Model("LLM2", "LFM", 1.0, 1.0, "fp16", 6.0, 64.0, (Task("t", 10, 20, 30, 64),))
+    cat = Catalog((llm, *small, big))
+    sc = Scenario()
+    sc.edge.gpu_memory_gb = 12.0
+    tables = build_tables(sc.validate(), cat)
+    # LLM (6 GB) and four 1 GB vision models use 10 of 12 GB; LLM2 needs 6 GB: LC evicts all four small ones
+    # although evicting LLM alone would free enough.
+    seq = [0, 0, 1, 2, 3, 4, 5]
+    tr = TraceArrays(np.arange(len(seq), dtype=float), np.array(seq, np.int32), np.ones(len(seq)), np.ones(len(seq)))
+    state, log = fast_replay(tables, tr, "lc", 0)
+    assert log["evictions"][-1] == 4
+    assert state.cached[0] == 1
+    state, log = fast_replay(tables, tr, "lru", 0)
+    assert log["evictions"][-1] == 1 and state.cached[0] == 0
+
+
+@pytest.mark.parametrize("utility", ["exp", "linear", "none"])
+def test_context_grows_and_eviction_discards_it(utility):
+    from pfmbench.catalog import Catalog, Model, Task
+    from pfmbench.scenario import Scenario
+    from pfmbench.trace.schema import TraceArrays
+
+    a = Model("A", "LFM", 1.0, 1.0, "fp16", 6.0, 8.0, (Task("t", 10, 20, 30, 8),))
+    b = Model("B", "LFM", 1.0, 1.0, "fp16", 6.0, 8.0, (Task("t", 10, 20, 30, 8),))
+    sc = Scenario()
+    sc.edge.gpu_memory_gb = 10.0
+    sc.context.utility = utility
+    tables = build_tables(sc.validate(), Catalog((a, b)))
+    seq = [0, 0, 0, 1, 0]
+    tr = TraceArrays(np.arange(5, dtype=float), np.array(seq, np.int32), np.ones(5), np.ones(5))
+    state, log = fast_replay(tables, tr, "lru", 0)
+    k = log["floats"][:, 4]
+    assert k[0] == 0 and 0 < k[1] <= 1 and k[1] < k[2] <= 2  # zero-shot after a load, then it grows
+    assert k[4] == 0  # A was evicted by B: its context was discarded
+    assert state.sums[C.S_CONTEXT_DISCARDED] > 0
