@@ -1,0 +1,428 @@
+"""Importers from real traces and generic CSV into the pfmbench trace schema, and export to libCacheSim.
+
+Every importer reads the whole source into memory (a few tens of bytes per request), checks it against a
+catalog with trace_problems(), sorts it by time (ties in file order), shifts time so that the first request
+is at ts = 0, and writes Parquet atomically: a failure leaves no output file. Errors name the source file
+and its line (line 1 is the header).
+See docs/traces.md for the choices made for each source.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from ..catalog import Catalog, Model, Task, load_catalog, runtime_memory_gb
+from ..errors import InputError
+from ..fileio import atomic_path
+from .schema import DEFAULT_INPUT_MB, DEFAULT_UNITS, _PairCoder, convert, read_trace, trace_problems
+from .synth import zipf_probabilities
+
+Progress = Callable[[int], None] | None
+STEPS = 4  # read, convert, validate, write: the importers call progress(step) after each
+
+
+@dataclass
+class ImportReport:
+    """What an importer did: rows written and rows dropped, by reason."""
+
+    rows: int
+    output: Path
+    dropped: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _catalog(catalog: Catalog | str | Path | None) -> Catalog:
+    return catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
+
+
+def _step(progress: Progress, i: int) -> None:
+    if progress:
+        progress(i)
+
+
+# -- reading CSV ---------------------------------------------------------------------------
+def _read_csv(src: str | Path, required: list[str]) -> pl.DataFrame:
+    """The whole CSV as strings (we parse each column ourselves, to report the line of a bad value)."""
+    p = Path(src)
+    if not p.is_file():
+        raise InputError(f"{src}: file not found")
+    try:
+        df = pl.read_csv(p, infer_schema=False, raise_if_empty=True)
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{src}: cannot read CSV: {str(e).strip().splitlines()[0]}") from None
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise InputError(f"{src}: missing column(s) {', '.join(map(repr, missing))} (has {', '.join(df.columns)})")
+    if df.height == 0:
+        raise InputError(f"{src}: the CSV has no rows")
+    return df
+
+
+def _bad_line(src, df: pl.DataFrame, bad: pl.Series, msg: str) -> None:
+    """Raise for the first row where `bad` is true; the message names its line in the source file."""
+    idx = np.flatnonzero(bad.fill_null(True).to_numpy())
+    if idx.size:
+        line = int(df["_line"][int(idx[0])])
+        more = f" (and {idx.size - 1} more)" if idx.size > 1 else ""
+        raise InputError(f"{src}: line {line}: {msg(int(idx[0])) if callable(msg) else msg}{more}")
+
+
+def _number(df: pl.DataFrame, col: str, src, *, nonneg: bool = True) -> pl.Series:
+    raw = df[col]
+    vals = raw.str.strip_chars().cast(pl.Float64, strict=False)
+    bad = vals.is_null() | ~vals.is_finite()
+    if nonneg:
+        bad = bad | (vals < 0)
+    want = "a finite number >= 0" if nonneg else "a finite number"
+    _bad_line(src, df, bad, lambda i: f"{col} is {raw[i]!r}, expected {want}")
+    return vals
+
+
+def _seconds(df: pl.DataFrame, col: str, fmt: str, src) -> np.ndarray:
+    """Parse a time column to float seconds: `seconds`, `ms`, `auto`, or a strftime/chrono format."""
+    raw = df[col].str.strip_chars()
+    if fmt in ("seconds", "ms") or (fmt == "auto" and raw.cast(pl.Float64, strict=False).null_count() == 0):
+        vals = _number(df, col, src, nonneg=False)
+        return vals.to_numpy() / (1000.0 if fmt == "ms" else 1.0)
+    try:
+        if fmt == "auto":
+            t = raw.str.to_datetime(strict=False, time_unit="ns")
+        else:
+            t = raw.str.strptime(pl.Datetime("ns"), fmt, strict=False)
+    except pl.exceptions.PolarsError as e:
+        raise InputError(f"{src}: column {col!r}: cannot parse times: {str(e).strip().splitlines()[0]}") from None
+    how = "a recognisable date-time" if fmt == "auto" else f"a time in format {fmt!r}"
+    _bad_line(src, df, t.is_null(), lambda i: f"{col} is {raw[i]!r}, expected {how}")
+    return t.dt.epoch("ns").to_numpy().astype(np.float64) / 1e9
+
+
+def _text(df: pl.DataFrame, col: str, src) -> pl.Series:
+    vals = df[col].str.strip_chars()
+    _bad_line(src, df, vals.is_null() | (vals == ""), f"{col} is empty")
+    return vals
+
+
+# -- writing -------------------------------------------------------------------------------
+def _write_trace(df: pl.DataFrame, out, catalog: Catalog, src, progress: Progress, meta: dict) -> int:
+    """Validate (naming source lines), sort, shift to ts = 0 and write `df` (ts, model, task, units,
+    input_mb, _line) atomically. Returns the number of rows."""
+    if df.height == 0:
+        raise InputError(f"{src}: no requests left to import")
+    _, problems = trace_problems(df.drop("_line"), catalog, limit=0)
+    if problems:
+        r, msg = problems[0]
+        where = f"line {int(df['_line'][r])}" if r >= 0 else "trace"
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InputError(f"{src}: {where}: {msg}{more}")
+    _step(progress, 3)
+    df = df.sort("ts", maintain_order=True)
+    origin = float(df["ts"][0])
+    table = df.drop("_line").with_columns(pl.col("ts") - origin).to_arrow()
+    dict_str = pa.dictionary(pa.int32(), pa.string())
+    table = pa.table({
+        "ts": table["ts"].cast(pa.float64()),
+        "model": table["model"].cast(pa.string()).dictionary_encode().cast(dict_str),
+        "task": table["task"].cast(pa.string()).dictionary_encode().cast(dict_str),
+        "units": table["units"].cast(pa.float64()),
+        "input_mb": table["input_mb"].cast(pa.float64()),
+    }).replace_schema_metadata({"pfmbench": json.dumps({**meta, "origin_s": origin})})
+    with atomic_path(out) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    _step(progress, 4)
+    return table.num_rows
+
+
+# -- alibaba-genai -------------------------------------------------------------------------
+ALIBABA_TASKS = {"TXT_2_IMG": "text_to_image", "IMG_2_IMG": "image_to_image", "INPAINTING": "inpainting"}
+# Stable Diffusion classes a base model is assigned to (docs/traces.md gives the sources).
+#   params_m: UNet + text encoder(s) + VAE. gflops: per denoising step per image, UNet forward twice
+#   (classifier-free guidance), 2 FLOP per multiply-accumulate. zero_shot: share of user preference in
+#   the SDXL paper's study (Fig. 1): a quality score only; the curve is flat, so it adds no accuracy cost.
+SD_CLASSES = {
+    "SD1.5": {"params_m": 860 + 123 + 84, "gflops": 2 * 2 * 339.0, "zero_shot": 7.91},
+    "SDXL": {"params_m": 2567 + 123 + 695 + 84, "gflops": 2 * 2 * 3200.0, "zero_shot": 36.93},
+}
+SDXL_FRACTION = 0.25
+IMAGE_UPLOAD_MB = DEFAULT_INPUT_MB["MFM"]  # IMG_2_IMG and INPAINTING send an image
+
+
+def sd_class(model_id: str, sdxl_fraction: float = SDXL_FRACTION) -> str:
+    """Deterministic class of an anonymized base model: SDXL when crc32(id) / 2^32 < sdxl_fraction."""
+    return "SDXL" if zlib.crc32(model_id.encode()) / 2**32 < sdxl_fraction else "SD1.5"
+
+
+def alibaba_catalog(model_tasks: dict[str, list[str]], sdxl_fraction: float = SDXL_FRACTION,
+                    source: str = "alibaba-genai") -> Catalog:
+    """One MFM model per base-model id, with the tasks (request types) it was used for."""
+    models = []
+    for mid, tasks in model_tasks.items():
+        c = SD_CLASSES[sd_class(mid, sdxl_fraction)]
+        models.append(Model(mid, "MFM", c["params_m"], c["gflops"], "fp16",
+                            runtime_memory_gb(c["params_m"], "fp16"), 0.0,
+                            tuple(Task(t, c["zero_shot"]) for t in tasks)))
+    return Catalog(tuple(models), source)
+
+
+def write_catalog_csv(catalog: Catalog, path) -> None:
+    """A catalog as CSV in the table1.csv format (plus precision and context_window), atomically."""
+    cols = ["model", "family", "task", "params_m", "gflops", "k_few", "zero_shot", "one_shot", "few_shot",
+            "precision", "context_window"]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for m in catalog.models:
+            for t in m.tasks:
+                w.writerow([m.name, m.family, t.name, f"{m.params_m:g}", f"{m.gflops:g}", t.k_few or "",
+                            f"{t.zero_shot:g}", "" if t.one_shot is None else f"{t.one_shot:g}",
+                            "" if t.few_shot is None else f"{t.few_shot:g}", m.precision, f"{m.context_window:g}"])
+
+
+def calibrate_load(latency_csv, memory_gb: np.ndarray) -> dict:
+    """load_overhead_s = p5 of the measured load latencies; load_gbps = median model memory (over the
+    requests, in GB) / (median latency - overhead). The latency file names no model, so no per-size fit."""
+    df = _read_csv(latency_csv, ["value"]).with_row_index("_line", offset=2)
+    lat = _number(df, "value", latency_csv).to_numpy() / 1000.0  # ms -> s
+    p5, p50, p95 = np.percentile(lat, [5, 50, 95])
+    mem = float(np.median(memory_gb))
+    return {"load_overhead_s": round(float(p5), 3), "load_gbps": round(mem / (p50 - p5), 4), "samples": lat.size,
+            "p5_s": float(p5), "p50_s": float(p50), "p95_s": float(p95), "median_memory_gb": mem}
+
+
+def _write_scenario(path, cal: dict, latency_csv) -> None:
+    text = (f"# From `pfmbench import alibaba-genai`: {cal['samples']} base-model loads in {Path(latency_csv).name}\n"
+            f"# (p5 {cal['p5_s']:.2f} s, median {cal['p50_s']:.2f} s, p95 {cal['p95_s']:.2f} s).\n"
+            f"# load_overhead_s = p5; load_gbps = median model memory over the requests ({cal['median_memory_gb']:.2f}"
+            f" GB) / (median - p5). See docs/traces.md.\n"
+            f"[edge]\nload_overhead_s = {cal['load_overhead_s']}\nload_gbps = {cal['load_gbps']}\n")
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def import_alibaba(src, out, *, catalog_out=None, scenario_out=None, latency_csv=None,
+                   only_succeeded: bool = False, sdxl_fraction: float = SDXL_FRACTION,
+                   progress: Progress = None) -> ImportReport:
+    """Alibaba GenAI 2026 `lora_request_trace.csv` -> trace; optionally its catalog and a load calibration.
+
+    Each base model (checkpoint_model_version_id) is a model; its tasks are the request types.
+    units = num_inference_steps x num_images_per_prompt. Rows without a base model, steps or image count
+    are dropped; FAILED/PENDING/PROCESSING requests are kept unless only_succeeded.
+    latency_csv: default base_model_update_latency_anon.csv beside src (needed for scenario_out).
+    """
+    if not 0 <= sdxl_fraction <= 1:
+        raise InputError(f"sdxl_fraction must be in [0, 1], got {sdxl_fraction}")
+    need = ["gmt_create", "predict_type", "predict_status", "num_images_per_prompt", "num_inference_steps",
+            "checkpoint_model_version_id"]
+    df = _read_csv(src, need).with_row_index("_line", offset=2)
+    _step(progress, 1)
+    dropped = {}
+    keep = (pl.col("checkpoint_model_version_id").str.strip_chars().fill_null("") != "") & \
+        pl.col("num_inference_steps").is_not_null() & pl.col("num_images_per_prompt").is_not_null()
+    n = df.height
+    df = df.filter(keep)
+    dropped["no base model, steps or image count"] = n - df.height
+    if only_succeeded:
+        n = df.height
+        df = df.filter(pl.col("predict_status").str.strip_chars() == "SUCCEED")
+        dropped["not SUCCEED"] = n - df.height
+    if df.height == 0:
+        raise InputError(f"{src}: no requests left to import")
+    ts = _seconds(df, "gmt_create", "%Y-%m-%d %H:%M:%S", src)
+    ptype = _text(df, "predict_type", src)
+    _bad_line(src, df, ~ptype.is_in(list(ALIBABA_TASKS)),
+              lambda i: f"predict_type is {ptype[i]!r}, expected one of {', '.join(ALIBABA_TASKS)}")
+    units = _number(df, "num_inference_steps", src) * _number(df, "num_images_per_prompt", src)
+    chars = sum((df[c].cast(pl.Float64, strict=False).fill_null(0.0) for c in
+                 ("prompt_length", "negative_prompt_length") if c in df.columns), pl.Series([0.0] * df.height))
+    upload = ptype.is_in(["IMG_2_IMG", "INPAINTING"]).cast(pl.Float64) * IMAGE_UPLOAD_MB
+    model = df["checkpoint_model_version_id"].str.strip_chars()
+    task = ptype.replace_strict(ALIBABA_TASKS)
+    trace = pl.DataFrame({"ts": ts, "model": model, "task": task, "units": units,
+                          "input_mb": chars / 1e6 + upload, "_line": df["_line"]})
+    # Tasks per model in a fixed order, models in order of first request.
+    order = list(ALIBABA_TASKS.values())
+    pairs = trace.select("model", "task").unique(maintain_order=True)
+    model_tasks: dict[str, list[str]] = {}
+    for m, t in pairs.iter_rows():
+        model_tasks.setdefault(m, []).append(t)
+    model_tasks = {m: sorted(ts_, key=order.index) for m, ts_ in model_tasks.items()}
+    cat = alibaba_catalog(model_tasks, sdxl_fraction, str(catalog_out or "alibaba-genai"))
+    _step(progress, 2)
+    if scenario_out is not None:
+        latency_csv = latency_csv or Path(src).with_name("base_model_update_latency_anon.csv")
+        mem_of = {m.name: m.memory_gb for m in cat.models}
+        cal = calibrate_load(latency_csv, np.array([mem_of[m] for m in trace["model"]]))
+    rows = _write_trace(trace, out, cat, src, progress, {"source": str(src), "importer": "alibaba-genai"})
+    notes = [(f"{len(cat.models)} base models, "
+             f"{sum(sd_class(m.name, sdxl_fraction) == 'SDXL' for m in cat.models)} assigned SDXL")]
+    if catalog_out is not None:
+        write_catalog_csv(cat, catalog_out)
+        notes.append(f"catalog: {catalog_out}")
+    if scenario_out is not None:
+        _write_scenario(scenario_out, cal, latency_csv)
+        notes.append(f"scenario: {scenario_out} (load_overhead_s {cal['load_overhead_s']}, "
+                     f"load_gbps {cal['load_gbps']})")
+    return ImportReport(rows, Path(out), {k: v for k, v in dropped.items() if v}, notes)
+
+
+# -- azure-llm -----------------------------------------------------------------------------
+AZURE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S%.f"  # e.g. 2023-11-16 18:17:03.9799600 (seven fractional digits)
+
+
+def import_azure(src, out, *, catalog: Catalog | str | Path | None = None, alpha: float = 0.8, seed: int = 0,
+                 progress: Progress = None) -> ImportReport:
+    """Azure LLM inference trace (Splitwise, 2023) -> trace: real arrival times and token counts.
+
+    units = ContextTokens + GeneratedTokens; input_mb = ContextTokens x DEFAULT_INPUT_MB/DEFAULT_UNITS
+    of an LFM. The model and task of each request are a seeded Zipf(alpha) draw over the catalog's LFM
+    (model, task) pairs, rank 1 = the first LFM pair in catalog order.
+    """
+    cat = _catalog(catalog)
+    lfm = [(cat.models[i].name, cat.models[i].tasks[j].name) for i, j in cat.pairs
+           if cat.models[i].family == "LFM"]
+    if not lfm:
+        raise InputError(f"{cat.source}: the catalog has no LFM models to lay on an LLM trace")
+    if not (alpha >= 0 and math.isfinite(alpha)):
+        raise InputError(f"alpha must be >= 0, got {alpha}")
+    df = _read_csv(src, ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]).with_row_index("_line", offset=2)
+    _step(progress, 1)
+    ts = _seconds(df, "TIMESTAMP", AZURE_TIME_FORMAT, src)
+    ctx = _number(df, "ContextTokens", src)
+    gen = _number(df, "GeneratedTokens", src)
+    cdf = np.cumsum(zipf_probabilities(len(lfm), alpha))
+    cdf[-1] = 1.0
+    rank = np.searchsorted(cdf, np.random.default_rng(seed).random(df.height), side="right")
+    names = np.array(lfm, dtype=object)[rank]
+    trace = pl.DataFrame({"ts": ts, "model": names[:, 0].tolist(), "task": names[:, 1].tolist(),
+                          "units": ctx + gen, "input_mb": ctx * (DEFAULT_INPUT_MB["LFM"] / DEFAULT_UNITS["LFM"]),
+                          "_line": df["_line"]}, schema_overrides={"model": pl.String, "task": pl.String})
+    _step(progress, 2)
+    rows = _write_trace(trace, out, cat, src, progress,
+                        {"source": str(src), "importer": "azure-llm", "alpha": alpha, "seed": seed})
+    return ImportReport(rows, Path(out), notes=[(f"model mix: Zipf alpha {alpha} over {len(lfm)} LFM pairs of "
+                                                 f"{cat.source}, seed {seed}")])
+
+
+# -- generic CSV ---------------------------------------------------------------------------
+def import_csv(src, out, *, catalog: Catalog | str | Path | None = None, ts: str = "ts", model: str = "model",
+               task: str | None = None, units: str | None = None, input_mb: str | None = None,
+               time_format: str = "auto", progress: Progress = None) -> ImportReport:
+    """Any CSV -> trace, mapping its columns. task/units/input_mb: None means the column of that name if
+    present (else the model's first task / the family default). time_format: `seconds`, `ms`, `auto`
+    (numbers are seconds, else date-times are recognised) or a strftime format such as %Y-%m-%d %H:%M:%S.
+    """
+    cat = _catalog(catalog)
+    optional = {"task": task, "units": units, "input_mb": input_mb}
+    head = _read_csv(src, [ts, model] + [c for c in optional.values() if c])
+    df = head.with_row_index("_line", offset=2)
+    _step(progress, 1)
+    coder = _PairCoder(cat)
+    cols = {"ts": _seconds(df, ts, time_format, src), "model": _text(df, model, src)}
+    for name, col in optional.items():
+        col = col or (name if name in df.columns else None)
+        if col is None:
+            continue
+        cols[name] = _text(df, col, src) if name == "task" else _number(df, col, src)
+    trace = pl.DataFrame({**cols, "_line": df["_line"]})
+    if "task" not in trace.columns:
+        trace = trace.with_columns(task=pl.lit(None, pl.String))
+    # Fill what the CSV does not give with the model's first task and the family defaults.
+    key = trace.select(pl.col("model").str.to_lowercase(), pl.col("task").str.to_lowercase())
+    pair = np.array([coder.lookup.get((m, t), -1) for m, t in key.iter_rows()], dtype=np.int64)
+    _bad_line(src, trace, pl.Series(pair < 0),
+              lambda i: f"unknown model/task {trace['model'][i]!r}/{trace['task'][i]!r} (not in catalog {cat.source})")
+    names = cat.pair_names()
+    trace = trace.with_columns(task=pl.Series([names[p][1] for p in pair], dtype=pl.String))
+    for name, default in (("units", coder.default_units), ("input_mb", coder.default_input_mb)):
+        if name not in trace.columns:
+            trace = trace.with_columns(pl.Series(name, default[pair]))
+    _step(progress, 2)
+    rows = _write_trace(trace.select("ts", "model", "task", "units", "input_mb", "_line"), out, cat, src, progress,
+                        {"source": str(src), "importer": "csv"})
+    return ImportReport(rows, Path(out))
+
+
+# -- export --------------------------------------------------------------------------------
+def export_libcachesim(trace, out, *, catalog: Catalog | str | Path | None = None,
+                       progress: Progress = None, batch_rows: int = 1 << 20) -> int:
+    """Trace -> CSV `time,obj_id,obj_size` for libCacheSim's csv reader (header, comma, numeric ids).
+
+    time: whole seconds since the first request; obj_id: 1 + index of the request's model in the catalog;
+    obj_size: the model's memory in bytes. Streams a sorted trace batch by batch; an unsorted one is read
+    whole and sorted first. progress(rows) after each batch. Returns the number of rows.
+    """
+    cat = _catalog(catalog)
+    src = str(trace)
+    if not Path(trace).is_file():
+        raise InputError(f"{src}: trace file not found")
+    coder = _PairCoder(cat)
+    pair_model = np.array([i for i, _ in cat.pairs], dtype=np.int64)
+    size = np.array([m.memory_bytes for m in cat.models], dtype=np.int64)
+    schema = pa.schema([("time", pa.int64()), ("obj_id", pa.int64()), ("obj_size", pa.int64())])
+
+    def rows_of(ts, codes):
+        model = pair_model[codes]
+        return pa.record_batch([pa.array(np.floor(ts).astype(np.int64)), pa.array(model + 1), pa.array(size[model])],
+                               schema=schema)
+
+    try:
+        pf = pq.ParquetFile(trace)
+    except (OSError, pa.ArrowException) as e:
+        raise InputError(f"{src}: cannot read Parquet: {str(e).splitlines()[0]}") from None
+    cols = [c for c in ("ts", "model", "task") if c in pf.schema_arrow.names]
+
+    def streamed(w) -> int:
+        n, origin, last = 0, None, -math.inf
+        for batch in pf.iter_batches(batch_size=batch_rows, columns=cols):
+            ts, codes, _, _, problems = convert(pa.Table.from_batches([batch]), coder, src, n)
+            if problems:
+                raise InputError(f"{src}: row {problems[0][0]}: {problems[0][1]}")
+            if ts.size == 0:
+                continue
+            if ts[0] < last or np.any(np.diff(ts) < 0):
+                raise _Unsorted
+            origin = ts[0] if origin is None else origin
+            last = ts[-1]
+            w.write_batch(rows_of(ts - origin, codes))
+            n += ts.size
+            _step(progress, n)
+        return n
+
+    def whole(w) -> int:
+        arrays = read_trace(trace, cat)  # sorted; ts relative to the first request
+        for start in range(0, len(arrays), batch_rows):
+            part = arrays.slice(start, start + batch_rows)
+            w.write_batch(rows_of(part.ts, part.pair))
+            _step(progress, start + len(part))
+        return len(arrays)
+
+    for write in (streamed, whole):
+        try:
+            with atomic_path(out) as tmp, pacsv.CSVWriter(tmp, schema, write_options=_CSV_OPTIONS) as w:
+                n = write(w)
+                if n == 0:
+                    raise InputError(f"{src}: the trace has no requests")
+            return n
+        except _Unsorted:
+            continue
+        except pa.ArrowException as e:
+            raise InputError(f"{src}: cannot read Parquet: {str(e).splitlines()[0]}") from None
+    raise AssertionError("unreachable")
+
+
+_CSV_OPTIONS = pacsv.WriteOptions(quoting_header="none")
+
+
+class _Unsorted(Exception):
+    """The trace goes back in time: export falls back to reading it whole."""
