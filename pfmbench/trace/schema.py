@@ -148,7 +148,7 @@ def _numeric(table: pa.Table, name: str, default: np.ndarray | None, codes: np.n
     vals = np.where(valid, vals, np.nan)
     bad = ~np.isfinite(vals) if name == "ts" else ~(np.isfinite(vals) & (vals >= 0))
     for r in np.flatnonzero(bad)[:1000]:
-        what = "null" if not valid[r] else f"{vals[r]!r} (must be finite{'' if name == 'ts' else ' and >= 0'})"
+        what = "null" if not valid[r] else f"{float(vals[r])!r} (must be finite{'' if name == 'ts' else ' and >= 0'})"
         problems.append((int(r), f"{name} is {what}"))
     return vals
 

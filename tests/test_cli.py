@@ -1,0 +1,195 @@
+"""CLI tests for replay, models and scenario: output, files, and clean errors on bad input."""
+
+import json
+
+import polars as pl
+import pytest
+
+SUMMARY_KEYS = {"policy", "n_requests", "edge_hits", "loads", "evictions", "offloads", "system_cost",
+                "switching_cost", "edge_execution_ratio", "total_accuracy_cost", "average_accuracy_cost",
+                "inference_latency", "offloading_latency", "cloud_cost", "hit_ratio", "mean_accuracy",
+                "inference_latency_p50", "inference_latency_p95", "inference_latency_p99",
+                "mean_examples_in_context", "context_discarded", "load_energy_j", "compute_energy_j",
+                "seed", "catalog", "pfmbench_version"}
+
+
+@pytest.fixture
+def small_trace(tmp_path):
+    p = tmp_path / "t.parquet"
+    pl.DataFrame({
+        "ts": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+        "model": ["GPT3-13B", "gpt3-13b", "CLIP-ViT-L/14", "UniFormer-S", "GPT3-175B", "GPT3-13B", "CLIP-ViT-H/14",
+                  "GPT3-13B"],
+        "task": ["translation", "superglue", None, "pose_estimation", "superglue", "translation", "classification",
+                 "basic_arithmetic"],
+        "units": [100.0, 50, 1, 1, 10, 20, 1, 30],
+    }).write_parquet(p)
+    return p
+
+
+def test_default_replay_prints_table(cli):
+    r = cli("replay")
+    assert r.code == 0, r.err
+    for word in ("System cost", "Switching cost", "Edge execution ratio", "lc", "lfu", "fifo", "random", "cloud",
+                 "lru", "★"):
+        assert word in r.out
+
+
+def test_json_and_out_files(cli, small_trace, tmp_path):
+    out, log = tmp_path / "res.parquet", tmp_path / "log.parquet"
+    r = cli("replay", small_trace, "--policy", "lc,lru,cloud", "--gpu-memory", "40", "--json", "--out", out,
+            "--requests-out", log)
+    assert r.code == 0, r.err
+    rows = json.loads(r.out)  # stdout is only JSON
+    assert [x["policy"] for x in rows] == ["lc", "lru", "cloud"]
+    assert SUMMARY_KEYS <= set(rows[0])
+    assert rows[2]["offloads"] == 8 and rows[2]["edge_execution_ratio"] == 0
+    assert rows[0]["setting_edge_gpu_memory_gb"] == 40
+    df = pl.read_parquet(out)
+    assert df.height == 3 and SUMMARY_KEYS <= set(df.columns)
+    req = pl.read_parquet(log)
+    assert req.height == 24
+    assert set(req["outcome"].cast(pl.String)) <= {"hit", "load", "cloud"}
+    lc = req.filter(pl.col("policy") == "lc")
+    assert lc["model"].cast(pl.String).to_list()[4] == "GPT3-175B/superglue"  # per-task copies by default
+    assert lc["outcome"].cast(pl.String).to_list()[4] == "cloud"  # 419 GB never fits in 40 GB
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_results_are_deterministic(cli, small_trace, tmp_path):
+    a = cli("replay", small_trace, "--policy", "random,lc", "--seed", "7", "--json").out
+    b = cli("replay", small_trace, "--policy", "random,lc", "--seed", "7", "--json").out
+    assert a == b
+
+
+def test_reference_engine_and_dropin_policy(cli, small_trace):
+    r = cli("replay", small_trace, "--policy", "policies/lc_size.py,lc", "--engine", "reference", "--json")
+    assert r.code == 0, r.err
+    rows = json.loads(r.out)
+    assert rows[0]["policy"] == "lc-size" and rows[0]["engine"] == "reference"
+    fast = json.loads(cli("replay", small_trace, "--policy", "lc", "--json").out)[0]
+    assert fast["engine"] == "fast"
+    for k in ("loads", "evictions", "edge_hits"):
+        assert fast[k] == rows[1][k]
+    assert fast["system_cost"] == pytest.approx(rows[1]["system_cost"], rel=1e-9)
+
+
+def _bad(tmp_path, df_or_bytes, name="bad.parquet"):
+    p = tmp_path / name
+    if isinstance(df_or_bytes, bytes):
+        p.write_bytes(df_or_bytes)
+    else:
+        df_or_bytes.write_parquet(p)
+    return p
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda: pl.DataFrame({"model": ["GPT3-13B"]}), "missing column 'ts'"),
+    (lambda: pl.DataFrame({"ts": ["x"], "model": ["GPT3-13B"]}), "column 'ts' has type"),
+    (lambda: pl.DataFrame({"ts": [0.0, 1.0], "model": [1, 2]}), "column 'model' has type"),
+    (lambda: pl.DataFrame({"ts": [0.0, None], "model": ["GPT3-13B"] * 2}), "row 1: ts is null"),
+    (lambda: pl.DataFrame({"ts": [0.0, float("inf")], "model": ["GPT3-13B"] * 2}), "row 1: ts is inf"),
+    (lambda: pl.DataFrame({"ts": [0.0, 1.0], "model": ["GPT3-13B", "GPT-5"]}), "row 1: unknown model 'GPT-5'"),
+    (lambda: pl.DataFrame({"ts": [0.0], "model": ["GPT3-13B"], "task": ["poetry"]}), "row 0: model 'GPT3-13B' has no task"),
+    (lambda: pl.DataFrame({"ts": [0.0], "model": ["GPT3-13B"], "units": [-3.0]}), "row 0: units"),
+    (lambda: pl.DataFrame({"ts": pl.Series([], dtype=pl.Float64), "model": pl.Series([], dtype=pl.String)}), "no requests"),
+    (lambda: b"PAR1 this is not parquet", "cannot read Parquet"),
+])
+def test_bad_trace_is_one_line_exit_2_no_output(cli, tmp_path, make, needle):
+    p = _bad(tmp_path, make())
+    out = tmp_path / "out.parquet"
+    log = tmp_path / "log.parquet"
+    r = cli("replay", p, "--out", out, "--requests-out", log)
+    assert r.code == 2
+    assert needle in r.err and str(p) in r.err
+    assert r.err.strip().count("\n") == 0 and "Traceback" not in r.err
+    assert not out.exists() and not log.exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_unsorted_trace_is_sorted_stably(cli, tmp_path):
+    p = tmp_path / "u.parquet"
+    pl.DataFrame({"ts": [5.0, 1.0, 1.0], "model": ["GPT3-13B", "CLIP-ViT-L/14", "CLIP-ViT-H/14"]}).write_parquet(p)
+    log = tmp_path / "log.parquet"
+    assert cli("replay", p, "--policy", "lru", "--requests-out", log).code == 0
+    assert pl.read_parquet(log)["model"].cast(pl.String).to_list() == ["CLIP-ViT-L/14", "CLIP-ViT-H/14", "GPT3-13B/translation"]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["replay", "--policy", "nope"], "unknown policy 'nope'"),
+    (["replay", "/no/such/trace.parquet"], "trace file not found"),
+    (["replay", "--catalog", "/no/cat.csv"], "catalog file not found"),
+    (["replay", "--utility", "cubic"], "utility"),
+    (["replay", "--set", "gpu_ram=3"], "unknown scenario key"),
+    (["replay", "--scenario", "/no/s.toml"], "scenario file not found"),
+    (["replay", "--policy", "/no/p.py"], "policy file not found"),
+])
+def test_bad_options(cli, args, needle):
+    r = cli(*args)
+    assert r.code == 2 and needle in r.err and "Traceback" not in r.err
+
+
+def test_bad_catalog_via_cli(cli, tmp_path, small_trace):
+    c = tmp_path / "c.csv"
+    c.write_text("model,family,task,params_m,gflops,zero_shot\nGPT3-13B,LFM,t,1,oops,5\n")
+    r = cli("replay", small_trace, "--catalog", c)
+    assert r.code == 2 and str(c) in r.err and "line 2" in r.err
+
+
+def test_out_folder_missing(cli, small_trace):
+    r = cli("replay", small_trace, "--out", "/no/such/dir/res.parquet")
+    assert r.code == 2 and "does not exist" in r.err
+
+
+def test_models_and_scenario_show(cli):
+    r = cli("models")
+    assert r.code == 0 and "GPT3-13B" in r.out and "UniFormer-S/pose_estimation" in r.out and "α=" in r.out
+    j = json.loads(cli("models", "--json").out)
+    assert any(x["curve"].startswith("log") for x in j)
+    r = cli("scenario", "show", "--set", "gpu_memory_gb=33")
+    assert r.code == 0 and "33" in r.out and "edge.load_gbps" in r.out
+    j = json.loads(cli("scenario", "show", "--json").out)
+    assert j["edge.gpu_memory_gb"] == 80
+
+
+def _commands(group, prefix=()):
+    import typer.main
+
+    cmd = typer.main.get_command(group)
+    out = []
+
+    def walk(c, path):
+        subs = getattr(c, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                walk(sub, (*path, name))
+        else:
+            out.append(path)
+
+    walk(cmd, prefix)
+    return out
+
+
+def test_every_command_has_help_with_example(cli):
+    from pfmbench.cli import _register, app
+
+    _register()
+    paths = _commands(app)
+    assert ("replay",) in paths and ("models",) in paths
+    for path in paths:
+        r = cli(*path, "--help")
+        assert r.code == 0, path
+        assert "Example" in r.out, f"pfmbench {' '.join(path)} --help has no example"
+
+
+def test_python_api(small_trace):
+    import pfmbench
+
+    r = pfmbench.replay(str(small_trace), policy="lc", gpu_memory_gb=40, half_life_s=300)
+    assert r.summary["policy"] == "lc" and r.summary["n_requests"] == 8
+    assert r.summary["setting_context_half_life_s"] == 300
+    df = pl.read_parquet(small_trace)
+    r2 = pfmbench.replay(df, policy="lc", gpu_memory_gb=40, half_life_s=300, requests=True)
+    assert r2.summary["system_cost"] == r.summary["system_cost"]
+    assert r2.requests.height == 8
+    r3 = pfmbench.replay("default", policy="cloud")
+    assert r3.summary["offloads"] == r3.summary["n_requests"] > 0

@@ -1,0 +1,42 @@
+import pytest
+
+from pfmbench.errors import InputError
+from pfmbench.scenario import load_scenario
+
+
+def test_defaults_and_overrides():
+    sc = load_scenario()
+    assert sc.edge.gpu_memory_gb == 80 and sc.catalog.copies_per_task
+    sc2 = load_scenario(gpu_memory_gb=40, half_life_s=300, **{"cloud.tflops": 1000})
+    assert sc2.edge.gpu_memory_gb == 40 and sc2.context.half_life_s == 300 and sc2.cloud.tflops == 1000
+    assert sc.edge.gpu_memory_gb == 80  # overrides copy
+
+
+def test_toml_round_trip(tmp_path):
+    sc = load_scenario(gpu_memory_gb=33, utility="linear")
+    p = tmp_path / "s.toml"
+    p.write_text(sc.to_toml())
+    back = load_scenario(p)
+    assert back.edge.gpu_memory_gb == 33 and back.context.utility == "linear"
+    assert {k: v for k, v in back.as_dict().items() if k not in ("name", "source")} == \
+        {k: v for k, v in sc.as_dict().items() if k not in ("name", "source")}
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("[edge]\ngpu_memory_gb = -1\n", "gpu_memory_gb"),
+    ("[edge]\nbogus = 1\n", "unknown key 'bogus'"),
+    ("[context]\nutility = \"cubic\"\n", "utility"),
+    ("[edge]\ngpu_memory_gb = \"lots\"\n", "gpu_memory_gb"),
+    ("[edge\n", "cannot read scenario"),
+])
+def test_bad_scenario(tmp_path, text, needle):
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    with pytest.raises(InputError, match=needle) as e:
+        load_scenario(p)
+    assert str(p) in str(e.value)
+
+
+def test_unknown_override():
+    with pytest.raises(InputError, match="unknown scenario key"):
+        load_scenario(gpu_ram=3)
