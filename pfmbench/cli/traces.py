@@ -1,1 +1,175 @@
-"""Placeholder: filled in by its own change."""
+"""`pfmbench import`, `pfmbench export` and `pfmbench trace inspect|validate`: thin wrappers over pfmbench.trace."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..catalog import load_catalog
+from ..errors import InputError
+from ..trace import importers
+from ..trace.inspect import inspect_trace
+from ..trace.schema import trace_problems
+from . import app
+from .synth import progress_bar
+
+IMPORT_FORMATS = ("alibaba-genai", "azure-llm", "csv")
+EXPORT_FORMATS = ("libcachesim",)
+CatalogOpt = Annotated[str | None, typer.Option(help="Catalog file (.csv/.toml); default Table I.")]
+
+trace_app = typer.Typer(help="Look at trace files.\n\nExample: pfmbench trace inspect t.parquet",
+                        no_args_is_help=True)
+app.add_typer(trace_app, name="trace")
+
+
+def _only(fmt: str, allowed: str, **given) -> None:
+    for name, value in given.items():
+        if value not in (None, False):
+            raise InputError(f"import: --{name.replace('_', '-')} applies to {allowed} only, not {fmt}")
+
+
+@app.command("import")
+def import_(
+    fmt: Annotated[str, typer.Argument(metavar="FORMAT", help=f"One of: {', '.join(IMPORT_FORMATS)}.")],
+    src: Annotated[Path, typer.Argument(metavar="SRC", help="Source CSV file.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Parquet trace to write.")],
+    catalog: CatalogOpt = None,
+    catalog_out: Annotated[Path | None, typer.Option(help="alibaba-genai: write the matching catalog (CSV).")]
+    = None,
+    scenario_out: Annotated[Path | None, typer.Option(
+        help="alibaba-genai: write a scenario TOML fragment with load_overhead_s/load_gbps fitted to the "
+             "measured base-model load latencies.")] = None,
+    latency: Annotated[Path | None, typer.Option(
+        help="alibaba-genai: load-latency CSV; default base_model_update_latency_anon.csv beside SRC.")] = None,
+    only_succeeded: Annotated[bool, typer.Option(help="alibaba-genai: drop FAILED/PENDING/PROCESSING requests.")]
+    = False,
+    sdxl_fraction: Annotated[float, typer.Option(help="alibaba-genai: share of base models assigned SDXL "
+                                                     "(by a hash of the id).")] = importers.SDXL_FRACTION,
+    alpha: Annotated[float, typer.Option(help="azure-llm: Zipf exponent of the model mix.")] = 0.8,
+    seed: Annotated[int, typer.Option(help="azure-llm: seed of the model mix.")] = 0,
+    ts: Annotated[str, typer.Option(help="csv: time column.")] = "ts",
+    model: Annotated[str, typer.Option(help="csv: model column.")] = "model",
+    task: Annotated[str | None, typer.Option(help="csv: task column (default: 'task' if present).")] = None,
+    units: Annotated[str | None, typer.Option(help="csv: units column (default: 'units' if present).")] = None,
+    input_mb: Annotated[str | None, typer.Option(help="csv: input_mb column (default: 'input_mb' if present).")]
+    = None,
+    time_format: Annotated[str, typer.Option(
+        help="csv: 'seconds', 'ms', 'auto', or a strftime format like '%Y-%m-%d %H:%M:%S'.")] = "auto",
+) -> None:
+    """Import a real or custom trace into pfmbench's Parquet schema.
+
+    Example: pfmbench import alibaba-genai ../shared/traces/alibaba-genai-2026/lora_request_trace.csv
+    -o ali.parquet --catalog-out ali.csv --scenario-out ali.toml
+    """
+    if fmt not in IMPORT_FORMATS:
+        raise InputError(f"import: FORMAT must be one of {', '.join(IMPORT_FORMATS)}, got {fmt!r}")
+    with progress_bar(f"import {fmt}", importers.STEPS) as update:
+        if fmt == "alibaba-genai":
+            _only(fmt, "azure-llm and csv", catalog=catalog)
+            report = importers.import_alibaba(src, output, catalog_out=catalog_out, scenario_out=scenario_out,
+                                              latency_csv=latency, only_succeeded=only_succeeded,
+                                              sdxl_fraction=sdxl_fraction, progress=update)
+        else:
+            _only(fmt, "alibaba-genai", catalog_out=catalog_out, scenario_out=scenario_out, latency=latency,
+                  only_succeeded=only_succeeded)
+            if fmt == "azure-llm":
+                report = importers.import_azure(src, output, catalog=catalog, alpha=alpha, seed=seed,
+                                                progress=update)
+            else:
+                report = importers.import_csv(src, output, catalog=catalog, ts=ts, model=model, task=task,
+                                              units=units, input_mb=input_mb, time_format=time_format,
+                                              progress=update)
+    dropped = "".join(f"; dropped {n} ({why})" for why, n in report.dropped.items())
+    print(f"wrote {report.rows} requests to {report.output}{dropped}", file=sys.stderr)
+    for note in report.notes:
+        print(f"  {note}", file=sys.stderr)
+
+
+@app.command()
+def export(
+    fmt: Annotated[str, typer.Argument(metavar="FORMAT", help=f"One of: {', '.join(EXPORT_FORMATS)}.")],
+    trace: Annotated[Path, typer.Argument(help="Parquet trace.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV file to write.")],
+    catalog: CatalogOpt = None,
+) -> None:
+    """Export a trace for another simulator: libcachesim writes time,obj_id,obj_size (bytes) CSV.
+
+    Example: pfmbench export libcachesim t.parquet -o t.csv
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise InputError(f"export: FORMAT must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
+    with progress_bar("export", None) as update:
+        n = importers.export_libcachesim(trace, output, catalog=catalog, progress=update)
+    print(f"wrote {n} requests to {output}", file=sys.stderr)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+@trace_app.command("inspect")
+def inspect_(
+    trace: Annotated[Path, typer.Argument(help="Parquet trace.")],
+    catalog: CatalogOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")] = False,
+    top: Annotated[int, typer.Option(help="Rows of the popularity table to show.")] = 20,
+) -> None:
+    """Requests, time span, rates, models, popularity (fitted Zipf α), burstiness and working set.
+
+    Example: pfmbench trace inspect t.parquet --json
+    """
+    with progress_bar("inspect", None) as update:
+        stats = inspect_trace(trace, catalog, progress=update)
+    if as_json:
+        print(json.dumps(stats, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    summary = Table(title=str(trace), show_header=False)
+    labels = {"n_requests": "requests", "span_s": "time span (s)", "rate_mean": "mean rate (req/s)",
+              "requests_per_minute_mean": "mean requests/minute", "requests_per_minute_peak": "peak requests/minute",
+              "n_models": "models", "n_tasks": "tasks", "n_pairs": "(model, task) pairs",
+              "zipf_alpha": "Zipf α (fit over pairs)", "interarrival_cv": "inter-arrival CV",
+              "units_mean": "mean units", "working_set_gb": f"working set (GB, {stats['catalog']})",
+              "unknown_requests": "requests not in catalog"}
+    for key, label in labels.items():
+        summary.add_row(label, _fmt(stats[key]))
+    pop = Table(title=f"popularity (top {min(top, len(stats['popularity']))} of {stats['n_pairs']})")
+    for col in ("rank", "model", "task", "requests", "share"):
+        pop.add_column(col, justify="right" if col in ("rank", "requests", "share") else "left")
+    for i, p in enumerate(stats["popularity"][:top], start=1):
+        pop.add_row(str(i), p["model"], p["task"] or "-", f"{p['requests']:,}", f"{p['share']:.2%}")
+    console = Console()
+    console.print(summary)
+    console.print(pop)
+
+
+@trace_app.command("validate")
+def validate(
+    trace: Annotated[Path, typer.Argument(help="Parquet trace.")],
+    catalog: CatalogOpt = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many problems.")] = 20,
+) -> None:
+    """Check a trace against a catalog: list every problem with its row, exit 2 if there is any.
+
+    Example: pfmbench trace validate t.parquet --catalog my_models.toml
+    """
+    n, problems = trace_problems(trace, load_catalog(catalog), limit=0)
+    if not problems:
+        print(f"ok: {n} requests")
+        return
+    for row, msg in problems[:max(limit, 0)]:
+        print(f"row {row}: {msg}" if row >= 0 else msg)
+    shown = f", first {limit} shown" if len(problems) > limit else ""
+    count = f"{len(problems)}+" if len(problems) >= 1000 else str(len(problems))  # rows are checked up to 1000
+    print(f"error: {trace}: {count} problem(s){shown}", file=sys.stderr)
+    raise typer.Exit(2)
