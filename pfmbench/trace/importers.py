@@ -86,16 +86,20 @@ def _number(df: pl.DataFrame, col: str, src, *, nonneg: bool = True) -> pl.Serie
     if nonneg:
         bad = bad | (vals < 0)
     want = "a finite number >= 0" if nonneg else "a finite number"
-    _bad_line(src, df, bad, lambda i: f"{col} is {raw[i]!r}, expected {want}")
+    _bad_line(src, df, bad, lambda i: f"{col} is missing" if raw[i] is None else f"{col} is {raw[i]!r}, expected {want}")
     return vals
 
 
-def _seconds(df: pl.DataFrame, col: str, fmt: str, src) -> np.ndarray:
-    """Parse a time column to float seconds: `seconds`, `ms`, `auto`, or a strftime/chrono format."""
+def _seconds(df: pl.DataFrame, col: str, fmt: str, src) -> tuple[np.ndarray, float]:
+    """Parse a time column: `seconds`, `ms`, `auto`, or a strftime/chrono format.
+
+    Returns (seconds since `epoch`, epoch). Date-times are made relative to the earliest one in integer
+    nanoseconds first: float seconds since 1970 would lose the sub-microsecond digits.
+    """
     raw = df[col].str.strip_chars()
     if fmt in ("seconds", "ms") or (fmt == "auto" and raw.cast(pl.Float64, strict=False).null_count() == 0):
         vals = _number(df, col, src, nonneg=False)
-        return vals.to_numpy() / (1000.0 if fmt == "ms" else 1.0)
+        return vals.to_numpy() / (1000.0 if fmt == "ms" else 1.0), 0.0
     try:
         if fmt == "auto":
             t = raw.str.to_datetime(strict=False, time_unit="ns")
@@ -105,7 +109,9 @@ def _seconds(df: pl.DataFrame, col: str, fmt: str, src) -> np.ndarray:
         raise InputError(f"{src}: column {col!r}: cannot parse times: {str(e).strip().splitlines()[0]}") from None
     how = "a recognisable date-time" if fmt == "auto" else f"a time in format {fmt!r}"
     _bad_line(src, df, t.is_null(), lambda i: f"{col} is {raw[i]!r}, expected {how}")
-    return t.dt.epoch("ns").to_numpy().astype(np.float64) / 1e9
+    ns = t.dt.epoch("ns").to_numpy()
+    first = int(ns.min())
+    return (ns - first).astype(np.float64) / 1e9, first / 1e9
 
 
 def _text(df: pl.DataFrame, col: str, src) -> pl.Series:
@@ -115,7 +121,8 @@ def _text(df: pl.DataFrame, col: str, src) -> pl.Series:
 
 
 # -- writing -------------------------------------------------------------------------------
-def _write_trace(df: pl.DataFrame, out, catalog: Catalog, src, progress: Progress, meta: dict) -> int:
+def _write_trace(df: pl.DataFrame, out, catalog: Catalog, src, progress: Progress, meta: dict,
+                 epoch: float = 0.0) -> int:
     """Validate (naming source lines), sort, shift to ts = 0 and write `df` (ts, model, task, units,
     input_mb, _line) atomically. Returns the number of rows."""
     if df.height == 0:
@@ -137,7 +144,7 @@ def _write_trace(df: pl.DataFrame, out, catalog: Catalog, src, progress: Progres
         "task": table["task"].cast(pa.string()).dictionary_encode().cast(dict_str),
         "units": table["units"].cast(pa.float64()),
         "input_mb": table["input_mb"].cast(pa.float64()),
-    }).replace_schema_metadata({"pfmbench": json.dumps({**meta, "origin_s": origin})})
+    }).replace_schema_metadata({"pfmbench": json.dumps({**meta, "origin_s": epoch + origin})})
     with atomic_path(out) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     _step(progress, 4)
@@ -238,7 +245,7 @@ def import_alibaba(src, out, *, catalog_out=None, scenario_out=None, latency_csv
         dropped["not SUCCEED"] = n - df.height
     if df.height == 0:
         raise InputError(f"{src}: no requests left to import")
-    ts = _seconds(df, "gmt_create", "%Y-%m-%d %H:%M:%S", src)
+    ts, epoch = _seconds(df, "gmt_create", "%Y-%m-%d %H:%M:%S", src)
     ptype = _text(df, "predict_type", src)
     _bad_line(src, df, ~ptype.is_in(list(ALIBABA_TASKS)),
               lambda i: f"predict_type is {ptype[i]!r}, expected one of {', '.join(ALIBABA_TASKS)}")
@@ -263,7 +270,7 @@ def import_alibaba(src, out, *, catalog_out=None, scenario_out=None, latency_csv
         latency_csv = latency_csv or Path(src).with_name("base_model_update_latency_anon.csv")
         mem_of = {m.name: m.memory_gb for m in cat.models}
         cal = calibrate_load(latency_csv, np.array([mem_of[m] for m in trace["model"]]))
-    rows = _write_trace(trace, out, cat, src, progress, {"source": str(src), "importer": "alibaba-genai"})
+    rows = _write_trace(trace, out, cat, src, progress, {"source": str(src), "importer": "alibaba-genai"}, epoch)
     notes = [(f"{len(cat.models)} base models, "
              f"{sum(sd_class(m.name, sdxl_fraction) == 'SDXL' for m in cat.models)} assigned SDXL")]
     if catalog_out is not None:
@@ -297,7 +304,7 @@ def import_azure(src, out, *, catalog: Catalog | str | Path | None = None, alpha
         raise InputError(f"alpha must be >= 0, got {alpha}")
     df = _read_csv(src, ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]).with_row_index("_line", offset=2)
     _step(progress, 1)
-    ts = _seconds(df, "TIMESTAMP", AZURE_TIME_FORMAT, src)
+    ts, epoch = _seconds(df, "TIMESTAMP", AZURE_TIME_FORMAT, src)
     ctx = _number(df, "ContextTokens", src)
     gen = _number(df, "GeneratedTokens", src)
     cdf = np.cumsum(zipf_probabilities(len(lfm), alpha))
@@ -309,7 +316,7 @@ def import_azure(src, out, *, catalog: Catalog | str | Path | None = None, alpha
                           "_line": df["_line"]}, schema_overrides={"model": pl.String, "task": pl.String})
     _step(progress, 2)
     rows = _write_trace(trace, out, cat, src, progress,
-                        {"source": str(src), "importer": "azure-llm", "alpha": alpha, "seed": seed})
+                        {"source": str(src), "importer": "azure-llm", "alpha": alpha, "seed": seed}, epoch)
     return ImportReport(rows, Path(out), notes=[(f"model mix: Zipf alpha {alpha} over {len(lfm)} LFM pairs of "
                                                  f"{cat.source}, seed {seed}")])
 
@@ -328,12 +335,16 @@ def import_csv(src, out, *, catalog: Catalog | str | Path | None = None, ts: str
     df = head.with_row_index("_line", offset=2)
     _step(progress, 1)
     coder = _PairCoder(cat)
-    cols = {"ts": _seconds(df, ts, time_format, src), "model": _text(df, model, src)}
+    seconds, epoch = _seconds(df, ts, time_format, src)
+    cols = {"ts": seconds, "model": _text(df, model, src)}
     for name, col in optional.items():
         col = col or (name if name in df.columns else None)
         if col is None:
             continue
-        cols[name] = _text(df, col, src) if name == "task" else _number(df, col, src)
+        if name == "task":  # an empty task means the model's first task, as in the trace schema
+            cols[name] = df[col].str.strip_chars().replace("", None)
+        else:
+            cols[name] = _number(df, col, src)
     trace = pl.DataFrame({**cols, "_line": df["_line"]})
     if "task" not in trace.columns:
         trace = trace.with_columns(task=pl.lit(None, pl.String))
@@ -349,7 +360,7 @@ def import_csv(src, out, *, catalog: Catalog | str | Path | None = None, ts: str
             trace = trace.with_columns(pl.Series(name, default[pair]))
     _step(progress, 2)
     rows = _write_trace(trace.select("ts", "model", "task", "units", "input_mb", "_line"), out, cat, src, progress,
-                        {"source": str(src), "importer": "csv"})
+                        {"source": str(src), "importer": "csv"}, epoch)
     return ImportReport(rows, Path(out))
 
 
