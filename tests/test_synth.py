@@ -46,7 +46,7 @@ def test_parquet_schema_dictionary_and_readable(tmp_path):
 
 
 def test_same_arguments_same_bytes(tmp_path, small_blocks):
-    kw = dict(requests=20_000, rate=4.0, arrivals="mmpp", diurnal=0.5, drift_every=300.0, alpha=1.1, seed=9)
+    kw = {"requests": 20_000, "rate": 4.0, "arrivals": "mmpp", "diurnal": 0.5, "drift_every": 300.0, "alpha": 1.1, "seed": 9}
     a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
     write_synth(a, CAT, **kw)
     write_synth(b, CAT, **kw)
@@ -65,7 +65,7 @@ def test_prefix_and_batch_invariance(seed, n, extra, batch_rows, arrivals, alpha
     # prefix of a longer one (so results never depend on the batch size).
     synth.BLOCK = 1 << 10
     try:
-        kw = dict(rate=50.0, arrivals=arrivals, alpha=alpha, diurnal=diurnal, seed=seed)
+        kw = {"rate": 50.0, "arrivals": arrivals, "alpha": alpha, "diurnal": diurnal, "seed": seed}
         batches = list(synthesize(CAT, requests=n, batch_rows=batch_rows, **kw))
         assert all(0 < b.num_rows <= batch_rows for b in batches)
         short = pl.concat([pl.from_arrow(b) for b in batches]).with_columns(pl.col("model", "task").cast(pl.String))
@@ -147,9 +147,9 @@ def test_units_and_input_mb_per_family():
     assert np.allclose(lfm["input_mb"].to_numpy(), lfm["units"].to_numpy() * ratio)
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(requests=0), dict(requests=10, rate=0), dict(requests=10, arrivals="x"),
-                                dict(requests=10, diurnal=1.5), dict(requests=10, alpha=-1),
-                                dict(requests=10, arrivals="mmpp", mmpp=(0, 1, 0)), dict(duration=1e-9, rate=1e-3)])
+@pytest.mark.parametrize("kw", [{}, {"requests": 0}, {"requests": 10, "rate": 0}, {"requests": 10, "arrivals": "x"},
+                                {"requests": 10, "diurnal": 1.5}, {"requests": 10, "alpha": -1},
+                                {"requests": 10, "arrivals": "mmpp", "mmpp": (0, 1, 0)}, {"duration": 1e-9, "rate": 1e-3}])
 def test_bad_arguments_raise_and_write_nothing(tmp_path, kw):
     p = tmp_path / "t.parquet"
     with pytest.raises(InputError):
