@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..api import resolve
+from ..engine.tables import best_accuracy
 from . import app
 from .options import CatalogOpt, JsonOpt, ScenarioOpt
 
@@ -36,7 +37,7 @@ def models(
                 "memory_gb": m.memory_gb, "gflops": m.gflops, "context_window": m.context_window, "task": t.name,
                 "curve": t.curve_label, "c": t.c, "alpha": t.alpha,
                 "a0": t.accuracy(0), "a1": t.accuracy(1),
-                "k_few": t.k_few, "a_k_few": t.accuracy(t.k_few) if t.k_few else None, "a_ref": t.a_ref,
+                "k_few": t.k_few, "a_k_few": t.accuracy(t.k_few) if t.k_few else None, "a_ref": best_accuracy(t, m.context_window),
             })
     if json_out:
         typer.echo(json.dumps(rows, indent=2))
@@ -45,7 +46,8 @@ def models(
                   title_justify="left")
     for col, just in [("model", "left"), ("family", "left"), ("params (M)", "right"), ("prec.", "left"),
                       ("memory GB", "right"), ("GFLOPs", "right"), ("window", "right"), ("task", "left"),
-                      ("accuracy curve", "left"), ("a(0)", "right"), ("a(1)", "right"), ("a(k_few)", "right")]:
+                      ("accuracy curve", "left"), ("a(0)", "right"), ("a(1)", "right"), ("a(k_few)", "right"),
+                      ("a_ref", "right")]:
         table.add_column(col, justify=just)
     last = None
     for r in rows:
@@ -56,5 +58,5 @@ def models(
             r["precision"] if first else "", f"{r['memory_gb']:.2f}" if first else "",
             f"{r['gflops']:g}" if first else "", f"{r['context_window']:g}" if first else "", r["task"], r["curve"],
             f"{r['a0']:.2f}", f"{r['a1']:.2f}",
-            f"{r['a_k_few']:.2f} @{r['k_few']:g}" if r["k_few"] else "-")
+            f"{r['a_k_few']:.2f} @{r['k_few']:g}" if r["k_few"] else "-", f"{r['a_ref']:.2f}")
     Console().print(table)

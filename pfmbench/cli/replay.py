@@ -88,7 +88,8 @@ def replay(
     r0 = rows[0]
     title = (f"{r0['trace']} · scenario {r0['scenario']} · {r0['n_requests']:,} requests · "
              f"GPU {r0['setting_edge_gpu_memory_gb']:g} GB")
-    console = Console()
+    # Off a terminal (a pipe, a CI log) rich would wrap the table at 80 columns: give it room instead.
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     console.print(comparison_table(rows, title))
     if out is not None:
         console.print(f"summary: {out}")

@@ -6,6 +6,11 @@ smallest key, so the kernel keeps cached models in an indexed binary min-heap ke
   lc/exp (log2 C_m + t_m/half_life, last use) · lc/none (C_m, last use).
 Under `linear` decay contexts clamp at 0 one pair at a time and the order can change between requests,
 so LC scans the cached models; `random` draws from the list of cached models.
+
+The heap is lazy: a hit only rewrites the model's current key (O(1)); the heap keeps the key each model
+had when it was last placed. Keys only grow on a hit, so a stored key is never above the current one,
+and when the top's stored key equals its current key it is the true minimum; a stale top is re-placed
+with its current key first. (A key that rounding makes smaller is placed at once.)
 The loop touches only numpy arrays and numbers; no Python objects per request.
 """
 
@@ -43,8 +48,10 @@ class EngineState:
     requests: np.ndarray  # int64 per model: served since loaded
     ctx: np.ndarray  # float64 per model: C_m at ctx_time (exp, none)
     ctx_time: np.ndarray  # float64 per model
-    key1: np.ndarray  # float64 per model: heap keys
+    key1: np.ndarray  # float64 per model: current eviction keys
     key2: np.ndarray
+    hkey1: np.ndarray  # float64 per model: the keys the heap ordered it by (<= current keys)
+    hkey2: np.ndarray
     heap: np.ndarray  # int32: heap of cached models
     heap_pos: np.ndarray  # int32 per model
     clist: np.ndarray  # int32: cached models in insertion order, swap-remove
@@ -64,7 +71,7 @@ class EngineState:
             scalars=np.zeros(4, np.int64), rng=np.array([seed & (2**64 - 1)], dtype=np.uint64),
             cached=np.zeros(n, np.int8), loaded_at=np.zeros(n, np.int64), last_use=np.zeros(n, np.int64),
             requests=np.zeros(n, np.int64), ctx=np.zeros(n), ctx_time=np.zeros(n), key1=np.zeros(n),
-            key2=np.zeros(n), heap=np.zeros(n, np.int32), heap_pos=np.full(n, -1, np.int32),
+            key2=np.zeros(n), hkey1=np.zeros(n), hkey2=np.zeros(n), heap=np.zeros(n, np.int32), heap_pos=np.full(n, -1, np.int32),
             clist=np.zeros(n, np.int32), clist_pos=np.full(n, -1, np.int32), examples=np.zeros(k),
             examples_time=np.zeros(k), free_at=np.zeros(tables.executors),
             counts=np.zeros(C.N_COUNTS, np.int64), sums=np.zeros(C.N_SUMS), hist=np.zeros(C.HIST_SIZE, np.int64))
@@ -79,7 +86,7 @@ def _less(a, b, key1, key2):
     return key1[a] < key1[b] or (key1[a] == key1[b] and key2[a] < key2[b])
 
 
-@njit
+@njit(inline="always")
 def _sift_up(heap, pos, i, key1, key2):
     m = heap[i]
     while i > 0:
@@ -94,7 +101,7 @@ def _sift_up(heap, pos, i, key1, key2):
     pos[m] = i
 
 
-@njit
+@njit(inline="always")
 def _sift_down(heap, pos, n, i, key1, key2):
     m = heap[i]
     while True:
@@ -113,7 +120,7 @@ def _sift_down(heap, pos, n, i, key1, key2):
     pos[m] = i
 
 
-@njit
+@njit(inline="always")
 def _splitmix64(rng):
     s = rng[0] + np.uint64(0x9E3779B97F4A7C15)
     rng[0] = s
@@ -122,7 +129,7 @@ def _splitmix64(rng):
     return z ^ (z >> np.uint64(31))
 
 
-@njit
+@njit(inline="always")
 def _context_now(m, now, utility, half_life, linear_rate, ctx, ctx_time, examples, examples_time, first_pair):
     if utility == C.UTIL_LINEAR:
         total = 0.0
@@ -132,27 +139,27 @@ def _context_now(m, now, utility, half_life, linear_rate, ctx, ctx_time, example
     return _decay(ctx[m], now - ctx_time[m], utility, half_life, linear_rate)
 
 
-@njit
-def _set_keys(policy, m, utility, half_life, key1, key2, loaded_at, last_use, requests, ctx, ctx_time):
-    key2[m] = last_use[m]
+@njit(inline="always")
+def _key1(policy, utility, half_life, loaded_at, last_use, requests, ctx, ctx_time):
+    """The first eviction key of a cached model (the second is always its last use). Scalars only:
+    array arguments would cost reference counting on every request."""
     if policy == POL_LRU:
-        key1[m] = last_use[m]
-    elif policy == POL_FIFO:
-        key1[m] = loaded_at[m]
-    elif policy == POL_LFU:
-        key1[m] = requests[m]
-    elif utility == C.UTIL_EXP:  # LC: same order as C_m(now), see CacheEntry.context_rank
-        key1[m] = math.log2(ctx[m]) + ctx_time[m] / half_life if ctx[m] > 0.0 else -np.inf
-    else:
-        key1[m] = ctx[m]
+        return float(last_use)
+    if policy == POL_FIFO:
+        return float(loaded_at)
+    if policy == POL_LFU:
+        return float(requests)
+    if utility == C.UTIL_EXP:  # LC: same order as C_m(now), see CacheEntry.context_rank
+        return math.log2(ctx) + ctx_time / half_life if ctx > 0.0 else -np.inf
+    return ctx
 
 
 @njit(nogil=True, cache=True)
 def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_pair, pair_model, gflops,
                   example_units, curve, a_ref, cloud_context_units,
                   ts, pair, units, input_mb, log_on, log_outcome, log_f, log_evictions,
-                  scalars, rng, cached, loaded_at, last_use, requests, ctx, ctx_time, key1, key2, heap, heap_pos,
-                  clist, clist_pos, examples, examples_time, free_at, counts, sums, hist):
+                  scalars, rng, cached, loaded_at, last_use, requests, ctx, ctx_time, key1, key2, hkey1, hkey2, heap,
+                  heap_pos, clist, clist_pos, examples, examples_time, free_at, counts, sums, hist):
     """Replay one chunk; updates the state arrays in place. log_f columns: latency, wait, accuracy,
     accuracy_cost, k_eff, switching_cost, cloud_cost."""
     edge_rate, cloud_rate, power = params[P_EDGE_RATE], params[P_CLOUD_RATE], params[P_POWER]
@@ -179,6 +186,11 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
                     v = clist[_splitmix64(rng) % np.uint64(scalars[X_N_CACHED])]
                 elif use_heap:
                     v = heap[0]
+                    while hkey1[v] != key1[v] or hkey2[v] != key2[v]:  # stale: re-place with its current key
+                        hkey1[v] = key1[v]
+                        hkey2[v] = key2[v]
+                        _sift_down(heap, heap_pos, scalars[X_HEAP_N], 0, hkey1, hkey2)
+                        v = heap[0]
                 else:  # LC under linear decay: scan for the least context, ties to least recently used
                     v = -1
                     best = 0.0
@@ -206,8 +218,8 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
                     heap_pos[v] = -1
                     if hp < hn:  # the former last element now sits at hp: restore heap order around it
                         moved = heap[hp]
-                        _sift_down(heap, heap_pos, hn, hp, key1, key2)
-                        _sift_up(heap, heap_pos, heap_pos[moved], key1, key2)
+                        _sift_down(heap, heap_pos, hn, hp, hkey1, hkey2)
+                        _sift_up(heap, heap_pos, heap_pos[moved], hkey1, hkey2)
                 cached[v] = 0
                 scalars[X_USED] -= mem_bytes[v]
                 for q in range(first_pair[v], first_pair[v + 1]):
@@ -232,8 +244,11 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
                 heap[hn] = m
                 heap_pos[m] = hn
                 scalars[X_HEAP_N] = hn + 1
-                _set_keys(policy, m, utility, half_life, key1, key2, loaded_at, last_use, requests, ctx, ctx_time)
-                _sift_up(heap, heap_pos, hn, key1, key2)
+                key1[m] = _key1(policy, utility, half_life, loaded_at[m], last_use[m], requests[m], ctx[m], ctx_time[m])
+                key2[m] = last_use[m]
+                hkey1[m] = key1[m]
+                hkey2[m] = key2[m]
+                _sift_up(heap, heap_pos, hn, hkey1, hkey2)
         else:
             outcome = C.CLOUD
 
@@ -315,11 +330,13 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
         ctx_time[m] = now
         last_use[m] = seq
         requests[m] += 1
-        if use_heap:
-            _set_keys(policy, m, utility, half_life, key1, key2, loaded_at, last_use, requests, ctx, ctx_time)
-            hp = heap_pos[m]
-            _sift_down(heap, heap_pos, scalars[X_HEAP_N], hp, key1, key2)
-            _sift_up(heap, heap_pos, heap_pos[m], key1, key2)
+        if use_heap and policy != POL_FIFO:
+            key1[m] = _key1(policy, utility, half_life, loaded_at[m], last_use[m], requests[m], ctx[m], ctx_time[m])
+            key2[m] = last_use[m]
+            if key1[m] < hkey1[m] or (key1[m] == hkey1[m] and key2[m] < hkey2[m]):
+                hkey1[m] = key1[m]
+                hkey2[m] = key2[m]
+                _sift_up(heap, heap_pos, heap_pos[m], hkey1, hkey2)
         if log_on:
             log_outcome[i] = outcome
             log_evictions[i] = evictions

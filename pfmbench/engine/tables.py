@@ -41,6 +41,13 @@ class Tables:
         return len(self.mem_bytes)
 
 
+def best_accuracy(task, window: float) -> float:
+    """a_ref: the best accuracy on the task's curve over 0..window examples, what the cloud (full context)
+    serves at. On the log curve a(K) is monotone for K >= 1, so the best is at 0, 1, k_few or the window
+    (above few-shot where the window exceeds k_few and the curve still rises)."""
+    return max(task.a_ref, task.accuracy(window)) if window >= 1.0 else task.a_ref
+
+
 def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
     e, c, x, w = scenario.edge, scenario.cloud, scenario.context, scenario.weights
     params = np.zeros(N_PARAMS)
@@ -80,6 +87,6 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
         gflops=np.array([models[i].gflops for i, _ in pairs], dtype=np.float64),
         example_units=ex_units,
         curve=np.array([models[i].tasks[j].curve_params for i, j in pairs], dtype=np.float64).reshape(len(pairs), 7),
-        a_ref=np.array([models[i].tasks[j].a_ref for i, j in pairs], dtype=np.float64),
+        a_ref=np.array([best_accuracy(models[i].tasks[j], models[i].context_window) for i, j in pairs]),
         cloud_context_units=window[pm] * ex_units,
     )
