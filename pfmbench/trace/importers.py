@@ -269,7 +269,7 @@ def import_alibaba(src, out, *, catalog_out=None, scenario_out=None, latency_csv
     if scenario_out is not None:
         latency_csv = latency_csv or Path(src).with_name("base_model_update_latency_anon.csv")
         mem_of = {m.name: m.memory_gb for m in cat.models}
-        cal = calibrate_load(latency_csv, np.array([mem_of[m] for m in trace["model"]]))
+        cal = calibrate_load(latency_csv, trace["model"].replace_strict(mem_of, return_dtype=pl.Float64).to_numpy())
     rows = _write_trace(trace, out, cat, src, progress, {"source": str(src), "importer": "alibaba-genai"}, epoch)
     notes = [(f"{len(cat.models)} base models, "
              f"{sum(sd_class(m.name, sdxl_fraction) == 'SDXL' for m in cat.models)} assigned SDXL")]
@@ -310,10 +310,9 @@ def import_azure(src, out, *, catalog: Catalog | str | Path | None = None, alpha
     cdf = np.cumsum(zipf_probabilities(len(lfm), alpha))
     cdf[-1] = 1.0
     rank = np.searchsorted(cdf, np.random.default_rng(seed).random(df.height), side="right")
-    names = np.array(lfm, dtype=object)[rank]
-    trace = pl.DataFrame({"ts": ts, "model": names[:, 0].tolist(), "task": names[:, 1].tolist(),
-                          "units": ctx + gen, "input_mb": ctx * (DEFAULT_INPUT_MB["LFM"] / DEFAULT_UNITS["LFM"]),
-                          "_line": df["_line"]}, schema_overrides={"model": pl.String, "task": pl.String})
+    trace = pl.DataFrame({"ts": ts, "model": np.array([m for m, _ in lfm])[rank],
+                          "task": np.array([t for _, t in lfm])[rank], "units": ctx + gen,
+                          "input_mb": ctx * (DEFAULT_INPUT_MB["LFM"] / DEFAULT_UNITS["LFM"]), "_line": df["_line"]})
     _step(progress, 2)
     rows = _write_trace(trace, out, cat, src, progress,
                         {"source": str(src), "importer": "azure-llm", "alpha": alpha, "seed": seed}, epoch)
@@ -349,12 +348,15 @@ def import_csv(src, out, *, catalog: Catalog | str | Path | None = None, ts: str
     if "task" not in trace.columns:
         trace = trace.with_columns(task=pl.lit(None, pl.String))
     # Fill what the CSV does not give with the model's first task and the family defaults.
-    key = trace.select(pl.col("model").str.to_lowercase(), pl.col("task").str.to_lowercase())
-    pair = np.array([coder.lookup.get((m, t), -1) for m, t in key.iter_rows()], dtype=np.int64)
+    # Look up each distinct (model, task) once, then join back (a CSV may have millions of rows).
+    key = trace.select(m=pl.col("model").str.to_lowercase(), t=pl.col("task").str.to_lowercase().fill_null("\x00"))
+    uniq = key.unique()
+    codes = [coder.lookup.get((m, None if t == "\x00" else t), -1) for m, t in uniq.iter_rows()]
+    pair = key.join(uniq.with_columns(p=pl.Series(codes, dtype=pl.Int64)), on=["m", "t"], how="left",
+                    maintain_order="left")["p"].to_numpy()
     _bad_line(src, trace, pl.Series(pair < 0),
               lambda i: f"unknown model/task {trace['model'][i]!r}/{trace['task'][i]!r} (not in catalog {cat.source})")
-    names = cat.pair_names()
-    trace = trace.with_columns(task=pl.Series([names[p][1] for p in pair], dtype=pl.String))
+    trace = trace.with_columns(task=pl.Series(np.array([t for _, t in cat.pair_names()])[pair]))
     for name, default in (("units", coder.default_units), ("input_mb", coder.default_input_mb)):
         if name not in trace.columns:
             trace = trace.with_columns(pl.Series(name, default[pair]))
