@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,8 +80,11 @@ def _chunks(trace, catalog: Catalog, chunk_rows: int, stream: bool) -> Iterator[
         coder = _PairCoder(catalog)
         origin, last, offset = None, -np.inf, 0
         try:
-            pf = pq.ParquetFile(trace)
-            for batch in pf.iter_batches(batch_size=chunk_rows, columns=cols):
+            pf = pq.ParquetFile(trace, read_dictionary=[c for c in ("model", "task") if c in cols])
+            # One row group at a time: iter_batches over the whole file holds far more memory.
+            batches = (b for g in range(pf.metadata.num_row_groups)
+                       for b in pf.iter_batches(batch_size=chunk_rows, columns=cols, row_groups=[g]))
+            for batch in batches:
                 table = pa.Table.from_batches([batch])
                 ts, codes, units, input_mb, problems = convert(table, coder, src, offset)
                 if problems:
@@ -200,11 +205,14 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
     def attempt(stream: bool, writer_path) -> list[_Runner]:
         runners = [_Runner(n, tables, sc, cat, engine) for n in names]
         writer = None
+        # Policies are independent and the kernel releases the GIL: replay them side by side.
+        pool = ThreadPoolExecutor(min(len(runners), os.cpu_count() or 1)) if len(runners) > 1 else None
         try:
             done = 0
             for chunk, _ in _chunks(source, cat, chunk_rows, stream):
-                for r in runners:
-                    cols = r.run(chunk, writer_path is not None)
+                log = writer_path is not None
+                results = pool.map(lambda r: r.run(chunk, log), runners) if pool else [runners[0].run(chunk, log)]
+                for r, cols in zip(runners, results, strict=True):
                     if cols is not None:
                         t = _log_frame(r.name, chunk, done, cols, pair_names)
                         if writer is None:
@@ -214,6 +222,8 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
                 if progress:
                     progress(done, total or done)
         finally:
+            if pool is not None:
+                pool.shutdown()
             if writer is not None:
                 writer.close()
         return runners

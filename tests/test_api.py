@@ -97,3 +97,12 @@ def test_default_scenario_is_calibrated():
     assert len({round(c, 6) for c in costs}) == len(costs)  # every policy differs
     edge = [r["system_cost"] for p, r in rows.items() if p != "cloud"]
     assert min(edge) < rows["cloud"]["system_cost"] < max(edge)  # cloud is neither best nor worst
+
+
+def test_streamed_trace_without_optional_columns(tmp_path, monkeypatch):
+    p = tmp_path / "bare.parquet"
+    df = pl.DataFrame({"ts": np.arange(3000, dtype=float), "model": ["GPT3-13B", "CLIP-ViT-L/14", "UniFormer-S/pose_estimation"] * 1000})
+    df.write_parquet(p, row_group_size=500)
+    whole = api.replay_many(str(p), ["lru", "lc"])
+    monkeypatch.setattr(api, "STREAM_MIN_ROWS", 0)
+    assert api.replay_many(str(p), ["lru", "lc"], chunk_rows=128) == whole

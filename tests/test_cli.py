@@ -193,3 +193,8 @@ def test_python_api(small_trace):
     assert r2.requests.height == 8
     r3 = pfmbench.replay("default", policy="cloud")
     assert r3.summary["offloads"] == r3.summary["n_requests"] > 0
+
+
+def test_usage_errors_exit_2_without_traceback(cli):
+    r = cli("replay", "--no-such-option")
+    assert r.code == 2 and "Traceback" not in r.err and "No such option" in r.err

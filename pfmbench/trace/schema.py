@@ -101,34 +101,32 @@ class _PairCoder:
         self.default_input_mb = np.array([DEFAULT_INPUT_MB[f] for f in fam], dtype=np.float64)
 
     def codes(self, table: pa.Table) -> tuple[np.ndarray, list[tuple[int, str]]]:
-        """Pair codes per row (-1 where unknown) and problems [(row, message)] for unknown names."""
+        """Pair codes per row (-1 where unknown) and problems [(row, message)] for unknown names.
+
+        Names are looked up once per distinct value (dictionary codes), not once per row.
+        """
         n = table.num_rows
-        m = pc.utf8_lower(table.column("model").cast(pa.string()))
-        if "task" in table.column_names:
-            t = pc.utf8_lower(table.column("task").cast(pa.string()))
-            key = pc.binary_join_element_wise(m, pc.fill_null(t, "\x00"), "\x01")
-        else:
-            key = m
-        enc = pc.dictionary_encode(pa.chunked_array(key.chunks if isinstance(key, pa.ChunkedArray) else [key])
-                                   .combine_chunks()) if n else None
-        if enc is None:
+        if n == 0:
             return np.zeros(0, np.int32), []
-        values = enc.dictionary.to_pylist()
-        mapped = np.empty(len(values), dtype=np.int32)
-        for i, v in enumerate(values):
-            if v is None:
-                mapped[i] = -1
+        m_idx, m_vals = _dictionary_codes(table.column("model"))
+        if "task" in table.column_names:
+            t_idx, t_vals = _dictionary_codes(table.column("task"))
+        else:
+            t_idx, t_vals = np.full(n, -1, np.int32), []
+        # grid[i, j]: the pair of model value i and task value j; the last row/column stand for null.
+        grid = np.full((len(m_vals) + 1, len(t_vals) + 1), -1, dtype=np.int32)
+        for i, mv in enumerate(m_vals):
+            if mv is None:
                 continue
-            mname, _, tname = v.partition("\x01")
-            mapped[i] = self.lookup.get((mname, None if tname in ("", "\x00") else tname), -1)
-        idx = enc.indices.to_numpy(zero_copy_only=False)
-        codes = np.where(idx >= 0, mapped[np.maximum(idx, 0)], -1).astype(np.int32) if enc.indices.null_count else \
-            mapped[idx]
+            ml = mv.lower()
+            grid[i, -1] = self.lookup.get((ml, None), -1)
+            for j, tv in enumerate(t_vals):
+                grid[i, j] = self.lookup.get((ml, None if tv is None else tv.lower()), -1)
+        codes = grid[m_idx, t_idx]  # index -1 is the null row/column
         problems = []
-        bad = np.flatnonzero(codes < 0)
-        for r in bad[:1000]:
-            model = table.column("model")[int(r)].as_py()
-            task = table.column("task")[int(r)].as_py() if "task" in table.column_names else None
+        for r in np.flatnonzero(codes < 0)[:1000]:
+            model = m_vals[m_idx[r]] if m_idx[r] >= 0 else None
+            task = t_vals[t_idx[r]] if t_idx[r] >= 0 else None
             if model is None:
                 problems.append((int(r), "model is null"))
             elif (model.lower(), None) not in self.lookup:
@@ -138,17 +136,33 @@ class _PairCoder:
         return codes, problems
 
 
+def _dictionary_codes(col) -> tuple[np.ndarray, list]:
+    """(int32 index per row, -1 for null; the distinct values) of a string or dictionary column."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if not pa.types.is_dictionary(col.type):
+        col = pc.dictionary_encode(col.cast(pa.string()))
+    idx = pc.fill_null(col.indices.cast(pa.int32()), -1).to_numpy(zero_copy_only=False)
+    return idx.astype(np.int32, copy=False), col.dictionary.cast(pa.string()).to_pylist()
+
+
 def _numeric(table: pa.Table, name: str, default: np.ndarray | None, codes: np.ndarray,
-             problems: list, *, allow_zero: bool = True) -> np.ndarray:
+             problems: list) -> np.ndarray:
     if name not in table.column_names:
         return default[np.maximum(codes, 0)]
     col = table.column(name)
     vals = _seconds(col) if name == "ts" else col.cast(pa.float64()).to_numpy(zero_copy_only=False)
-    valid = ~np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-    vals = np.where(valid, vals, np.nan)
-    bad = ~np.isfinite(vals) if name == "ts" else ~(np.isfinite(vals) & (vals >= 0))
-    for r in np.flatnonzero(bad)[:1000]:
-        what = "null" if not valid[r] else f"{float(vals[r])!r} (must be finite{'' if name == 'ts' else ' and >= 0'})"
+    if col.null_count:
+        valid = ~np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        vals = np.where(valid, vals, np.nan)
+    else:
+        valid = None
+    ok = np.isfinite(vals) if name == "ts" else (vals >= 0) & (vals < np.inf)  # NaN fails both
+    if ok.all():
+        return vals
+    for r in np.flatnonzero(~ok)[:1000]:
+        rule = "finite" if name == "ts" else "finite and >= 0"
+        what = "null" if valid is not None and not valid[r] else f"{float(vals[r])!r} (must be {rule})"
         problems.append((int(r), f"{name} is {what}"))
     return vals
 
@@ -172,7 +186,8 @@ def _as_table(trace, src: str, columns=None) -> pa.Table:
     if hasattr(trace, "to_arrow"):  # polars DataFrame
         return trace.to_arrow()
     try:
-        return pq.read_table(trace, columns=columns)
+        names = columns or pq.read_schema(trace).names
+        return pq.read_table(trace, columns=columns, read_dictionary=[c for c in ("model", "task") if c in names])
     except FileNotFoundError:
         raise InputError(f"{src}: trace file not found") from None
     except (OSError, pa.ArrowException) as e:
