@@ -1,0 +1,244 @@
+"""libCacheSim as an independent oracle for LRU, FIFO and LFU (MODEL.md §5).
+
+MODEL.md §5: LRU, FIFO and LFU must agree exactly, request by request, with the standard size-aware
+definitions of established cache simulators (evict until the new object fits; an object larger than
+the whole cache is never admitted). Here each model is one cache object of `tables.mem_bytes[m]`
+bytes in a libCacheSim cache of `tables.capacity_bytes` bytes, and a request for pair p asks for
+object `tables.pair_model[p]`. Request by request:
+  pfmbench outcome hit   <=> libCacheSim hit
+  pfmbench outcome load  <=> libCacheSim miss, and the object is cached afterwards
+  pfmbench outcome cloud <=> libCacheSim miss, and the object is not cached afterwards
+and the number of evictions must be the same (libCacheSim's is read from its object count).
+
+What libCacheSim does, from its source (libCacheSim/cache/cache.c, cache/eviction/{LRU,FIFO,LFU}.c):
+  * cache_get_base: find; on a miss, if `can_insert` (obj_size <= cache_size, checked before any
+    eviction, so an oversized object evicts nothing), evict until occupied + obj_size <= cache_size,
+    then insert.
+  * LFU (LFU.c, not LFUFast): frequency 1 on insert, +1 per hit, forgotten on eviction; within one
+    frequency, objects sit in a FIFO list in the order they reached it, and the head is evicted.
+    An object reaches its current frequency at its last request, so that is "fewest requests since
+    load, ties to the least recent last use": exactly pfmbench's key (requests, last_use).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+lcs = pytest.importorskip("libcachesim")
+
+from pfmbench.catalog import Catalog, Model, Task
+from pfmbench.engine import costs as C
+from pfmbench.engine.fast import X_USED, EngineState, replay_chunk
+from pfmbench.engine.reference import replay_reference
+from pfmbench.engine.tables import build_tables
+from pfmbench.policies import get_policy
+from pfmbench.scenario import load_scenario
+from pfmbench.trace.schema import TraceArrays
+
+ORACLES = {"lru": lcs.LRU, "fifo": lcs.FIFO, "lfu": lcs.LFU}
+GB = 10**9
+
+
+# -- building a catalog and a trace ---------------------------------------------------------------
+def make_catalog(sizes, n_tasks=None) -> Catalog:
+    """One model per size (integer bytes). Even models are LFMs with in-context learning and one or two
+    tasks (so pairs and models differ), odd ones vision models: the full cost model runs, though only
+    the sizes matter for hits."""
+    models = []
+    for i, size in enumerate(sizes):
+        k = (n_tasks[i] if n_tasks is not None else 1 + i % 2) if i % 2 == 0 else 1
+        if i % 2 == 0:
+            tasks = tuple(Task(f"t{j}", 20.0 + j, 30.0 + j, 35.0 + j, 16) for j in range(k))
+            models.append(Model(f"M{i}", "LFM", 1000.0, 26.0, "fp16", size / GB, 16.0, tasks))
+        else:
+            models.append(Model(f"M{i}", "VFM", 300.0, 80.0, "fp16", size / GB, 0.0, (Task("t0", 70.0),)))
+    return Catalog(tuple(models), "oracle")
+
+
+def make_tables(sizes, capacity, n_tasks=None):
+    tables = build_tables(load_scenario(gpu_memory_gb=capacity / GB), make_catalog(sizes, n_tasks))
+    # Exact integer bytes on both sides, or the comparison would test rounding instead of policies.
+    assert tables.capacity_bytes == capacity
+    assert tables.mem_bytes.tolist() == [int(s) for s in sizes]
+    return tables
+
+
+def make_trace(pairs) -> TraceArrays:
+    n = len(pairs)
+    return TraceArrays(np.arange(n, dtype=np.float64) * 0.5, np.asarray(pairs, dtype=np.int32),
+                       np.full(n, 64.0), np.full(n, 0.1))
+
+
+# -- the three replays ----------------------------------------------------------------------------
+def fast_replay(tables, policy, trace):
+    """(outcome per request, evictions per request, final state) from the numba kernel."""
+    n = len(trace)
+    state = EngineState.new(tables, 0)
+    log = {"outcome": np.zeros(n, np.int8), "floats": np.zeros((n, 7)), "evictions": np.zeros(n, np.int32)}
+    replay_chunk(tables, get_policy(policy).kernel, state, trace, log)
+    return log["outcome"], log["evictions"], state
+
+
+def reference_replay(tables, policy, trace):
+    *_, cols = replay_reference(tables, trace, get_policy(policy), 0, log=True)
+    return cols["outcome"], cols["evictions"]
+
+
+def oracle_replay(policy, tables, trace):
+    """libCacheSim's outcome (pfmbench codes) and evictions per request, and the final cache."""
+    sizes = [int(s) for s in tables.mem_bytes]
+    cache = ORACLES[policy](cache_size=int(tables.capacity_bytes), hashpower=10)
+    n = len(trace)
+    outcome, evictions = np.zeros(n, np.int8), np.zeros(n, np.int32)
+    pair_model = tables.pair_model
+    req = lcs.Request()
+    for i, p in enumerate(trace.pair):
+        m = int(pair_model[p])
+        req.obj_id, req.obj_size = m + 1, sizes[m]  # ids from 1: 0 is no one's
+        before = cache.get_n_obj()
+        if cache.get(req):
+            outcome[i] = C.HIT
+            inserted = 0
+        else:
+            inserted = int(cache.find(req, False) is not None)
+            outcome[i] = C.LOAD if inserted else C.CLOUD
+        evictions[i] = before + inserted - cache.get_n_obj()
+    cached = []
+    for m in range(len(sizes)):
+        req.obj_id, req.obj_size = m + 1, sizes[m]
+        cached.append(cache.find(req, False) is not None)
+    return outcome, evictions, np.array(cached), cache.get_occupied_byte()
+
+
+def first_difference(a, b):
+    bad = np.flatnonzero(np.asarray(a) != np.asarray(b))
+    return int(bad[0]) if bad.size else None
+
+
+def assert_agree(policy, tables, trace, engines=("fast", "reference")):
+    want_out, want_ev, want_cached, want_used = oracle_replay(policy, tables, trace)
+    names = np.array(C.OUTCOMES)
+    for engine in engines:
+        if engine == "fast":
+            out, ev, state = fast_replay(tables, policy, trace)
+        else:
+            out, ev = reference_replay(tables, policy, trace)
+        i = first_difference(out, want_out)
+        assert i is None, (f"{engine} {policy}: request {i} (model {tables.pair_model[trace.pair[i]]}) is "
+                           f"{names[out[i]]}, libCacheSim says {names[want_out[i]]}; sizes "
+                           f"{tables.mem_bytes.tolist()}, capacity {tables.capacity_bytes}, models requested "
+                           f"{tables.pair_model[trace.pair[:i + 1]].tolist()}")
+        i = first_difference(ev, want_ev)
+        assert i is None, f"{engine} {policy}: request {i} evicts {ev[i]} models, libCacheSim {want_ev[i]}"
+        if engine == "fast":
+            assert state.cached.astype(bool).tolist() == want_cached.tolist()
+            assert int(state.scalars[X_USED]) == want_used
+    return want_out, want_ev
+
+
+# -- random catalogs and sequences ----------------------------------------------------------------
+@st.composite
+def cases(draw):
+    """(sizes in bytes, capacity in bytes, tasks per model, pair per request).
+
+    Two scales: tiny sizes and capacities (many exact fits, equal sizes and ties) and GB-scale bytes as
+    the catalogs have. The capacity ranges from below the smallest model to above their sum."""
+    n = draw(st.integers(1, 30))
+    if draw(st.booleans()):
+        sizes = draw(st.lists(st.integers(0, 60), min_size=n, max_size=n))
+        capacity = draw(st.integers(1, max(1, sum(sizes) + 5)))
+    else:
+        sizes = draw(st.lists(st.integers(GB // 10, 40 * GB), min_size=n, max_size=n))
+        capacity = draw(st.one_of(st.integers(GB, max(GB, sum(sizes))), st.sampled_from(sizes)))
+    n_tasks = draw(st.lists(st.integers(1, 2), min_size=n, max_size=n))
+    n_pairs = sum(k if i % 2 == 0 else 1 for i, k in enumerate(n_tasks))
+    # A skewed draw: a few hot pairs, the rest rare, as in a real trace.
+    hot = draw(st.lists(st.integers(0, n_pairs - 1), min_size=1, max_size=4))
+    pairs = draw(st.lists(st.one_of(st.sampled_from(hot), st.integers(0, n_pairs - 1)), min_size=1, max_size=300))
+    return sizes, capacity, n_tasks, pairs
+
+
+@pytest.mark.parametrize("policy", list(ORACLES))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=cases())
+def test_random_sequences_agree_with_libcachesim(policy, case):
+    sizes, capacity, n_tasks, pairs = case
+    tables = make_tables(sizes, capacity, n_tasks)
+    assert_agree(policy, tables, make_trace(pairs))
+
+
+@pytest.fixture(scope="module")
+def zipf_case():
+    """30 models of 0.1–40 GB plus two larger than the GPU, 80 GB, 50,000 Zipf(0.8) requests over the
+    (model, task) pairs in a shuffled order of popularity."""
+    rng = np.random.default_rng(20240601)
+    sizes = rng.integers(GB // 10, 40 * GB, 30).tolist() + [90 * GB, 120 * GB]
+    n_tasks = rng.integers(1, 3, len(sizes)).tolist()
+    tables = make_tables(sizes, 80 * GB, n_tasks)
+    n_pairs = len(tables.pair_model)
+    p = np.arange(1, n_pairs + 1, dtype=np.float64) ** -0.8
+    order = rng.permutation(n_pairs)
+    pairs = order[rng.choice(n_pairs, 50_000, p=p / p.sum())]
+    return tables, make_trace(pairs)
+
+
+@pytest.mark.parametrize("policy", list(ORACLES))
+def test_zipf_trace_agrees_with_libcachesim(policy, zipf_case):
+    tables, trace = zipf_case
+    out, ev = assert_agree(policy, tables, trace, engines=("fast",))
+    # Not vacuous: the cache is contended and some models never fit.
+    assert (out == C.HIT).sum() > 10_000 and (out == C.LOAD).sum() > 1_000 and ev.sum() > 1_000
+    assert (out == C.CLOUD).sum() > 0
+
+
+# -- hand-made cases ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("policy", list(ORACLES))
+def test_model_larger_than_gpu_is_never_admitted(policy):
+    """Sizes: A just over the GPU, B exactly the GPU, C and D small. A is offloaded every time and evicts
+    nothing (libCacheSim checks the size before evicting); B fits exactly and evicts all the rest."""
+    cap = 24 * GB
+    a, b, c, d = 0, 1, 2, 3
+    tables = make_tables([cap + 1, cap, 5 * GB, 7 * GB], cap, [1, 1, 1, 1])
+    seq = [c, d, a, c, d, a, b, a, c, d, a, d, c]
+    out, ev = assert_agree(policy, tables, make_trace(seq))
+    seq = np.array(seq)
+    assert (out[seq == a] == C.CLOUD).all() and (ev[seq == a] == 0).all()
+    assert out[seq == b].tolist() == [C.LOAD] and ev[seq == b].tolist() == [2]
+    # After A's offloads C and D are still cached: the cloud request evicted nothing.
+    assert out[:6].tolist() == [C.LOAD, C.LOAD, C.CLOUD, C.HIT, C.HIT, C.CLOUD]
+
+
+@pytest.mark.parametrize("policy", list(ORACLES))
+def test_every_model_larger_than_gpu(policy):
+    tables = make_tables([3 * GB, 4 * GB], 2 * GB, [1, 1])
+    out, ev = assert_agree(policy, tables, make_trace([0, 1, 0, 0, 1]))
+    assert (out == C.CLOUD).all() and (ev == 0).all()
+
+
+def test_lfu_ties_go_to_the_model_that_reached_its_count_first():
+    """Capacity for two unit models. A, B both at count 2, B reached it first (request 3) -> B goes."""
+    tables = make_tables([1, 1, 1], 2, [1, 1, 1])
+    a, b, c = 0, 1, 2
+    out, _ = assert_agree("lfu", tables, make_trace([a, b, b, a, c, a, b]))
+    assert out.tolist() == [C.LOAD, C.LOAD, C.HIT, C.HIT, C.LOAD, C.HIT, C.LOAD]
+
+
+def test_lfu_count_resets_on_eviction():
+    """A reaches 3 and is evicted (B has 4); back in cache A counts from 1 again, so D evicts A, not B."""
+    tables = make_tables([1, 1, 1, 1, 1], 2, [1, 1, 1, 1, 1])
+    a, b, c, d = 0, 1, 2, 3
+    seq = [a, a, a, b, b, b, b, c, a, d, a]
+    out, _ = assert_agree("lfu", tables, make_trace(seq))
+    assert out[-1] == C.LOAD  # with a remembered count A (4) would have tied B and B, reaching 4 first, gone
+
+
+def test_fifo_ignores_hits_and_lru_does_not():
+    tables = make_tables([1, 1, 1], 2, [1, 1, 1])
+    a, b, c = 0, 1, 2
+    seq = [a, b, a, c, a]
+    fifo, _ = assert_agree("fifo", tables, make_trace(seq))
+    lru, _ = assert_agree("lru", tables, make_trace(seq))
+    assert fifo[-1] == C.LOAD and lru[-1] == C.HIT
