@@ -7,9 +7,9 @@
 
 __version__ = "0.1.0"
 
-from .api import ReplayResult, replay, replay_many  # noqa: E402
-from .catalog import load_catalog  # noqa: E402
-from .scenario import load_scenario  # noqa: E402
+from .api import ReplayResult, replay, replay_many
+from .catalog import load_catalog
+from .scenario import load_scenario
 
 
 def synth(catalog=None, **kwargs):
@@ -19,4 +19,4 @@ def synth(catalog=None, **kwargs):
     return synthesize_df(catalog if catalog is not None else load_catalog(), **kwargs)
 
 
-__all__ = ["__version__", "replay", "replay_many", "ReplayResult", "load_catalog", "load_scenario", "synth"]
+__all__ = ["ReplayResult", "__version__", "load_catalog", "load_scenario", "replay", "replay_many", "synth"]

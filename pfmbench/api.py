@@ -211,7 +211,8 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
             done = 0
             for chunk, _ in _chunks(source, cat, chunk_rows, stream):
                 log = writer_path is not None
-                results = pool.map(lambda r: r.run(chunk, log), runners) if pool else [runners[0].run(chunk, log)]
+                results = pool.map(_Runner.run, runners, [chunk] * len(runners), [log] * len(runners)) if pool else \
+                    [runners[0].run(chunk, log)]
                 for r, cols in zip(runners, results, strict=True):
                     if cols is not None:
                         t = _log_frame(r.name, chunk, done, cols, pair_names)
@@ -261,4 +262,4 @@ def replay(trace=None, policy: str = "lc", scenario=None, catalog=None, *, engin
     return ReplayResult(row)
 
 
-__all__ = ["ReplayResult", "replay", "replay_many", "parse_policies", "policy_names", "load_catalog"]
+__all__ = ["ReplayResult", "load_catalog", "parse_policies", "policy_names", "replay", "replay_many"]

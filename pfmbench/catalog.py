@@ -123,7 +123,7 @@ class Model:
     @property
     def memory_bytes(self) -> int:
         # Memory is accounted in whole bytes so that fits/evict decisions are exact.
-        return int(round(self.memory_gb * 1e9))
+        return round(self.memory_gb * 1e9)
 
 
 def runtime_memory_gb(params_m: float, precision: str, overhead: float = DEFAULT_RUNTIME_OVERHEAD) -> float:

@@ -206,7 +206,7 @@ def _set(sc: Scenario, sect: str, name: str, value, where: str) -> None:
             value = int(value)
         elif isinstance(current, float):
             if isinstance(value, bool):
-                raise ValueError
+                raise TypeError
             value = float(value)
         else:
             value = str(value)
@@ -257,7 +257,7 @@ def load_scenario(path: str | Path | None = None, **overrides) -> Scenario:
                 raise InputError(f"{p}: unknown key or section {key!r}")
         if sc.catalog.path != "table1" and not Path(sc.catalog.path).is_absolute():
             # A catalog path in a scenario file is relative to that file.
-            sc.catalog.path = str((p.parent / sc.catalog.path))
+            sc.catalog.path = str(p.parent / sc.catalog.path)
         sc.validate()
     return sc.with_overrides(**overrides) if overrides else sc
 

@@ -28,7 +28,7 @@ def models(
     Example: pfmbench models --catalog my_models.csv
     """
     overrides = {} if copies_per_task is None else {"copies_per_task": copies_per_task}
-    sc, cat, _ = resolve(scenario, str(catalog) if catalog else None, **overrides)
+    _, cat, _ = resolve(scenario, str(catalog) if catalog else None, **overrides)
     rows = []
     for m in cat.models:
         for t in m.tasks:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -11,3 +13,22 @@ ScenarioOpt = Annotated[str | None, typer.Option("--scenario", "-s", help="Scena
 CatalogOpt = Annotated[Path | None, typer.Option("--catalog", "-c", help="Catalog CSV or TOML (default: Table I).")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the random policy (scenario `seed`).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")]
+
+
+@contextmanager
+def progress_bar(description: str, total: float | None = None):
+    """Yield update(done, total=None) drawing a rich bar on stderr, or a no-op when stderr is not a terminal."""
+    if not sys.stderr.isatty():
+        yield lambda done, total=None: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=total)
+
+        def update(done, total=None):
+            bar.update(task, completed=done, **({"total": total} if total is not None else {}))
+
+        yield update

@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..report import comparison_table
 from ..results import to_json, write_summary
 from . import app
-from .options import CatalogOpt, JsonOpt, ScenarioOpt, SeedOpt
+from .options import CatalogOpt, JsonOpt, ScenarioOpt, SeedOpt, progress_bar
 
 
 def parse_sets(sets: list[str] | None) -> dict:
@@ -25,24 +25,6 @@ def parse_sets(sets: list[str] | None) -> dict:
             raise InputError(f"--set expects KEY=VALUE, got {s!r}")
         out[key.strip()] = value.strip()
     return out
-
-
-def progress_bar(total_hint: int | None):
-    """A rich progress bar on stderr, only on a terminal; returns (callback, context manager)."""
-    from contextlib import nullcontext
-
-    if not sys.stderr.isatty():
-        return None, nullcontext()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    bar = Progress("replay", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   console=Console(stderr=True), transient=True)
-    task = bar.add_task("replay", total=total_hint)
-
-    def update(done, total):
-        bar.update(task, completed=done, total=total)
-
-    return update, bar
 
 
 @app.command()
@@ -71,12 +53,7 @@ def replay(
     overrides = parse_sets(sets)
     overrides.update({k: v for k, v in {"gpu_memory_gb": gpu_memory, "half_life_s": half_life, "utility": utility,
                                          "seed": seed}.items() if v is not None})
-    update, ctx = progress_bar(None) if not json_out else (None, None)
-    if ctx is None:
-        from contextlib import nullcontext
-
-        ctx = nullcontext()
-    with ctx:
+    with progress_bar("replay") as update:
         rows = replay_many(str(trace) if trace else None, policy, scenario,
                            str(catalog) if catalog else None, engine=engine, requests_out=requests_out,
                            progress=update, **overrides)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -13,21 +12,7 @@ from ..catalog import load_catalog
 from ..errors import InputError
 from ..trace.synth import ARRIVALS, MMPP_DEFAULT, write_synth
 from . import app
-
-
-@contextmanager
-def progress_bar(description: str, total: float | None):
-    """Yield update(done) drawing a rich bar on stderr, or a no-op when stderr is not a terminal."""
-    if not sys.stderr.isatty():
-        yield lambda done: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda done: bar.update(task, completed=done)
+from .options import progress_bar
 
 
 @app.command()

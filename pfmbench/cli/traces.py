@@ -15,7 +15,7 @@ from ..trace import importers
 from ..trace.inspect import inspect_trace
 from ..trace.schema import trace_problems
 from . import app
-from .synth import progress_bar
+from .options import progress_bar
 
 IMPORT_FORMATS = ("alibaba-genai", "azure-llm", "csv")
 EXPORT_FORMATS = ("libcachesim",)

@@ -40,7 +40,7 @@ def decay(k, dt, utility, half_life_s, linear_rate):
         return k * 2.0 ** (-dt / half_life_s)
     if utility == UTIL_LINEAR:
         v = k - linear_rate * dt
-        return v if v > 0.0 else 0.0
+        return max(0.0, v)
     return k
 
 

@@ -23,8 +23,21 @@ import numpy as np
 from numba import njit
 
 from . import costs as C
-from .tables import (P_CLOUD_RATE, P_EDGE_RATE, P_HALF_LIFE, P_LINEAR_RATE, P_POWER, P_PRICE_REQ,
-                     P_PRICE_TFLOP, P_RELEVANCE, P_RTT, P_UPLINK, P_UTILITY, P_WEAR, Tables)
+from .tables import (
+    P_CLOUD_RATE,
+    P_EDGE_RATE,
+    P_HALF_LIFE,
+    P_LINEAR_RATE,
+    P_POWER,
+    P_PRICE_REQ,
+    P_PRICE_TFLOP,
+    P_RELEVANCE,
+    P_RTT,
+    P_UPLINK,
+    P_UTILITY,
+    P_WEAR,
+    Tables,
+)
 
 POL_LC, POL_LFU, POL_LRU, POL_FIFO, POL_RANDOM, POL_CLOUD = 0, 1, 2, 3, 4, 5
 
@@ -283,8 +296,7 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
                 if q != p:
                     others += _decay(examples[q], now - examples_time[q], utility, half_life, linear_rate)
             k_eff = k_own + relevance * others
-        if k_eff > w:
-            k_eff = w
+        k_eff = min(k_eff, w)
         accuracy = _accuracy_at(k_eff, curve[p, 0], curve[p, 1], curve[p, 2], curve[p, 3], curve[p, 4],
                                 curve[p, 5], curve[p, 6])
         work = gflops[p] * (units[i] + k_eff * example_units[p])
@@ -294,7 +306,7 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
         for e in range(1, n_exec):
             if free_at[e] < free_at[j]:
                 j = e
-        start = now if now >= free_at[j] else free_at[j]
+        start = max(now, free_at[j])
         wait = start - now
         free_at[j] = start + load + compute
         latency = wait + load + compute
@@ -316,13 +328,11 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
         sums[C.S_WAIT] += wait
         sums[C.S_K_EFF] += k_eff
         sums[C.S_EDGE_GFLOP] += work
-        if latency > sums[C.S_EDGE_LAT_MAX]:
-            sums[C.S_EDGE_LAT_MAX] = latency
+        sums[C.S_EDGE_LAT_MAX] = max(sums[C.S_EDGE_LAT_MAX], latency)
         hist[_hist_index(latency)] += 1
 
         k_new = k_own + 1.0
-        if k_new > w:
-            k_new = w
+        k_new = min(k_new, w)
         ctx_now = _decay(ctx[m], now - ctx_time[m], utility, half_life, linear_rate)
         examples[p] = k_new
         examples_time[p] = now

@@ -12,8 +12,21 @@ import numpy as np
 
 from . import costs as C
 from .costs import accuracy_at, decay, hist_index
-from .tables import (P_CLOUD_RATE, P_EDGE_RATE, P_HALF_LIFE, P_LINEAR_RATE, P_POWER, P_PRICE_REQ,
-                     P_PRICE_TFLOP, P_RELEVANCE, P_RTT, P_UPLINK, P_UTILITY, P_WEAR, Tables)
+from .tables import (
+    P_CLOUD_RATE,
+    P_EDGE_RATE,
+    P_HALF_LIFE,
+    P_LINEAR_RATE,
+    P_POWER,
+    P_PRICE_REQ,
+    P_PRICE_TFLOP,
+    P_RELEVANCE,
+    P_RTT,
+    P_UPLINK,
+    P_UTILITY,
+    P_WEAR,
+    Tables,
+)
 
 
 class CacheEntry:
@@ -151,8 +164,7 @@ class ReferenceEngine:
                 if q != pair:
                     others += self._k_now(q, now)
             k_eff = k_own + self.relevance * others
-        if k_eff > window:
-            k_eff = window
+        k_eff = min(k_eff, window)
         accuracy = accuracy_at(k_eff, *t.curve[pair])
         work = t.gflops[pair] * (units + k_eff * t.example_units[pair])
         compute = work / p[P_EDGE_RATE]
@@ -181,8 +193,7 @@ class ReferenceEngine:
         s[C.S_WAIT] += wait
         s[C.S_K_EFF] += k_eff
         s[C.S_EDGE_GFLOP] += work
-        if latency > s[C.S_EDGE_LAT_MAX]:
-            s[C.S_EDGE_LAT_MAX] = latency
+        s[C.S_EDGE_LAT_MAX] = max(s[C.S_EDGE_LAT_MAX], latency)
         self.hist[hist_index(latency)] += 1
 
         # The request leaves one demonstration in this copy's context.

@@ -77,7 +77,7 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
     ex_units = np.where(icl, x.example_units, 0.0)
     return Tables(
         params=params,
-        capacity_bytes=int(round(e.gpu_memory_gb * 1e9)),
+        capacity_bytes=round(e.gpu_memory_gb * 1e9),
         executors=int(e.executors),
         mem_bytes=np.array([m.memory_bytes for m in models], dtype=np.int64),
         load_time=np.array([e.load_overhead_s + m.memory_gb / e.load_gbps for m in models], dtype=np.float64),

@@ -71,7 +71,7 @@ def load_policy_file(path: str | Path) -> type[Policy]:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as e:  # a user's file: report, don't crash
+    except Exception as e:  # noqa: BLE001  (a user's file: report it, don't crash)
         raise InputError(f"{p}: cannot load policy: {type(e).__name__}: {e}") from None
     found = [c for _, c in inspect.getmembers(module, inspect.isclass)
              if issubclass(c, Policy) and c is not Policy and c.__module__ == module.__name__]
