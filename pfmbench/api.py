@@ -23,7 +23,15 @@ from .fileio import atomic_path
 from .policies import PAPER_POLICIES, get_policy, policy_names
 from .results import summarize
 from .scenario import SCENARIOS, Scenario, load_scenario
-from .trace.schema import TraceArrays, _as_table, _PairCoder, convert, parquet_columns, read_trace
+from .trace.schema import (
+    TraceArrays,
+    _as_table,
+    _PairCoder,
+    convert,
+    open_parquet,
+    parquet_columns,
+    read_trace,
+)
 
 DEFAULT_POLICIES = (*PAPER_POLICIES, "lru")  # the paper's five, plus lru
 CHUNK_ROWS = 1 << 20  # requests per engine call and per Parquet batch
@@ -80,7 +88,7 @@ def _chunks(trace, catalog: Catalog, chunk_rows: int, stream: bool) -> Iterator[
         coder = _PairCoder(catalog)
         origin, last, offset = None, -np.inf, 0
         try:
-            pf = pq.ParquetFile(trace, read_dictionary=[c for c in ("model", "task") if c in cols])
+            pf = open_parquet(trace, dictionaries=True)
             # One row group at a time: iter_batches over the whole file holds far more memory.
             batches = (b for g in range(pf.metadata.num_row_groups)
                        for b in pf.iter_batches(batch_size=chunk_rows, columns=cols, row_groups=[g]))
@@ -193,11 +201,7 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
     total = None
     stream = False
     if isinstance(source, str):
-        parquet_columns(source)  # schema errors first, with the file's name
-        try:
-            total = pq.ParquetFile(source).metadata.num_rows
-        except (OSError, pa.ArrowException) as e:
-            raise InputError(f"{source}: cannot read Parquet: {str(e).splitlines()[0]}") from None
+        total = open_parquet(source).metadata.num_rows  # schema errors first, with the file's name
         stream = total >= STREAM_MIN_ROWS
     tables = build_tables(sc, cat)
     pair_names = tuple(pa.array(list(x), pa.string()) for x in zip(*cat.pair_names(), strict=True))

@@ -23,21 +23,8 @@ import numpy as np
 from numba import njit
 
 from . import costs as C
-from .tables import (
-    P_CLOUD_RATE,
-    P_EDGE_RATE,
-    P_HALF_LIFE,
-    P_LINEAR_RATE,
-    P_POWER,
-    P_PRICE_REQ,
-    P_PRICE_TFLOP,
-    P_RELEVANCE,
-    P_RTT,
-    P_UPLINK,
-    P_UTILITY,
-    P_WEAR,
-    Tables,
-)
+from . import tables as T
+from .tables import Tables
 
 POL_LC, POL_LFU, POL_LRU, POL_FIFO, POL_RANDOM, POL_CLOUD = 0, 1, 2, 3, 4, 5
 
@@ -175,10 +162,10 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
                   heap_pos, clist, clist_pos, examples, examples_time, free_at, counts, sums, hist):
     """Replay one chunk; updates the state arrays in place. log_f columns: latency, wait, accuracy,
     accuracy_cost, k_eff, switching_cost, cloud_cost."""
-    edge_rate, cloud_rate, power = params[P_EDGE_RATE], params[P_CLOUD_RATE], params[P_POWER]
-    rtt, uplink, price_req, price_tflop = params[P_RTT], params[P_UPLINK], params[P_PRICE_REQ], params[P_PRICE_TFLOP]
-    utility, half_life, linear_rate = int(params[P_UTILITY]), params[P_HALF_LIFE], params[P_LINEAR_RATE]
-    relevance, wear = params[P_RELEVANCE], params[P_WEAR]
+    edge_rate, cloud_rate, power = params[T.P_EDGE_RATE], params[T.P_CLOUD_RATE], params[T.P_POWER]
+    rtt, uplink, price_req, price_tflop = params[T.P_RTT], params[T.P_UPLINK], params[T.P_PRICE_REQ], params[T.P_PRICE_TFLOP]
+    utility, half_life, linear_rate = int(params[T.P_UTILITY]), params[T.P_HALF_LIFE], params[T.P_LINEAR_RATE]
+    relevance, wear = params[T.P_RELEVANCE], params[T.P_WEAR]
     use_heap = policy <= POL_FIFO and not (policy == POL_LC and utility == C.UTIL_LINEAR)
     n_exec = free_at.shape[0]
     for i in range(ts.shape[0]):

@@ -11,22 +11,9 @@ import math
 import numpy as np
 
 from . import costs as C
+from . import tables as T
 from .costs import accuracy_at, decay, hist_index
-from .tables import (
-    P_CLOUD_RATE,
-    P_EDGE_RATE,
-    P_HALF_LIFE,
-    P_LINEAR_RATE,
-    P_POWER,
-    P_PRICE_REQ,
-    P_PRICE_TFLOP,
-    P_RELEVANCE,
-    P_RTT,
-    P_UPLINK,
-    P_UTILITY,
-    P_WEAR,
-    Tables,
-)
+from .tables import Tables
 
 
 class CacheEntry:
@@ -70,8 +57,8 @@ class ReferenceEngine:
         self.policy = policy
         self.names, self.families = names, families
         p = t.params
-        self.utility = int(p[P_UTILITY])
-        self.half_life, self.linear_rate, self.relevance = p[P_HALF_LIFE], p[P_LINEAR_RATE], p[P_RELEVANCE]
+        self.utility = int(p[T.P_UTILITY])
+        self.half_life, self.linear_rate, self.relevance = p[T.P_HALF_LIFE], p[T.P_LINEAR_RATE], p[T.P_RELEVANCE]
         n_pairs = len(t.pair_model)
         self.examples = [0.0] * n_pairs  # K[m,k]
         self.examples_time = [0.0] * n_pairs  # when K[m,k] was last updated
@@ -143,8 +130,8 @@ class ReferenceEngine:
 
         if outcome == C.CLOUD:  # the cloud keeps full context and serves at a_ref
             work = t.gflops[pair] * (units + t.cloud_context_units[pair])
-            latency = p[P_RTT] + input_mb * 8.0 / p[P_UPLINK] + work / p[P_CLOUD_RATE]
-            cloud_cost = p[P_PRICE_REQ] + p[P_PRICE_TFLOP] * work / 1000.0
+            latency = p[T.P_RTT] + input_mb * 8.0 / p[T.P_UPLINK] + work / p[T.P_CLOUD_RATE]
+            cloud_cost = p[T.P_PRICE_REQ] + p[T.P_PRICE_TFLOP] * work / 1000.0
             accuracy = t.a_ref[pair]
             self.counts[C.C_OFFLOADS] += 1
             s = self.sums
@@ -167,7 +154,7 @@ class ReferenceEngine:
         k_eff = min(k_eff, window)
         accuracy = accuracy_at(k_eff, *t.curve[pair])
         work = t.gflops[pair] * (units + k_eff * t.example_units[pair])
-        compute = work / p[P_EDGE_RATE]
+        compute = work / p[T.P_EDGE_RATE]
         load = t.load_time[m] if outcome == C.LOAD else 0.0
         j = min(range(len(self.free_at)), key=lambda i: self.free_at[i])  # first free executor
         start = max(now, self.free_at[j])
@@ -177,8 +164,8 @@ class ReferenceEngine:
         switching = 0.0
         s = self.sums
         if outcome == C.LOAD:
-            load_energy = p[P_POWER] * load
-            switching = load + load_energy / 1000.0 + p[P_WEAR]
+            load_energy = p[T.P_POWER] * load
+            switching = load + load_energy / 1000.0 + p[T.P_WEAR]
             self.counts[C.C_LOADS] += 1
             s[C.S_SWITCHING] += switching
             s[C.S_LOAD_ENERGY] += load_energy
@@ -186,7 +173,7 @@ class ReferenceEngine:
         else:
             self.counts[C.C_HITS] += 1
         accuracy_cost = (t.a_ref[pair] - accuracy) / 100.0
-        s[C.S_COMPUTE_ENERGY] += p[P_POWER] * compute
+        s[C.S_COMPUTE_ENERGY] += p[T.P_POWER] * compute
         s[C.S_ACC_COST] += accuracy_cost
         s[C.S_ACCURACY] += accuracy
         s[C.S_EDGE_LATENCY] += latency

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from ..catalog import Catalog, load_catalog
 from ..errors import InputError
-from .schema import _seconds, check_schema
+from .schema import _seconds, open_parquet
 
 MAX_MINUTE_BINS = 50_000_000  # beyond this span, per-minute counts are kept sparse
 
@@ -30,18 +30,6 @@ def fit_zipf_alpha(counts) -> float | None:
     x, y = np.log(np.arange(1, c.size + 1)), np.log(c)
     slope = np.polyfit(x, y, 1)[0]
     return float(-slope)
-
-
-def _open(path) -> pq.ParquetFile:
-    src = str(path)
-    if not Path(path).is_file():
-        raise InputError(f"{src}: trace file not found")
-    try:
-        pf = pq.ParquetFile(path)
-    except (OSError, pa.ArrowException) as e:
-        raise InputError(f"{src}: cannot read Parquet: {str(e).splitlines()[0]}") from None
-    check_schema(pf.schema_arrow, src)
-    return pf
 
 
 def _batches(pf: pq.ParquetFile, src: str, columns: list[str], batch_rows: int):
@@ -70,7 +58,7 @@ def inspect_trace(path: str | Path, catalog: Catalog | str | Path | None = None,
     """
     cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
     src = str(path)
-    pf = _open(path)
+    pf = open_parquet(path)
     names = pf.schema_arrow.names
     has_task, has_units = "task" in names, "units" in names
 

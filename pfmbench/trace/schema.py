@@ -194,16 +194,25 @@ def _as_table(trace, src: str, columns=None) -> pa.Table:
         raise InputError(f"{src}: cannot read Parquet: {str(e).splitlines()[0]}") from None
 
 
-def parquet_columns(path: str | Path) -> list[str]:
+def open_parquet(path: str | Path, *, dictionaries: bool = False) -> pq.ParquetFile:
+    """Open a trace file and check its schema; dictionaries: read model and task as dictionary codes."""
     src = str(path)
     if not Path(path).is_file():
         raise InputError(f"{src}: trace file not found")
     try:
-        schema = pq.read_schema(path)
+        names = pq.read_schema(path).names
+        kw = {"read_dictionary": [c for c in ("model", "task") if c in names]} if dictionaries else {}
+        pf = pq.ParquetFile(path, **kw)
     except (OSError, pa.ArrowException) as e:
         raise InputError(f"{src}: cannot read Parquet: {str(e).splitlines()[0]}") from None
-    check_schema(schema, src)
-    return [c for c in TRACE_COLUMNS if c in schema.names]
+    check_schema(pf.schema_arrow, src)
+    return pf
+
+
+def parquet_columns(path: str | Path) -> list[str]:
+    """The trace columns a file has (after checking its schema)."""
+    names = open_parquet(path).schema_arrow.names
+    return [c for c in TRACE_COLUMNS if c in names]
 
 
 def trace_problems(trace, catalog: Catalog, limit: int = 20) -> tuple[int, list[tuple[int, str]]]:
