@@ -198,3 +198,11 @@ def test_python_api(small_trace):
 def test_usage_errors_exit_2_without_traceback(cli):
     r = cli("replay", "--no-such-option")
     assert r.code == 2 and "Traceback" not in r.err and "No such option" in r.err
+
+
+def test_version_and_policies(cli):
+    import pfmbench
+
+    assert cli("--version").out.strip() == f"pfmbench {pfmbench.__version__}"
+    r = cli("policies", "policies/lc_size.py")
+    assert r.code == 0 and "lc-size" in r.out and "lfu" in r.out

@@ -22,9 +22,27 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"pfmbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Trace-replay benchmark for caching and serving pretrained foundation models at the edge.
+
+    Example: pfmbench replay --policy lc,lfu
+    """
+
+
 def _register() -> None:
     # Each command module adds its commands to `app`.
-    from . import models, replay, scenario, synth, traces  # noqa: F401
+    from . import models, policies, replay, scenario, synth, traces  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:

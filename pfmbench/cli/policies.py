@@ -1,0 +1,32 @@
+"""`pfmbench policies`: the registered eviction policies."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..policies import REGISTRY, load_policy_file, policy_names
+from . import app
+
+
+@app.command()
+def policies(
+    files: Annotated[list[str] | None, typer.Argument(help="Drop-in policy files to load and list too.")] = None,
+) -> None:
+    """List the eviction policies: built in, and drop-in files given by path.
+
+    Example: pfmbench policies policies/lc_size.py
+    """
+    policy_names()
+    for f in files or []:
+        load_policy_file(f)
+    table = Table(title="policies", title_justify="left")
+    for col in ("name", "engine", "what it evicts"):
+        table.add_column(col)
+    for name, cls in REGISTRY.items():
+        doc = (cls.description or (cls.__doc__ or "").strip().splitlines()[0]).strip()
+        table.add_row(name, "fast + reference" if cls.kernel is not None else "reference", doc)
+    Console().print(table)
