@@ -106,3 +106,17 @@ def test_streamed_trace_without_optional_columns(tmp_path, monkeypatch):
     whole = api.replay_many(str(p), ["lru", "lc"])
     monkeypatch.setattr(api, "STREAM_MIN_ROWS", 0)
     assert api.replay_many(str(p), ["lru", "lc"], chunk_rows=128) == whole
+
+
+def test_default_scenario_fast_equals_reference():
+    """Both engines on the whole default scenario (20,000 requests), every policy."""
+    fast = api.replay_many(None, "all", engine="fast")
+    ref = api.replay_many(None, "all", engine="reference")
+    for f, r in zip(fast, ref, strict=True):
+        for k, v in f.items():
+            if k == "engine":
+                continue
+            if isinstance(v, float):
+                assert v == pytest.approx(r[k], rel=1e-9, abs=1e-12), (f["policy"], k)
+            else:
+                assert v == r[k], (f["policy"], k)

@@ -38,7 +38,7 @@ def assert_same(fast_state, fast_log, ref):
         np.testing.assert_allclose(fast_log["floats"][:, k], cols[name], rtol=1e-9, atol=1e-12, err_msg=name)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), policy=st.sampled_from(POLICIES))
 def test_fast_engine_agrees_with_reference(data, policy):
     catalog = data.draw(catalogs())
