@@ -133,3 +133,11 @@ def test_context_grows_and_eviction_discards_it(utility):
     assert k[0] == 0 and 0 < k[1] <= 1 and k[1] < k[2] <= 2  # zero-shot after a load, then it grows
     assert k[4] == 0  # A was evicted by B: its context was discarded
     assert state.sums[C.S_CONTEXT_DISCARDED] > 0
+
+
+@given(st.one_of(st.floats(min_value=0.0, allow_nan=False), st.floats(max_value=0.0, allow_nan=False),
+                 st.sampled_from([0.0, -0.0, 5e-324, 2.0**-31, 2.0**-30, 2.0**31, 2.0**32, float("inf")])))
+def test_histogram_bucket_from_bits_equals_frexp_definition(x):
+    assert C.hist_index_bits(C.float_bits(x)) == C.hist_index(x)
+    if 2.0**-30 <= x < 2.0**31:  # the bucket's midpoint is within 0.05% of x
+        assert abs(C.hist_value(C.hist_index(x)) - x) <= 5e-4 * x

@@ -1,11 +1,11 @@
 """The fast engine: one numba kernel for the built-in policies, with state that carries between chunks.
 
-Every built-in policy except `random` and LC under `linear` decay evicts the cached model with the
-smallest key, so the kernel keeps cached models in an indexed binary min-heap keyed by (key1, key2):
-  lru (last use, -) · fifo (load, -) · lfu (requests since load, last use) ·
-  lc/exp (log2 C_m + t_m/half_life, last use) · lc/none (C_m, last use).
-Under `linear` decay contexts clamp at 0 one pair at a time and the order can change between requests,
-so LC scans the cached models; `random` draws from the list of cached models.
+Each policy keeps its victims in the structure that makes it O(1) or O(log n), as libCacheSim does:
+  lru, fifo: a doubly linked list in order of last use / load (a hit moves an LRU model to the tail);
+  lfu, lc: an indexed binary min-heap keyed by (key1, key2): lfu (requests since load, last use),
+    lc/exp (log2 C_m + t_m/half_life, last use), lc/none (C_m, last use);
+  lc/linear: contexts clamp at 0 one pair at a time and the order can change between requests, so LC
+    scans the cached models; random: draws from the list of cached models.
 
 The heap is lazy: a hit only rewrites the model's current key (O(1)); the heap keeps the key each model
 had when it was last placed. Keys only grow on a hit, so a stored key is never above the current one,
@@ -30,17 +30,17 @@ POL_LC, POL_LFU, POL_LRU, POL_FIFO, POL_RANDOM, POL_CLOUD = 0, 1, 2, 3, 4, 5
 
 _decay = njit(inline="always")(C.decay)
 _accuracy_at = njit(inline="always")(C.accuracy_at)
-_hist_index = njit(inline="always")(C.hist_index)
+_hist_index_bits = njit(inline="always")(C.hist_index_bits)
 
 # Indices into EngineState.scalars (int64).
-X_USED, X_N_CACHED, X_HEAP_N, X_SEQ = range(4)
+X_USED, X_N_CACHED, X_HEAP_N, X_SEQ, X_HEAD, X_TAIL, N_SCALARS = range(7)
 
 
 @dataclass
 class EngineState:
     """Everything a replay carries from one chunk of a trace to the next."""
 
-    scalars: np.ndarray  # int64 [4]: bytes used, models cached, heap size, requests seen
+    scalars: np.ndarray  # int64 [N_SCALARS]: bytes used, models cached, heap size, requests seen, list head, tail
     rng: np.ndarray  # uint64 [1]: SplitMix64 state of the random policy
     cached: np.ndarray  # int8 per model
     loaded_at: np.ndarray  # int64 per model: sequence number of its load
@@ -56,6 +56,8 @@ class EngineState:
     heap_pos: np.ndarray  # int32 per model
     clist: np.ndarray  # int32: cached models in insertion order, swap-remove
     clist_pos: np.ndarray  # int32 per model
+    prev: np.ndarray  # int32 per model: the LRU/FIFO list (-1 ends it)
+    next: np.ndarray  # int32 per model
     examples: np.ndarray  # float64 per pair: K[m,k]
     examples_time: np.ndarray  # float64 per pair
     free_at: np.ndarray  # float64 per executor
@@ -68,11 +70,12 @@ class EngineState:
     def new(cls, tables: Tables, seed: int = 0) -> EngineState:
         n, k = tables.n_models, len(tables.pair_model)
         return cls(
-            scalars=np.zeros(4, np.int64), rng=np.array([seed & (2**64 - 1)], dtype=np.uint64),
+            scalars=np.array([0, 0, 0, 0, -1, -1], np.int64), rng=np.array([seed & (2**64 - 1)], dtype=np.uint64),
             cached=np.zeros(n, np.int8), loaded_at=np.zeros(n, np.int64), last_use=np.zeros(n, np.int64),
             requests=np.zeros(n, np.int64), ctx=np.zeros(n), ctx_time=np.zeros(n), key1=np.zeros(n),
             key2=np.zeros(n), hkey1=np.zeros(n), hkey2=np.zeros(n), heap=np.zeros(n, np.int32), heap_pos=np.full(n, -1, np.int32),
-            clist=np.zeros(n, np.int32), clist_pos=np.full(n, -1, np.int32), examples=np.zeros(k),
+            clist=np.zeros(n, np.int32), clist_pos=np.full(n, -1, np.int32),
+            prev=np.full(n, -1, np.int32), next=np.full(n, -1, np.int32), examples=np.zeros(k),
             examples_time=np.zeros(k), free_at=np.zeros(tables.executors),
             counts=np.zeros(C.N_COUNTS, np.int64), sums=np.zeros(C.N_SUMS), hist=np.zeros(C.HIST_SIZE, np.int64))
 
@@ -121,6 +124,34 @@ def _sift_down(heap, pos, n, i, key1, key2):
 
 
 @njit(inline="always")
+def _list_push(m, scalars, prev, nxt):
+    """Append m at the tail of the LRU/FIFO list."""
+    tail = scalars[X_TAIL]
+    prev[m] = tail
+    nxt[m] = -1
+    if tail >= 0:
+        nxt[tail] = m
+    else:
+        scalars[X_HEAD] = m
+    scalars[X_TAIL] = m
+
+
+@njit(inline="always")
+def _list_remove(m, scalars, prev, nxt):
+    a, b = prev[m], nxt[m]
+    if a >= 0:
+        nxt[a] = b
+    else:
+        scalars[X_HEAD] = b
+    if b >= 0:
+        prev[b] = a
+    else:
+        scalars[X_TAIL] = a
+    prev[m] = -1
+    nxt[m] = -1
+
+
+@njit(inline="always")
 def _splitmix64(rng):
     s = rng[0] + np.uint64(0x9E3779B97F4A7C15)
     rng[0] = s
@@ -159,15 +190,18 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
                   example_units, curve, a_ref, cloud_context_units,
                   ts, pair, units, input_mb, log_on, log_outcome, log_f, log_evictions,
                   scalars, rng, cached, loaded_at, last_use, requests, ctx, ctx_time, key1, key2, hkey1, hkey2, heap,
-                  heap_pos, clist, clist_pos, examples, examples_time, free_at, counts, sums, hist):
+                  heap_pos, clist, clist_pos, prev, nxt, examples, examples_time, free_at, counts, sums, hist):
     """Replay one chunk; updates the state arrays in place. log_f columns: latency, wait, accuracy,
     accuracy_cost, k_eff, switching_cost, cloud_cost."""
     edge_rate, cloud_rate, power = params[T.P_EDGE_RATE], params[T.P_CLOUD_RATE], params[T.P_POWER]
     rtt, uplink, price_req, price_tflop = params[T.P_RTT], params[T.P_UPLINK], params[T.P_PRICE_REQ], params[T.P_PRICE_TFLOP]
     utility, half_life, linear_rate = int(params[T.P_UTILITY]), params[T.P_HALF_LIFE], params[T.P_LINEAR_RATE]
     relevance, wear = params[T.P_RELEVANCE], params[T.P_WEAR]
-    use_heap = policy <= POL_FIFO and not (policy == POL_LC and utility == C.UTIL_LINEAR)
+    use_list = policy == POL_LRU or policy == POL_FIFO
+    use_heap = policy == POL_LFU or (policy == POL_LC and utility != C.UTIL_LINEAR)
     n_exec = free_at.shape[0]
+    fbits = np.empty(1, np.float64)  # a float's bits for the histogram, through an int64 view
+    ibits = fbits.view(np.int64)
     for i in range(ts.shape[0]):
         now = ts[i]
         p = pair[i]
@@ -184,6 +218,8 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
                 # whom to evict
                 if policy == POL_RANDOM:
                     v = clist[_splitmix64(rng) % np.uint64(scalars[X_N_CACHED])]
+                elif use_list:
+                    v = scalars[X_HEAD]
                 elif use_heap:
                     v = heap[0]
                     while hkey1[v] != key1[v] or hkey2[v] != key2[v]:  # stale: re-place with its current key
@@ -209,7 +245,9 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
                 clist_pos[last] = clist_pos[v]
                 clist_pos[v] = -1
                 scalars[X_N_CACHED] = n
-                if use_heap:
+                if use_list:
+                    _list_remove(v, scalars, prev, nxt)
+                elif use_heap:
                     hn = scalars[X_HEAP_N] - 1
                     hp = heap_pos[v]
                     heap[hp] = heap[hn]
@@ -239,7 +277,9 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
             clist[n] = m
             clist_pos[m] = n
             scalars[X_N_CACHED] = n + 1
-            if use_heap:
+            if use_list:
+                _list_push(m, scalars, prev, nxt)
+            elif use_heap:
                 hn = scalars[X_HEAP_N]
                 heap[hn] = m
                 heap_pos[m] = hn
@@ -275,7 +315,14 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
             continue
 
         w = window[m]
-        k_own = _decay(examples[p], now - examples_time[p], utility, half_life, linear_rate)
+        k, dt = examples[p], now - examples_time[p]
+        have_f = utility == C.UTIL_EXP and k > 0.0 and dt > 0.0
+        if have_f:  # keep the factor: a single-task model's context decays by the same one below
+            f = 2.0 ** (-dt / half_life)
+            k_own = k * f  # = _decay(k, dt, ...), bit for bit
+        else:
+            f = 1.0
+            k_own = _decay(k, dt, utility, half_life, linear_rate)
         k_eff = k_own
         if relevance > 0.0:
             others = 0.0
@@ -316,18 +363,26 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
         sums[C.S_K_EFF] += k_eff
         sums[C.S_EDGE_GFLOP] += work
         sums[C.S_EDGE_LAT_MAX] = max(sums[C.S_EDGE_LAT_MAX], latency)
-        hist[_hist_index(latency)] += 1
+        fbits[0] = latency
+        hist[_hist_index_bits(ibits[0])] += 1
 
         k_new = k_own + 1.0
         k_new = min(k_new, w)
-        ctx_now = _decay(ctx[m], now - ctx_time[m], utility, half_life, linear_rate)
+        if have_f and ctx_time[m] == examples_time[p]:
+            ctx_now = ctx[m] * f
+        else:
+            ctx_now = _decay(ctx[m], now - ctx_time[m], utility, half_life, linear_rate)
         examples[p] = k_new
         examples_time[p] = now
         ctx[m] = ctx_now + (k_new - k_own)
         ctx_time[m] = now
         last_use[m] = seq
         requests[m] += 1
-        if use_heap and policy != POL_FIFO:
+        if policy == POL_LRU:
+            if scalars[X_TAIL] != m:
+                _list_remove(m, scalars, prev, nxt)
+                _list_push(m, scalars, prev, nxt)
+        elif use_heap:
             key1[m] = _key1(policy, utility, half_life, loaded_at[m], last_use[m], requests[m], ctx[m], ctx_time[m])
             key2[m] = last_use[m]
             if key1[m] < hkey1[m] or (key1[m] == hkey1[m] and key2[m] < hkey2[m]):

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import costs as C
 from . import tables as T
-from .costs import accuracy_at, decay, hist_index
+from .costs import accuracy_at, decay, float_bits, hist_index_bits
 from .tables import Tables
 
 
@@ -181,7 +181,7 @@ class ReferenceEngine:
         s[C.S_K_EFF] += k_eff
         s[C.S_EDGE_GFLOP] += work
         s[C.S_EDGE_LAT_MAX] = max(s[C.S_EDGE_LAT_MAX], latency)
-        self.hist[hist_index(latency)] += 1
+        self.hist[hist_index_bits(float_bits(latency))] += 1  # = hist_index(latency)
 
         # The request leaves one demonstration in this copy's context.
         k_new = min(window, k_own + 1.0)
