@@ -35,7 +35,8 @@ from .trace.schema import (
 
 DEFAULT_POLICIES = (*PAPER_POLICIES, "lru")  # the paper's five, plus lru
 CHUNK_ROWS = 1 << 18  # requests per engine call and per Parquet batch: small enough to keep memory low
-STREAM_MIN_ROWS = 4 << 20  # Parquet traces this large are read batch by batch instead of whole
+# Parquet traces this large are read batch by batch instead of whole (the environment variable is for benchmarks).
+STREAM_MIN_ROWS = int(os.environ.get("PFMBENCH_STREAM_MIN_ROWS", 4 << 20))
 
 
 @dataclass
