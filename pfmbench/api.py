@@ -15,8 +15,9 @@ import pyarrow.parquet as pq
 
 from .catalog import Catalog, load_catalog
 from .engine import costs as C
-from .engine.fast import EngineState, replay_chunk
-from .engine.reference import LOG_COLUMNS, ReferenceEngine
+from .engine.costs import LOG_COLUMNS
+from .engine.fast import EngineState, log_columns, new_log, replay_chunk
+from .engine.reference import ReferenceEngine
 from .engine.tables import build_tables
 from .errors import InputError
 from .fileio import atomic_path
@@ -24,19 +25,19 @@ from .policies import PAPER_POLICIES, get_policy, policy_names
 from .results import summarize
 from .scenario import SCENARIOS, Scenario, load_scenario
 from .trace.schema import (
+    TRACE_COLUMNS,
     TraceArrays,
     _as_table,
     _PairCoder,
     convert,
     open_parquet,
-    parquet_columns,
     read_trace,
 )
 
 DEFAULT_POLICIES = (*PAPER_POLICIES, "lru")  # the paper's five, plus lru
 CHUNK_ROWS = 1 << 18  # requests per engine call and per Parquet batch: small enough to keep memory low
 # Parquet traces this large are read batch by batch instead of whole (the environment variable is for benchmarks).
-STREAM_MIN_ROWS = int(os.environ.get("PFMBENCH_STREAM_MIN_ROWS", 4 << 20))
+STREAM_MIN_ROWS = int(os.environ.get("PFMBENCH_STREAM_MIN_ROWS", str(4 << 20)))
 
 
 @dataclass
@@ -81,15 +82,15 @@ def scenario_trace(sc: Scenario, catalog: Catalog) -> pl.DataFrame:
     return synthesize_df(catalog, requests=ts.requests, rate=ts.rate, alpha=ts.alpha, seed=ts.seed)
 
 
-def _chunks(trace, catalog: Catalog, chunk_rows: int, stream: bool) -> Iterator[tuple[TraceArrays, pa.Table | None]]:
-    """TraceArrays chunks in time order, with the Arrow rows of model/task names (for the request log)."""
+def _chunks(trace, catalog: Catalog, chunk_rows: int, stream: bool) -> Iterator[TraceArrays]:
+    """The trace as TraceArrays chunks in time order; streamed from Parquet batch by batch if `stream`."""
     if stream:
         src = str(trace)
-        cols = parquet_columns(trace)
         coder = _PairCoder(catalog)
         origin, last, offset = None, -np.inf, 0
+        pf = open_parquet(trace, dictionaries=True)
+        cols = [c for c in TRACE_COLUMNS if c in pf.schema_arrow.names]
         try:
-            pf = open_parquet(trace, dictionaries=True)
             # One row group at a time: iter_batches over the whole file holds far more memory.
             batches = (b for g in range(pf.metadata.num_row_groups)
                        for b in pf.iter_batches(batch_size=chunk_rows, columns=cols, row_groups=[g]))
@@ -106,7 +107,7 @@ def _chunks(trace, catalog: Catalog, chunk_rows: int, stream: bool) -> Iterator[
                 if len(ts):
                     last = ts[-1]
                 offset += len(ts)
-                yield TraceArrays(ts - origin, codes, units, input_mb, origin, src), table
+                yield TraceArrays(ts - origin, codes, units, input_mb, origin, src)
         except (OSError, pa.ArrowException) as e:
             raise InputError(f"{src}: cannot read Parquet: {str(e).splitlines()[0]}") from None
         if offset == 0:
@@ -114,7 +115,7 @@ def _chunks(trace, catalog: Catalog, chunk_rows: int, stream: bool) -> Iterator[
         return
     arrays = read_trace(trace, catalog)
     for start in range(0, len(arrays), chunk_rows):
-        yield arrays.slice(start, start + chunk_rows), None
+        yield arrays.slice(start, start + chunk_rows)
 
 
 class _Runner:
@@ -134,25 +135,11 @@ class _Runner:
                                        [m.family for m in catalog.models])
 
     def run(self, chunk: TraceArrays, log: bool) -> dict | None:
-        n = len(chunk)
         if self.fast:
-            buf = None
-            if log:
-                buf = {"outcome": np.zeros(n, np.int8), "floats": np.zeros((n, 7)), "evictions": np.zeros(n, np.int32)}
+            buf = new_log(len(chunk)) if log else None
             replay_chunk(self.tables, self.policy.kernel, self.state, chunk, buf)
-            if not log:
-                return None
-            f = buf["floats"]
-            cols = {"outcome": buf["outcome"], "evictions": buf["evictions"]}
-            for k, name in enumerate(("latency", "wait", "accuracy", "accuracy_cost", "k_eff", "switching_cost",
-                                      "cloud_cost")):
-                cols[name] = f[:, k]
-            return cols
-        rows = [self.ref.request(float(chunk.ts[i]), int(chunk.pair[i]), float(chunk.units[i]),
-                                 float(chunk.input_mb[i])) for i in range(n)]
-        if not log:
-            return None
-        return {name: np.array([r[k] for r in rows], dtype=dt) for k, (name, dt) in enumerate(LOG_COLUMNS)}
+            return log_columns(buf) if log else None
+        return self.ref.run(chunk, log)
 
     def totals(self):
         if self.fast:
@@ -214,7 +201,7 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
         pool = ThreadPoolExecutor(min(len(runners), os.cpu_count() or 1)) if len(runners) > 1 else None
         try:
             done = 0
-            for chunk, _ in _chunks(source, cat, chunk_rows, stream):
+            for chunk in _chunks(source, cat, chunk_rows, stream):
                 log = writer_path is not None
                 results = pool.map(_Runner.run, runners, [chunk] * len(runners), [log] * len(runners)) if pool else \
                     [runners[0].run(chunk, log)]

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from strategies import catalogs, scenarios, traces
 
 from pfmbench.engine import costs as C
-from pfmbench.engine.fast import EngineState, replay_chunk
-from pfmbench.engine.reference import LOG_COLUMNS, replay_reference
+from pfmbench.engine.fast import EngineState, new_log, replay_chunk
+from pfmbench.engine.reference import replay_reference
 from pfmbench.engine.tables import build_tables
 from pfmbench.policies import get_policy
 
@@ -18,7 +18,7 @@ POLICIES = ["lc", "lfu", "lru", "fifo", "random", "cloud"]
 def fast_replay(tables, trace, policy, seed, chunk=None):
     state = EngineState.new(tables, seed)
     n = len(trace.ts)
-    log = {"outcome": np.zeros(n, np.int8), "floats": np.zeros((n, 7)), "evictions": np.zeros(n, np.int32)}
+    log = new_log(n)
     step = chunk or n
     for s in range(0, n, step):
         part = {k: v[s:s + step] for k, v in log.items()}
@@ -33,8 +33,7 @@ def assert_same(fast_state, fast_log, ref):
     np.testing.assert_array_equal(fast_state.hist, hist)
     np.testing.assert_array_equal(fast_log["outcome"], cols["outcome"])
     np.testing.assert_array_equal(fast_log["evictions"], cols["evictions"])
-    floats = [name for name, _ in LOG_COLUMNS if name not in ("outcome", "evictions")]  # fast log_f's order
-    for k, name in enumerate(floats):
+    for k, name in enumerate(C.LOG_FLOATS):
         np.testing.assert_allclose(fast_log["floats"][:, k], cols[name], rtol=1e-9, atol=1e-12, err_msg=name)
 
 

@@ -31,7 +31,7 @@ lcs = pytest.importorskip("libcachesim")
 
 from pfmbench.catalog import Catalog, Model, Task
 from pfmbench.engine import costs as C
-from pfmbench.engine.fast import X_USED, EngineState, replay_chunk
+from pfmbench.engine.fast import X_USED, EngineState, new_log, replay_chunk
 from pfmbench.engine.reference import replay_reference
 from pfmbench.engine.tables import build_tables
 from pfmbench.policies import get_policy
@@ -77,7 +77,7 @@ def fast_replay(tables, policy, trace):
     """(outcome per request, evictions per request, final state) from the numba kernel."""
     n = len(trace)
     state = EngineState.new(tables, 0)
-    log = {"outcome": np.zeros(n, np.int8), "floats": np.zeros((n, 7)), "evictions": np.zeros(n, np.int32)}
+    log = new_log(n)
     replay_chunk(tables, get_policy(policy).kernel, state, trace, log)
     return log["outcome"], log["evictions"], state
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import struct
 
+import numpy as np
+
 from ..catalog import accuracy_at  # noqa: F401  (re-exported: the accuracy curve a(K))
 
 # Utility codes (MODEL.md §2).
@@ -18,6 +20,13 @@ UTILITY_CODES = {"exp": UTIL_EXP, "linear": UTIL_LINEAR, "none": UTIL_NONE}
 # Request outcomes in the per-request log.
 HIT, LOAD, CLOUD = 0, 1, 2
 OUTCOMES = ("hit", "load", "cloud")
+
+# The per-request log (`--requests-out`), in this order; the fast kernel fills the float columns as one
+# 2-D array in the order they stand here.
+LOG_COLUMNS = [("outcome", np.int8), ("latency", np.float64), ("wait", np.float64), ("accuracy", np.float64),
+               ("accuracy_cost", np.float64), ("k_eff", np.float64), ("evictions", np.int32),
+               ("switching_cost", np.float64), ("cloud_cost", np.float64)]
+LOG_FLOATS = tuple(name for name, dt in LOG_COLUMNS if dt is np.float64)
 
 # Counters (int64) and sums (float64) that a replay accumulates; results.py names them.
 C_REQUESTS, C_HITS, C_LOADS, C_EVICTIONS, C_OFFLOADS, N_COUNTS = range(6)

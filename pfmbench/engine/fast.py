@@ -401,6 +401,19 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
             log_f[i, 6] = 0.0
 
 
+def new_log(n: int) -> dict:
+    """Buffers for replay_chunk's per-request log of n requests."""
+    return {"outcome": np.zeros(n, np.int8), "floats": np.zeros((n, len(C.LOG_FLOATS))),
+            "evictions": np.zeros(n, np.int32)}
+
+
+def log_columns(buf: dict) -> dict:
+    """The filled buffers as named columns, as the reference engine returns them."""
+    cols = {"outcome": buf["outcome"], "evictions": buf["evictions"]}
+    cols.update({name: buf["floats"][:, k] for k, name in enumerate(C.LOG_FLOATS)})
+    return cols
+
+
 def replay_chunk(tables: Tables, policy_code: int, state: EngineState, trace, log: dict | None = None) -> None:
     """Replay one chunk of TraceArrays into `state`. `log`: preallocated columns to fill, or None."""
     if len(trace.ts) == 0:

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import costs as C
 from . import tables as T
-from .costs import accuracy_at, decay, float_bits, hist_index_bits
+from .costs import LOG_COLUMNS, accuracy_at, decay, float_bits, hist_index_bits
 from .tables import Tables
 
 
@@ -99,6 +99,14 @@ class ReferenceEngine:
         for q in range(t.first_pair[entry.model], t.first_pair[entry.model + 1]):
             self.examples[q], self.examples_time[q] = 0.0, now  # evicting discards all its context
         self.counts[C.C_EVICTIONS] += 1
+
+    def run(self, trace, log: bool = False) -> dict | None:
+        """Replay TraceArrays (a whole trace or the next chunk of one); the per-request columns if log."""
+        rows = [self.request(float(trace.ts[i]), int(trace.pair[i]), float(trace.units[i]), float(trace.input_mb[i]))
+                for i in range(len(trace.ts))]
+        if not log:
+            return None
+        return {name: np.array([r[k] for r in rows], dtype=dt) for k, (name, dt) in enumerate(LOG_COLUMNS)}
 
     def request(self, now: float, pair: int, units: float, input_mb: float):
         """Replay one request; returns (outcome, latency, wait, accuracy, accuracy_cost, k_eff, evictions,
@@ -197,17 +205,5 @@ class ReferenceEngine:
 def replay_reference(tables: Tables, trace, policy, seed: int = 0, names=None, families=None, log: bool = False):
     """Replay a whole TraceArrays; returns (counts, sums, hist, log columns or None)."""
     eng = ReferenceEngine(tables, policy, seed, names, families)
-    rows = []
-    for i in range(len(trace.ts)):
-        r = eng.request(float(trace.ts[i]), int(trace.pair[i]), float(trace.units[i]), float(trace.input_mb[i]))
-        if log:
-            rows.append(r)
-    cols = None
-    if log:
-        cols = {name: np.array([r[k] for r in rows], dtype=dt) for k, (name, dt) in enumerate(LOG_COLUMNS)}
+    cols = eng.run(trace, log)
     return eng.counts, eng.sums, eng.hist, cols
-
-
-LOG_COLUMNS = [("outcome", np.int8), ("latency", np.float64), ("wait", np.float64), ("accuracy", np.float64),
-               ("accuracy_cost", np.float64), ("k_eff", np.float64), ("evictions", np.int32),
-               ("switching_cost", np.float64), ("cloud_cost", np.float64)]
