@@ -201,6 +201,8 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
         pool = ThreadPoolExecutor(min(len(runners), os.cpu_count() or 1)) if len(runners) > 1 else None
         try:
             done = 0
+            if progress:
+                progress(0, total)
             for chunk in _chunks(source, cat, chunk_rows, stream):
                 log = writer_path is not None
                 results = pool.map(_Runner.run, runners, [chunk] * len(runners), [log] * len(runners)) if pool else \

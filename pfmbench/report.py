@@ -19,7 +19,7 @@ def _fmt(key: str, v) -> str:
     return f"{v:,.2f}" if abs(v) >= 100 else f"{v:.4g}" if abs(v) < 0.01 and v != 0 else f"{v:.3f}"
 
 
-def comparison_table(rows: list[dict], title: str) -> Table:
+def comparison_table(rows: list[dict], title: str | None = None) -> Table:
     """Table II's shape: one row per metric, one column per policy, the best value of each row marked."""
     table = Table(title=title, title_justify="left", caption="★ best in row", caption_justify="left")
     table.add_column("metric", style="bold")

@@ -4,6 +4,8 @@ import json
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 SUMMARY_KEYS = {"policy", "n_requests", "edge_hits", "loads", "evictions", "offloads", "system_cost",
                 "switching_cost", "edge_execution_ratio", "total_accuracy_cost", "average_accuracy_cost",
@@ -206,3 +208,34 @@ def test_version_and_policies(cli):
     assert cli("--version").out.strip() == f"pfmbench {pfmbench.__version__}"
     r = cli("policies", "policies/lc_size.py")
     assert r.code == 0 and "lc-size" in r.out and "lfu" in r.out
+
+
+_NAMES = ["GPT3-13B", "gpt3-175b", "CLIP-ViT-L/14", "UniFormer-S", "UniFormer-B/pose_estimation", "GPT-9", "", None]
+_TASKS = ["translation", "superglue", "pose_estimation", "classification", "dance", None]
+_FLOATS = [0.0, 1.0, 2.5, 1e9, -1.0, float("nan"), float("inf"), None]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_trace_gives_results_or_one_clean_error(cli, tmp_path_factory, data):
+    """Fuzzed traces: exit 0 with a results file, or exit 2 with one line naming the file and no file."""
+    n = data.draw(st.integers(0, 6))
+    cols = {"ts": data.draw(st.one_of(st.lists(st.sampled_from(_FLOATS), min_size=n, max_size=n),
+                                      st.lists(st.sampled_from(["1", "x"]), min_size=n, max_size=n))),
+            "model": data.draw(st.lists(st.sampled_from(_NAMES), min_size=n, max_size=n))}
+    if data.draw(st.booleans()):
+        cols["task"] = data.draw(st.lists(st.sampled_from(_TASKS), min_size=n, max_size=n))
+    if data.draw(st.booleans()):
+        cols["units"] = data.draw(st.lists(st.sampled_from(_FLOATS), min_size=n, max_size=n))
+    if data.draw(st.booleans()):
+        del cols["model"]
+    d = tmp_path_factory.mktemp("fuzz")
+    trace, out = d / "t.parquet", d / "out.parquet"
+    pl.DataFrame(cols, strict=False).write_parquet(trace)
+    r = cli("replay", trace, "--policy", "lru,lc", "--out", out, "--json")
+    assert r.code in (0, 2), r.err
+    if r.code == 0:
+        assert out.exists() and len(json.loads(r.out)) == 2
+    else:
+        assert r.err.startswith("error: ") and r.err.count("\n") == 1 and str(trace) in r.err
+        assert not out.exists()

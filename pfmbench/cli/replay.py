@@ -67,7 +67,8 @@ def replay(
              f"GPU {r0['setting_edge_gpu_memory_gb']:g} GB")
     # Off a terminal (a pipe, a CI log) rich would wrap the table at 80 columns: give it room instead.
     console = Console() if sys.stdout.isatty() else Console(width=160)
-    console.print(comparison_table(rows, title))
+    console.print(title, style="bold", highlight=False)
+    console.print(comparison_table(rows, None))
     if out is not None:
         console.print(f"summary: {out}")
     if requests_out is not None:
