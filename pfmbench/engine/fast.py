@@ -247,17 +247,14 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
                 scalars[X_N_CACHED] = n
                 if use_list:
                     _list_remove(v, scalars, prev, nxt)
-                elif use_heap:
+                elif use_heap:  # v is the top: pop it
                     hn = scalars[X_HEAP_N] - 1
-                    hp = heap_pos[v]
-                    heap[hp] = heap[hn]
-                    heap_pos[heap[hp]] = hp
                     scalars[X_HEAP_N] = hn
                     heap_pos[v] = -1
-                    if hp < hn:  # the former last element now sits at hp: restore heap order around it
-                        moved = heap[hp]
-                        _sift_down(heap, heap_pos, hn, hp, hkey1, hkey2)
-                        _sift_up(heap, heap_pos, heap_pos[moved], hkey1, hkey2)
+                    if hn > 0:
+                        heap[0] = heap[hn]
+                        heap_pos[heap[0]] = 0
+                        _sift_down(heap, heap_pos, hn, 0, hkey1, hkey2)
                 cached[v] = 0
                 scalars[X_USED] -= mem_bytes[v]
                 for q in range(first_pair[v], first_pair[v + 1]):
