@@ -3,7 +3,8 @@
 Each policy keeps its victims in the structure that makes it O(1) or O(log n), as libCacheSim does:
   lru, fifo: a doubly linked list in order of last use / load (a hit moves an LRU model to the tail);
   lfu, lc: an indexed binary min-heap keyed by (key1, key2): lfu (requests since load, last use),
-    lc/exp (log2 C_m + t_m/half_life, last use), lc/none (C_m, last use);
+    lc/exp (log2 C_m + t_m/half_life, last use), lc/none (C_m, last use); LC keeps its models without
+    in-context learning (C_m = 0, evicted first) in an LRU list instead;
   lc/linear: contexts clamp at 0 one pair at a time and the order can change between requests, so LC
     scans the cached models; random: draws from the list of cached models.
 
@@ -199,6 +200,9 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
     relevance, wear = params[T.P_RELEVANCE], params[T.P_WEAR]
     use_list = policy == POL_LRU or policy == POL_FIFO
     use_heap = policy == POL_LFU or (policy == POL_LC and utility != C.UTIL_LINEAR)
+    # LC evicts models without in-context learning first (their context is 0: key -inf), least recently
+    # used first: they wait in an LRU list, and only the models with context in the heap.
+    lc_split = policy == POL_LC and use_heap
     n_exec = free_at.shape[0]
     fbits = np.empty(1, np.float64)  # a float's bits for the histogram, through an int64 view
     ibits = fbits.view(np.int64)
@@ -218,7 +222,7 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
                 # whom to evict
                 if policy == POL_RANDOM:
                     v = clist[_splitmix64(rng) % np.uint64(scalars[X_N_CACHED])]
-                elif use_list:
+                elif use_list or (lc_split and scalars[X_HEAD] >= 0):
                     v = scalars[X_HEAD]
                 elif use_heap:
                     v = heap[0]
@@ -245,7 +249,7 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
                 clist_pos[last] = clist_pos[v]
                 clist_pos[v] = -1
                 scalars[X_N_CACHED] = n
-                if use_list:
+                if use_list or (lc_split and window[v] == 0.0):
                     _list_remove(v, scalars, prev, nxt)
                 elif use_heap:  # v is the top: pop it
                     hn = scalars[X_HEAP_N] - 1
@@ -274,7 +278,7 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
             clist[n] = m
             clist_pos[m] = n
             scalars[X_N_CACHED] = n + 1
-            if use_list:
+            if use_list or (lc_split and window[m] == 0.0):
                 _list_push(m, scalars, prev, nxt)
             elif use_heap:
                 hn = scalars[X_HEAP_N]
@@ -375,7 +379,7 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
         ctx_time[m] = now
         last_use[m] = seq
         requests[m] += 1
-        if policy == POL_LRU:
+        if policy == POL_LRU or (lc_split and w == 0.0):
             if scalars[X_TAIL] != m:
                 _list_remove(m, scalars, prev, nxt)
                 _list_push(m, scalars, prev, nxt)
