@@ -2,6 +2,8 @@ import itertools
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pfmbench.catalog import CURVE_LOG, CURVE_PIECEWISE, Task, load_catalog
 from pfmbench.errors import InputError
@@ -93,3 +95,17 @@ def test_accuracy_is_monotone_in_k_for_table1_where_few_beats_one():
                 vals = [t.accuracy(k) for k in (0, 0.5, 1, 2, 4, 8, 16, 32, 64)]
                 assert all(b >= a - 1e-12 for a, b in itertools.pairwise(vals))
                 assert math.isclose(t.accuracy(t.k_few), t.few_shot, abs_tol=1e-9)
+
+
+@given(zero=st.floats(0, 90), gain1=st.floats(0.01, 30), few=st.floats(0, 100),
+       k_few=st.sampled_from([2, 4, 8, 16, 32, 50, 64]))
+def test_accuracy_curve_passes_through_table_points(zero, gain1, few, k_few):
+    """Whatever the fit (log or fallback), a(0), a(1) and a(k_few) are Table I's three values."""
+    t = Task("x", zero, zero + gain1, few, k_few)
+    assert t.accuracy(0) == zero
+    assert t.accuracy(1) == pytest.approx(zero + gain1, abs=1e-9)
+    assert t.accuracy(k_few) == pytest.approx(few, abs=1e-7)
+    if t.kind == CURVE_LOG and t.alpha > 0:
+        ks = sorted([0, 0.25, 0.5, 1, 2, k_few / 2, k_few, 2 * k_few])
+        vals = [t.accuracy(k) for k in ks]
+        assert all(b >= a - 1e-9 for a, b in itertools.pairwise(vals))
