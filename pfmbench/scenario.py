@@ -21,13 +21,35 @@ UTILITIES = ("exp", "linear", "none")
 
 @dataclass
 class Edge:
-    gpu_memory_gb: float = 80.0  # GB; MODEL.md default (one 80 GB data-centre GPU); the default scenario sets 80
+    preset: str = "a100-80"  # the GPU the values below start from (EDGE_PRESETS); later keys override it
+    gpu_memory_gb: float = 80.0  # GB; MODEL.md default (one 80 GB data-centre GPU)
     tflops: float = 312.0  # peak dense FP16, NVIDIA A100 datasheet
     utilization: float = 0.4  # fraction of peak reached in serving (MODEL.md)
     load_gbps: float = 12.9  # host-to-GPU copy, measured PCIe 4.0 x16 (MODEL.md)
     load_overhead_s: float = 0.5  # fixed start cost of a load (MODEL.md)
-    power_w: float = 300.0  # A100 SXM board power under load (MODEL.md)
+    power_w: float = 300.0  # A100 PCIe board power (MODEL.md)
     executors: int = 1  # requests served at once
+
+
+# Edge GPUs: memory, peak dense FP16 tensor TFLOPS and board power from NVIDIA's datasheets (dense = half
+# the "with sparsity" figure); host-to-GPU load rate: MODEL.md's measured PCIe 4.0 x16 12.9 GB/s, and
+# twice that for PCIe 5.0 (pfmbench assumption). Utilization, load overhead and executors are not set.
+EDGE_PRESETS = {
+    "a100-80": {"gpu_memory_gb": 80.0, "tflops": 312.0, "power_w": 300.0, "load_gbps": 12.9},  # A100 80GB PCIe
+    "h100-80": {"gpu_memory_gb": 80.0, "tflops": 756.0, "power_w": 350.0, "load_gbps": 25.8},  # H100 PCIe
+    "l40s": {"gpu_memory_gb": 48.0, "tflops": 362.0, "power_w": 350.0, "load_gbps": 12.9},  # L40S
+    "l4": {"gpu_memory_gb": 24.0, "tflops": 121.0, "power_w": 72.0, "load_gbps": 12.9},  # L4: an edge card
+    "rtx4090": {"gpu_memory_gb": 24.0, "tflops": 165.2, "power_w": 450.0, "load_gbps": 12.9},  # FP32 accumulate
+}
+
+
+def apply_preset(edge: Edge, name: str, where: str) -> None:
+    key = str(name).lower()
+    if key not in EDGE_PRESETS:
+        raise InputError(f"{where}: unknown edge preset {name!r} (one of {', '.join(EDGE_PRESETS)})")
+    edge.preset = key
+    for k, v in EDGE_PRESETS[key].items():
+        setattr(edge, k, v)
 
 
 @dataclass
@@ -152,7 +174,9 @@ class Scenario:
         """A copy with values set by key: `gpu_memory_gb`, `cloud.tflops` or `cloud_tflops`, `seed`."""
         sc = dataclasses.replace(self, **{s: dataclasses.replace(getattr(self, s)) for s in self.SECTIONS})
         index = _key_index()
-        for key, value in overrides.items():
+        # A preset sets several edge values: apply it before any single value, whatever the order given.
+        items = sorted(overrides.items(), key=lambda kv: index.get(kv[0], ("", ""))[1] != "preset")
+        for key, value in items:
             if value is None:
                 continue
             if key in ("seed", "name"):
@@ -192,6 +216,9 @@ def _key_index() -> dict[str, tuple[str, str]]:
 
 def _set(sc: Scenario, sect: str, name: str, value, where: str) -> None:
     obj = getattr(sc, sect)
+    if (sect, name) == ("edge", "preset"):
+        apply_preset(obj, value, sc.source if where.startswith("[") else where)
+        return
     current = getattr(obj, name)
     try:
         if isinstance(current, bool):
@@ -247,7 +274,7 @@ def load_scenario(path: str | Path | None = None, **overrides) -> Scenario:
             if key in Scenario.SECTIONS:
                 if not isinstance(value, dict):
                     raise InputError(f"{p}: [{key}] must be a table")
-                for k, v in value.items():
+                for k, v in sorted(value.items(), key=lambda kv: kv[0] != "preset"):  # a preset first
                     if k not in {f.name for f in fields(getattr(sc, key))}:
                         raise InputError(f"{p}: [{key}] has unknown key {k!r}")
                     _set(sc, key, k, v, f"[{key}] {k}")

@@ -40,3 +40,19 @@ def test_bad_scenario(tmp_path, text, needle):
 def test_unknown_override():
     with pytest.raises(InputError, match="unknown scenario key"):
         load_scenario(gpu_ram=3)
+
+
+def test_edge_presets(tmp_path):
+    sc = load_scenario(preset="l4")
+    assert (sc.edge.gpu_memory_gb, sc.edge.tflops, sc.edge.power_w) == (24.0, 121.0, 72.0)
+    # a single value beside a preset wins, whatever the order it is given in
+    assert load_scenario(gpu_memory_gb=20, preset="L4").edge.gpu_memory_gb == 20
+    p = tmp_path / "s.toml"
+    p.write_text('[edge]\ngpu_memory_gb = 16\npreset = "rtx4090"\n')
+    sc = load_scenario(p)
+    assert (sc.edge.preset, sc.edge.gpu_memory_gb, sc.edge.tflops) == ("rtx4090", 16.0, 165.2)
+    q = tmp_path / "round.toml"
+    q.write_text(sc.to_toml())  # the preset name and the values that override it survive a round trip
+    assert load_scenario(q).edge == sc.edge
+    with pytest.raises(InputError, match="unknown edge preset 'v100'"):
+        load_scenario(preset="v100")

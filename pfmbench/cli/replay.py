@@ -35,6 +35,8 @@ def replay(
                                         "random, cloud, a path to a .py policy, or 'all' (the paper's five + lru).")] = "all",
     scenario: ScenarioOpt = None,
     catalog: CatalogOpt = None,
+    gpu: Annotated[str | None, typer.Option("--gpu", help="Edge GPU preset: a100-80, h100-80, l40s, l4, rtx4090 "
+                                            "(memory, TFLOPS, power, load rate; docs/model.md).")] = None,
     gpu_memory: Annotated[float | None, typer.Option("--gpu-memory", help="Edge GPU memory, GB.")] = None,
     half_life: Annotated[float | None, typer.Option("--half-life", help="Age-of-Context half-life, s (exp utility).")] = None,
     utility: Annotated[str | None, typer.Option("--utility", help="Age-of-Context utility: exp, linear or none.")] = None,
@@ -48,10 +50,10 @@ def replay(
 ) -> None:
     """Replay a request trace through the edge cache under each policy and compare their costs.
 
-    Example: pfmbench replay trace.parquet --policy lc,lfu,lru --gpu-memory 40 --out results.parquet
+    Example: pfmbench replay trace.parquet --policy lc,lfu,lru --gpu l4 --gpu-memory 20 --out results.parquet
     """
     overrides = parse_sets(sets)
-    overrides.update({k: v for k, v in {"gpu_memory_gb": gpu_memory, "half_life_s": half_life, "utility": utility,
+    overrides.update({k: v for k, v in {"preset": gpu, "gpu_memory_gb": gpu_memory, "half_life_s": half_life, "utility": utility,
                                          "seed": seed}.items() if v is not None})
     with progress_bar("replay") as update:
         rows = replay_many(str(trace) if trace else None, policy, scenario,
@@ -64,7 +66,7 @@ def replay(
         return
     r0 = rows[0]
     title = (f"{r0['trace']} · scenario {r0['scenario']} · {r0['n_requests']:,} requests · "
-             f"GPU {r0['setting_edge_gpu_memory_gb']:g} GB")
+             f"GPU {r0['setting_edge_preset']}, {r0['setting_edge_gpu_memory_gb']:g} GB")
     # Off a terminal (a pipe, a CI log) rich would wrap the table at 80 columns: give it room instead.
     console = Console() if sys.stdout.isatty() else Console(width=160)
     console.print(title, style="bold", highlight=False)
