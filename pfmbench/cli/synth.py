@@ -12,7 +12,7 @@ from ..catalog import load_catalog
 from ..errors import InputError
 from ..trace.synth import ARRIVALS, MMPP_DEFAULT, write_synth
 from . import app
-from .options import progress_bar
+from .options import CatalogOpt, progress_bar
 
 
 @app.command()
@@ -34,7 +34,7 @@ def synth(
     drift_every: Annotated[float | None, typer.Option(help="Rotate the popularity ranking every S seconds.")] = None,
     shuffle: Annotated[bool, typer.Option(help="Rank pairs in a seeded random order instead of catalog order.")]
     = False,
-    catalog: Annotated[str | None, typer.Option(help="Catalog file (.csv/.toml); default Table I.")] = None,
+    catalog: CatalogOpt = None,
     seed: Annotated[int, typer.Option(help="Random seed; same arguments and seed give the same file.")] = 0,
 ) -> None:
     """Write a synthetic request trace (ts, model, task, units, input_mb) to Parquet.

@@ -15,11 +15,10 @@ from ..trace import importers
 from ..trace.inspect import inspect_trace
 from ..trace.schema import trace_problems
 from . import app
-from .options import progress_bar
+from .options import CatalogOpt, progress_bar
 
 IMPORT_FORMATS = ("alibaba-genai", "azure-llm", "csv")
 EXPORT_FORMATS = ("libcachesim",)
-CatalogOpt = Annotated[str | None, typer.Option(help="Catalog file (.csv/.toml); default Table I.")]
 
 trace_app = typer.Typer(help="Look at trace files.\n\nExample: pfmbench trace inspect t.parquet",
                         no_args_is_help=True)
