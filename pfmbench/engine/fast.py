@@ -2,9 +2,11 @@
 
 Each policy keeps its victims in the structure that makes it O(1) or O(log n), as libCacheSim does:
   lru, fifo: a doubly linked list in order of last use / load (a hit moves an LRU model to the tail);
-  lfu, lc: an indexed binary min-heap keyed by (key1, key2): lfu (requests since load, last use),
-    lc/exp (log2 C_m + t_m/half_life, last use), lc/none (C_m, last use); LC keeps its models without
-    in-context learning (C_m = 0, evicted first) in an LRU list instead;
+  lfu: frequency buckets in increasing order of requests since load, each a list of its models in the
+    order they reached that count (O(1) LFU): a hit moves a model to the tail of the next bucket;
+  lc: an indexed binary min-heap keyed by (key1, key2): lc/exp (log2 C_m + t_m/half_life, last use),
+    lc/none (C_m, last use); LC keeps its models without in-context learning (C_m = 0, evicted first)
+    in an LRU list instead;
   lc/linear: contexts clamp at 0 one pair at a time and the order can change between requests, so LC
     scans the cached models; random: draws from the list of cached models.
 
@@ -34,14 +36,17 @@ _accuracy_at = njit(inline="always")(C.accuracy_at)
 _hist_index_bits = njit(inline="always")(C.hist_index_bits)
 
 # Indices into EngineState.scalars (int64).
-X_USED, X_N_CACHED, X_HEAP_N, X_SEQ, X_HEAD, X_TAIL, N_SCALARS = range(7)
+X_USED, X_N_CACHED, X_HEAP_N, X_SEQ, X_HEAD, X_TAIL, X_BFIRST, X_BFREE_N, N_SCALARS = range(9)
+# Columns of EngineState.buckets (LFU).
+B_FREQ, B_HEAD, B_TAIL, B_PREV, B_NEXT = range(5)
 
 
 @dataclass
 class EngineState:
     """Everything a replay carries from one chunk of a trace to the next."""
 
-    scalars: np.ndarray  # int64 [N_SCALARS]: bytes used, models cached, heap size, requests seen, list head, tail
+    scalars: np.ndarray  # int64 [N_SCALARS]: bytes used, models cached, heap size, requests seen, list head,
+    # list tail, first LFU bucket, free LFU buckets
     rng: np.ndarray  # uint64 [1]: SplitMix64 state of the random policy
     cached: np.ndarray  # int8 per model
     loaded_at: np.ndarray  # int64 per model: sequence number of its load
@@ -57,8 +62,11 @@ class EngineState:
     heap_pos: np.ndarray  # int32 per model
     clist: np.ndarray  # int32: cached models in insertion order, swap-remove
     clist_pos: np.ndarray  # int32 per model
-    prev: np.ndarray  # int32 per model: the LRU/FIFO list (-1 ends it)
+    prev: np.ndarray  # int32 per model: the LRU/FIFO list, or the model's LFU bucket list (-1 ends it)
     next: np.ndarray  # int32 per model
+    buckets: np.ndarray  # int64 [n_models + 1, 5]: LFU buckets (B_FREQ, B_HEAD, B_TAIL, B_PREV, B_NEXT)
+    bucket_free: np.ndarray  # int32 [n_models + 1]: stack of unused buckets
+    bucket_of: np.ndarray  # int32 per model: its LFU bucket
     examples: np.ndarray  # float64 per pair: K[m,k]
     examples_time: np.ndarray  # float64 per pair
     free_at: np.ndarray  # float64 per executor
@@ -71,12 +79,14 @@ class EngineState:
     def new(cls, tables: Tables, seed: int = 0) -> EngineState:
         n, k = tables.n_models, len(tables.pair_model)
         return cls(
-            scalars=np.array([0, 0, 0, 0, -1, -1], np.int64), rng=np.array([seed & (2**64 - 1)], dtype=np.uint64),
+            scalars=np.array([0, 0, 0, 0, -1, -1, -1, n + 1], np.int64), rng=np.array([seed & (2**64 - 1)], dtype=np.uint64),
             cached=np.zeros(n, np.int8), loaded_at=np.zeros(n, np.int64), last_use=np.zeros(n, np.int64),
             requests=np.zeros(n, np.int64), ctx=np.zeros(n), ctx_time=np.zeros(n), key1=np.zeros(n),
             key2=np.zeros(n), hkey1=np.zeros(n), hkey2=np.zeros(n), heap=np.zeros(n, np.int32), heap_pos=np.full(n, -1, np.int32),
             clist=np.zeros(n, np.int32), clist_pos=np.full(n, -1, np.int32),
-            prev=np.full(n, -1, np.int32), next=np.full(n, -1, np.int32), examples=np.zeros(k),
+            prev=np.full(n, -1, np.int32), next=np.full(n, -1, np.int32),
+            buckets=np.full((n + 1, 5), -1, np.int64), bucket_free=np.arange(n + 1, dtype=np.int32),
+            bucket_of=np.full(n, -1, np.int32), examples=np.zeros(k),
             examples_time=np.zeros(k), free_at=np.zeros(tables.executors),
             counts=np.zeros(C.N_COUNTS, np.int64), sums=np.zeros(C.N_SUMS), hist=np.zeros(C.HIST_SIZE, np.int64))
 
@@ -152,6 +162,69 @@ def _list_remove(m, scalars, prev, nxt):
     nxt[m] = -1
 
 
+# -- LFU frequency buckets ------------------------------------------------------------------------------
+@njit(inline="always")
+def _bucket_new(freq, after, scalars, buckets, bucket_free):
+    """A bucket for `freq`, linked after bucket `after` (-1: first)."""
+    nf = scalars[X_BFREE_N] - 1
+    scalars[X_BFREE_N] = nf
+    b = bucket_free[nf]
+    nb = scalars[X_BFIRST] if after < 0 else buckets[after, B_NEXT]
+    buckets[b, B_FREQ] = freq
+    buckets[b, B_HEAD] = -1
+    buckets[b, B_TAIL] = -1
+    buckets[b, B_PREV] = after
+    buckets[b, B_NEXT] = nb
+    if after < 0:
+        scalars[X_BFIRST] = b
+    else:
+        buckets[after, B_NEXT] = b
+    if nb >= 0:
+        buckets[nb, B_PREV] = b
+    return b
+
+
+@njit(inline="always")
+def _bucket_append(m, b, buckets, prev, nxt, bucket_of):
+    t = buckets[b, B_TAIL]
+    prev[m] = t
+    nxt[m] = -1
+    if t >= 0:
+        nxt[t] = m
+    else:
+        buckets[b, B_HEAD] = m
+    buckets[b, B_TAIL] = m
+    bucket_of[m] = b
+
+
+@njit(inline="always")
+def _bucket_unlink(m, scalars, buckets, bucket_free, prev, nxt, bucket_of):
+    """Take m out of its bucket, and drop the bucket if that empties it."""
+    b = bucket_of[m]
+    a, c = prev[m], nxt[m]
+    if a >= 0:
+        nxt[a] = c
+    else:
+        buckets[b, B_HEAD] = c
+    if c >= 0:
+        prev[c] = a
+    else:
+        buckets[b, B_TAIL] = a
+    prev[m] = -1
+    nxt[m] = -1
+    bucket_of[m] = -1
+    if buckets[b, B_HEAD] < 0:
+        pb, nb = buckets[b, B_PREV], buckets[b, B_NEXT]
+        if pb >= 0:
+            buckets[pb, B_NEXT] = nb
+        else:
+            scalars[X_BFIRST] = nb
+        if nb >= 0:
+            buckets[nb, B_PREV] = pb
+        bucket_free[scalars[X_BFREE_N]] = b
+        scalars[X_BFREE_N] += 1
+
+
 @njit(inline="always")
 def _splitmix64(rng):
     s = rng[0] + np.uint64(0x9E3779B97F4A7C15)
@@ -172,16 +245,10 @@ def _context_now(m, now, utility, half_life, linear_rate, ctx, ctx_time, example
 
 
 @njit(inline="always")
-def _key1(policy, utility, half_life, loaded_at, last_use, requests, ctx, ctx_time):
-    """The first eviction key of a cached model (the second is always its last use). Scalars only:
-    array arguments would cost reference counting on every request."""
-    if policy == POL_LRU:
-        return float(last_use)
-    if policy == POL_FIFO:
-        return float(loaded_at)
-    if policy == POL_LFU:
-        return float(requests)
-    if utility == C.UTIL_EXP:  # LC: same order as C_m(now), see CacheEntry.context_rank
+def _lc_key(utility, half_life, ctx, ctx_time):
+    """LC's heap key: ordered as C_m(now) is (see CacheEntry.context_rank). Scalars only: array arguments
+    would cost reference counting on every request."""
+    if utility == C.UTIL_EXP:
         return math.log2(ctx) + ctx_time / half_life if ctx > 0.0 else -np.inf
     return ctx
 
@@ -191,7 +258,8 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
                   example_units, curve, a_ref, cloud_context_units,
                   ts, pair, units, input_mb, log_on, log_outcome, log_f, log_evictions,
                   scalars, rng, cached, loaded_at, last_use, requests, ctx, ctx_time, key1, key2, hkey1, hkey2, heap,
-                  heap_pos, clist, clist_pos, prev, nxt, examples, examples_time, free_at, counts, sums, hist):
+                  heap_pos, clist, clist_pos, prev, nxt, buckets, bucket_free, bucket_of, examples, examples_time,
+                  free_at, counts, sums, hist):
     """Replay one chunk; updates the state arrays in place. log_f columns: latency, wait, accuracy,
     accuracy_cost, k_eff, switching_cost, cloud_cost."""
     edge_rate, cloud_rate, power = params[T.P_EDGE_RATE], params[T.P_CLOUD_RATE], params[T.P_POWER]
@@ -199,7 +267,8 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
     utility, half_life, linear_rate = int(params[T.P_UTILITY]), params[T.P_HALF_LIFE], params[T.P_LINEAR_RATE]
     relevance, wear = params[T.P_RELEVANCE], params[T.P_WEAR]
     use_list = policy == POL_LRU or policy == POL_FIFO
-    use_heap = policy == POL_LFU or (policy == POL_LC and utility != C.UTIL_LINEAR)
+    use_buckets = policy == POL_LFU
+    use_heap = policy == POL_LC and utility != C.UTIL_LINEAR
     # LC evicts models without in-context learning first (their context is 0: key -inf), least recently
     # used first: they wait in an LRU list, and only the models with context in the heap.
     lc_split = policy == POL_LC and use_heap
@@ -224,6 +293,8 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
                     v = clist[_splitmix64(rng) % np.uint64(scalars[X_N_CACHED])]
                 elif use_list or (lc_split and scalars[X_HEAD] >= 0):
                     v = scalars[X_HEAD]
+                elif use_buckets:  # the first to reach the lowest count
+                    v = buckets[scalars[X_BFIRST], B_HEAD]
                 elif use_heap:
                     v = heap[0]
                     while hkey1[v] != key1[v] or hkey2[v] != key2[v]:  # stale: re-place with its current key
@@ -251,6 +322,8 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
                 scalars[X_N_CACHED] = n
                 if use_list or (lc_split and window[v] == 0.0):
                     _list_remove(v, scalars, prev, nxt)
+                elif use_buckets:
+                    _bucket_unlink(v, scalars, buckets, bucket_free, prev, nxt, bucket_of)
                 elif use_heap:  # v is the top: pop it
                     hn = scalars[X_HEAP_N] - 1
                     scalars[X_HEAP_N] = hn
@@ -280,12 +353,17 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
             scalars[X_N_CACHED] = n + 1
             if use_list or (lc_split and window[m] == 0.0):
                 _list_push(m, scalars, prev, nxt)
+            elif use_buckets:  # it will have served one request by the time anyone looks
+                b = scalars[X_BFIRST]
+                if b < 0 or buckets[b, B_FREQ] != 1:
+                    b = _bucket_new(1, -1, scalars, buckets, bucket_free)
+                _bucket_append(m, b, buckets, prev, nxt, bucket_of)
             elif use_heap:
                 hn = scalars[X_HEAP_N]
                 heap[hn] = m
                 heap_pos[m] = hn
                 scalars[X_HEAP_N] = hn + 1
-                key1[m] = _key1(policy, utility, half_life, loaded_at[m], last_use[m], requests[m], ctx[m], ctx_time[m])
+                key1[m] = _lc_key(utility, half_life, ctx[m], ctx_time[m])
                 key2[m] = last_use[m]
                 hkey1[m] = key1[m]
                 hkey2[m] = key2[m]
@@ -383,8 +461,16 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
             if scalars[X_TAIL] != m:
                 _list_remove(m, scalars, prev, nxt)
                 _list_push(m, scalars, prev, nxt)
+        elif use_buckets:
+            if outcome == C.HIT:  # one more request: to the tail of the next count's bucket
+                b = bucket_of[m]
+                nb = buckets[b, B_NEXT]
+                if nb < 0 or buckets[nb, B_FREQ] != requests[m]:
+                    nb = _bucket_new(requests[m], b, scalars, buckets, bucket_free)
+                _bucket_unlink(m, scalars, buckets, bucket_free, prev, nxt, bucket_of)
+                _bucket_append(m, nb, buckets, prev, nxt, bucket_of)
         elif use_heap:
-            key1[m] = _key1(policy, utility, half_life, loaded_at[m], last_use[m], requests[m], ctx[m], ctx_time[m])
+            key1[m] = _lc_key(utility, half_life, ctx[m], ctx_time[m])
             key2[m] = last_use[m]
             if key1[m] < hkey1[m] or (key1[m] == hkey1[m] and key2[m] < hkey2[m]):
                 hkey1[m] = key1[m]
