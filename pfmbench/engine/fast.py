@@ -465,10 +465,15 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
             if outcome == C.HIT:  # one more request: to the tail of the next count's bucket
                 b = bucket_of[m]
                 nb = buckets[b, B_NEXT]
-                if nb < 0 or buckets[nb, B_FREQ] != requests[m]:
+                if nb >= 0 and buckets[nb, B_FREQ] == requests[m]:
+                    _bucket_unlink(m, scalars, buckets, bucket_free, prev, nxt, bucket_of)
+                    _bucket_append(m, nb, buckets, prev, nxt, bucket_of)
+                elif buckets[b, B_HEAD] == m and buckets[b, B_TAIL] == m:  # alone: its bucket moves up a count
+                    buckets[b, B_FREQ] = requests[m]
+                else:
                     nb = _bucket_new(requests[m], b, scalars, buckets, bucket_free)
-                _bucket_unlink(m, scalars, buckets, bucket_free, prev, nxt, bucket_of)
-                _bucket_append(m, nb, buckets, prev, nxt, bucket_of)
+                    _bucket_unlink(m, scalars, buckets, bucket_free, prev, nxt, bucket_of)
+                    _bucket_append(m, nb, buckets, prev, nxt, bucket_of)
         elif use_heap:
             key1[m] = _lc_key(utility, half_life, ctx[m], ctx_time[m])
             key2[m] = last_use[m]
