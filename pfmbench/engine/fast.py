@@ -363,11 +363,10 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
                 heap[hn] = m
                 heap_pos[m] = hn
                 scalars[X_HEAP_N] = hn + 1
-                key1[m] = _lc_key(utility, half_life, ctx[m], ctx_time[m])
-                key2[m] = last_use[m]
-                hkey1[m] = key1[m]
-                hkey2[m] = key2[m]
-                _sift_up(heap, heap_pos, hn, hkey1, hkey2)
+                # At the bottom for now: its key (an empty context, -inf) changes as soon as it serves this
+                # request, below, which places it; nothing is evicted in between.
+                key1[m] = hkey1[m] = np.inf
+                key2[m] = hkey2[m] = last_use[m]
         else:
             outcome = C.CLOUD
 
