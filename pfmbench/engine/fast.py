@@ -4,8 +4,8 @@ Each policy keeps its victims in the structure that makes it O(1) or O(log n), a
   lru, fifo: a doubly linked list in order of last use / load (a hit moves an LRU model to the tail);
   lfu: frequency buckets in increasing order of requests since load, each a list of its models in the
     order they reached that count (O(1) LFU): a hit moves a model to the tail of the next bucket;
-  lc: an indexed binary min-heap keyed by (key1, key2): lc/exp (log2 C_m + t_m/half_life, last use),
-    lc/none (C_m, last use); LC keeps its models without in-context learning (C_m = 0, evicted first)
+  lc: an indexed binary min-heap keyed by (key, last use): lc/exp key log2 C_m + t_m/half_life,
+    lc/none key C_m; LC keeps its models without in-context learning (C_m = 0, evicted first)
     in an LRU list instead;
   lc/linear: contexts clamp at 0 one pair at a time and the order can change between requests, so LC
     scans the cached models; random: draws from the list of cached models.
@@ -49,14 +49,12 @@ class EngineState:
     # list tail, first LFU bucket, free LFU buckets
     rng: np.ndarray  # uint64 [1]: SplitMix64 state of the random policy
     cached: np.ndarray  # int8 per model
-    loaded_at: np.ndarray  # int64 per model: sequence number of its load
     last_use: np.ndarray  # int64 per model
     requests: np.ndarray  # int64 per model: served since loaded
     ctx: np.ndarray  # float64 per model: C_m at ctx_time (exp, none)
     ctx_time: np.ndarray  # float64 per model
-    key1: np.ndarray  # float64 per model: current eviction keys
-    key2: np.ndarray
-    hkey1: np.ndarray  # float64 per model: the keys the heap ordered it by (<= current keys)
+    key1: np.ndarray  # float64 per model: LC's current key (its second key is last_use)
+    hkey1: np.ndarray  # float64 per model: the keys the heap ordered it by (<= the current ones)
     hkey2: np.ndarray
     heap: np.ndarray  # int32: heap of cached models
     heap_pos: np.ndarray  # int32 per model
@@ -80,9 +78,9 @@ class EngineState:
         n, k = tables.n_models, len(tables.pair_model)
         return cls(
             scalars=np.array([0, 0, 0, 0, -1, -1, -1, n + 1], np.int64), rng=np.array([seed & (2**64 - 1)], dtype=np.uint64),
-            cached=np.zeros(n, np.int8), loaded_at=np.zeros(n, np.int64), last_use=np.zeros(n, np.int64),
+            cached=np.zeros(n, np.int8), last_use=np.zeros(n, np.int64),
             requests=np.zeros(n, np.int64), ctx=np.zeros(n), ctx_time=np.zeros(n), key1=np.zeros(n),
-            key2=np.zeros(n), hkey1=np.zeros(n), hkey2=np.zeros(n), heap=np.zeros(n, np.int32), heap_pos=np.full(n, -1, np.int32),
+            hkey1=np.zeros(n), hkey2=np.zeros(n), heap=np.zeros(n, np.int32), heap_pos=np.full(n, -1, np.int32),
             clist=np.zeros(n, np.int32), clist_pos=np.full(n, -1, np.int32),
             prev=np.full(n, -1, np.int32), next=np.full(n, -1, np.int32),
             buckets=np.full((n + 1, 5), -1, np.int64), bucket_free=np.arange(n + 1, dtype=np.int32),
@@ -257,7 +255,7 @@ def _lc_key(utility, half_life, ctx, ctx_time):
 def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_pair, pair_model, gflops,
                   example_units, curve, a_ref, cloud_context_units,
                   ts, pair, units, input_mb, log_on, log_outcome, log_f, log_evictions,
-                  scalars, rng, cached, loaded_at, last_use, requests, ctx, ctx_time, key1, key2, hkey1, hkey2, heap,
+                  scalars, rng, cached, last_use, requests, ctx, ctx_time, key1, hkey1, hkey2, heap,
                   heap_pos, clist, clist_pos, prev, nxt, buckets, bucket_free, bucket_of, examples, examples_time,
                   free_at, counts, sums, hist):
     """Replay one chunk; updates the state arrays in place. log_f columns: latency, wait, accuracy,
@@ -297,9 +295,9 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
                     v = buckets[scalars[X_BFIRST], B_HEAD]
                 elif use_heap:
                     v = heap[0]
-                    while hkey1[v] != key1[v] or hkey2[v] != key2[v]:  # stale: re-place with its current key
+                    while hkey1[v] != key1[v] or hkey2[v] != last_use[v]:  # stale: re-place with its keys now
                         hkey1[v] = key1[v]
-                        hkey2[v] = key2[v]
+                        hkey2[v] = last_use[v]
                         _sift_down(heap, heap_pos, scalars[X_HEAP_N], 0, hkey1, hkey2)
                         v = heap[0]
                 else:  # LC under linear decay: scan for the least context, ties to least recently used
@@ -342,7 +340,6 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
             # insert m with empty context
             cached[m] = 1
             scalars[X_USED] += mem_bytes[m]
-            loaded_at[m] = seq
             last_use[m] = seq
             requests[m] = 0
             ctx[m] = 0.0
@@ -366,7 +363,7 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
                 # At the bottom for now: its key (an empty context, -inf) changes as soon as it serves this
                 # request, below, which places it; nothing is evicted in between.
                 key1[m] = hkey1[m] = np.inf
-                key2[m] = hkey2[m] = last_use[m]
+                hkey2[m] = last_use[m]
         else:
             outcome = C.CLOUD
 
@@ -475,10 +472,9 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
                     _bucket_append(m, nb, buckets, prev, nxt, bucket_of)
         elif use_heap:
             key1[m] = _lc_key(utility, half_life, ctx[m], ctx_time[m])
-            key2[m] = last_use[m]
-            if key1[m] < hkey1[m] or (key1[m] == hkey1[m] and key2[m] < hkey2[m]):
+            if key1[m] < hkey1[m] or (key1[m] == hkey1[m] and last_use[m] < hkey2[m]):
                 hkey1[m] = key1[m]
-                hkey2[m] = key2[m]
+                hkey2[m] = last_use[m]
                 _sift_up(heap, heap_pos, heap_pos[m], hkey1, hkey2)
         if log_on:
             log_outcome[i] = outcome
