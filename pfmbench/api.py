@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -33,6 +33,9 @@ from .trace.schema import (
     open_parquet,
     read_trace,
 )
+
+if TYPE_CHECKING:
+    import polars as pl
 
 DEFAULT_POLICIES = (*PAPER_POLICIES, "lru")  # the paper's five, plus lru
 CHUNK_ROWS = 1 << 18  # requests per engine call and per Parquet batch: small enough to keep memory low
@@ -251,6 +254,8 @@ def replay(trace=None, policy: str = "lc", scenario=None, catalog=None, *, engin
         with tempfile.TemporaryDirectory() as d:
             path = Path(d) / "requests.parquet"
             [row] = replay_many(trace, [policy], scenario, catalog, engine=engine, requests_out=path, **overrides)
+            import polars as pl  # only here: a replay from Parquet needs no polars
+
             return ReplayResult(row, pl.read_parquet(path))
     [row] = replay_many(trace, [policy], scenario, catalog, engine=engine, **overrides)
     return ReplayResult(row)

@@ -6,7 +6,6 @@ import json
 import math
 
 import numpy as np
-import polars as pl
 
 from . import __version__
 from .engine import costs as C
@@ -109,7 +108,10 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
     return row
 
 
-def summary_frame(rows: list[dict]) -> pl.DataFrame:
+def summary_frame(rows: list[dict]):
+    """The summary rows as a polars DataFrame."""
+    import polars as pl
+
     return pl.DataFrame(rows, infer_schema_length=None)
 
 

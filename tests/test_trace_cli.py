@@ -184,3 +184,10 @@ def test_import_azure_cli(cli, tmp_path):
     assert r.code == 0, r.err
     s = json.loads(cli("trace", "inspect", out, "--json").out)
     assert s["n_requests"] == 19_366 and s["n_models"] == 2 and s["n_pairs"] == 6
+
+
+def test_cli_default_sdxl_fraction_is_the_importers():
+    from pfmbench.cli import traces
+    from pfmbench.trace import importers
+
+    assert traces.SDXL_FRACTION == importers.SDXL_FRACTION

@@ -11,14 +11,13 @@ import typer
 
 from ..catalog import load_catalog
 from ..errors import InputError
-from ..trace import importers
-from ..trace.inspect import inspect_trace
 from ..trace.schema import trace_problems
 from . import app
 from .options import CatalogOpt, progress_bar
 
 IMPORT_FORMATS = ("alibaba-genai", "azure-llm", "csv")
 EXPORT_FORMATS = ("libcachesim",)
+SDXL_FRACTION = 0.25  # importers.SDXL_FRACTION, kept here so that --help need not load polars (tested)
 
 trace_app = typer.Typer(help="Look at trace files.\n\nExample: pfmbench trace inspect t.parquet",
                         no_args_is_help=True)
@@ -47,7 +46,7 @@ def import_(
     only_succeeded: Annotated[bool, typer.Option(help="alibaba-genai: drop FAILED/PENDING/PROCESSING requests.")]
     = False,
     sdxl_fraction: Annotated[float, typer.Option(help="alibaba-genai: share of base models assigned SDXL "
-                                                     "(by a hash of the id).")] = importers.SDXL_FRACTION,
+                                                     "(by a hash of the id).")] = SDXL_FRACTION,
     alpha: Annotated[float, typer.Option(help="azure-llm: Zipf exponent of the model mix.")] = 0.8,
     seed: Annotated[int, typer.Option(help="azure-llm: seed of the model mix.")] = 0,
     ts: Annotated[str, typer.Option(help="csv: time column.")] = "ts",
@@ -66,6 +65,8 @@ def import_(
     """
     if fmt not in IMPORT_FORMATS:
         raise InputError(f"import: FORMAT must be one of {', '.join(IMPORT_FORMATS)}, got {fmt!r}")
+    from ..trace import importers  # polars-heavy: loaded only by this command
+
     with progress_bar(f"import {fmt}", importers.STEPS) as update:
         if fmt == "alibaba-genai":
             _only(fmt, "azure-llm and csv", catalog=catalog)
@@ -102,6 +103,8 @@ def export(
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"export: FORMAT must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
     with progress_bar("export", None) as update:
+        from ..trace import importers
+
         n = importers.export_libcachesim(trace, output, catalog=catalog, progress=update)
     print(f"wrote {n} requests to {output}", file=sys.stderr)
 
@@ -126,6 +129,8 @@ def inspect_(
     Example: pfmbench trace inspect t.parquet --json
     """
     with progress_bar("inspect", None) as update:
+        from ..trace.inspect import inspect_trace
+
         stats = inspect_trace(trace, catalog, progress=update)
     if as_json:
         print(json.dumps(stats, indent=2))

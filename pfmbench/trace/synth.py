@@ -13,13 +13,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..catalog import Catalog
+
+if TYPE_CHECKING:
+    import polars as pl
 from ..errors import InputError
 from ..fileio import atomic_path
 from .schema import DEFAULT_INPUT_MB, DEFAULT_UNITS
@@ -229,6 +232,8 @@ def synthesize_df(catalog: Catalog, **kwargs) -> pl.DataFrame:
     Same keyword arguments as synthesize(), e.g. synthesize_df(cat, requests=10_000, rate=2, alpha=0.8, seed=1).
     """
     table = pa.Table.from_batches(list(synthesize(catalog, **kwargs)), SCHEMA)
+    import polars as pl
+
     return pl.from_arrow(table).with_columns(pl.col("model", "task").cast(pl.String))
 
 
