@@ -1,6 +1,11 @@
 import sys
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: the first example of a test may load the compiled kernel, and CI machines are busy.
+settings.register_profile("pfmbench", deadline=None, print_blob=True)
+settings.load_profile("pfmbench")
 
 from pfmbench.cli import main
 
