@@ -239,3 +239,16 @@ def test_any_trace_gives_results_or_one_clean_error(cli, tmp_path_factory, data)
     else:
         assert r.err.startswith("error: ") and r.err.count("\n") == 1 and str(trace) in r.err
         assert not out.exists()
+
+
+def test_interrupted_replay_leaves_nothing(cli, small_trace, tmp_path, monkeypatch):
+    import pfmbench.engine.fast as fast
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fast, "replay_kernel", interrupted)
+    out, log = tmp_path / "o.parquet", tmp_path / "r.parquet"
+    r = cli("replay", small_trace, "--policy", "lru", "--out", out, "--requests-out", log)
+    assert r.code == 130 and "interrupted" in r.err and "Traceback" not in r.err
+    assert list(tmp_path.iterdir()) == [small_trace]  # no output, no temporary file

@@ -17,18 +17,26 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout and 
 
 @contextmanager
 def progress_bar(description: str, total: float | None = None):
-    """Yield update(done, total=None) drawing a rich bar on stderr, or a no-op when stderr is not a terminal."""
-    if not sys.stderr.isatty():
-        yield lambda done, total=None: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """Yield update(done, total=None) drawing a rich bar on stderr, or a no-op when stderr is not a terminal.
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(description, total=total)
+    Ctrl-C inside it ends the command with one line and exit code 130; atomic writes inside have removed
+    their temporary files by then.
+    """
+    try:
+        if not sys.stderr.isatty():
+            yield lambda done, total=None: None
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        def update(done, total=None):
-            bar.update(task, completed=done, **({"total": total} if total is not None else {}))
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(description, total=total)
 
-        yield update
+            def update(done, total=None):
+                bar.update(task, completed=done, **({"total": total} if total is not None else {}))
+
+            yield update
+    except KeyboardInterrupt:
+        print(f"error: {description} interrupted; no output written", file=sys.stderr)
+        raise typer.Exit(130) from None
