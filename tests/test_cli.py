@@ -242,7 +242,7 @@ def test_any_trace_gives_results_or_one_clean_error(cli, tmp_path_factory, data)
 
 
 def test_interrupted_replay_leaves_nothing(cli, small_trace, tmp_path, monkeypatch):
-    import pfmbench.engine.fast as fast
+    from pfmbench.engine import fast
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
