@@ -77,12 +77,13 @@ def resolve(scenario=None, catalog=None, **overrides) -> tuple[Scenario, Catalog
     return sc, cat, cat.source
 
 
-def scenario_trace(sc: Scenario, catalog: Catalog) -> pl.DataFrame:
-    """The synthetic trace a scenario replays when no trace is given."""
-    from .trace.synth import synthesize_df
+def scenario_trace(sc: Scenario, catalog: Catalog) -> pa.Table:
+    """The synthetic trace a scenario replays when no trace is given (as Arrow: no polars needed)."""
+    from .trace.synth import SCHEMA, synthesize
 
     ts = sc.trace
-    return synthesize_df(catalog, requests=ts.requests, rate=ts.rate, alpha=ts.alpha, seed=ts.seed)
+    return pa.Table.from_batches(synthesize(catalog, requests=ts.requests, rate=ts.rate, alpha=ts.alpha,
+                                            seed=ts.seed), SCHEMA)
 
 
 def _chunks(trace, catalog: Catalog, chunk_rows: int, stream: bool) -> Iterator[TraceArrays]:
