@@ -28,7 +28,7 @@ def models(
     Example: pfmbench models --catalog my_models.csv
     """
     overrides = {} if copies_per_task is None else {"copies_per_task": copies_per_task}
-    _, cat, _ = resolve(scenario, str(catalog) if catalog else None, **overrides)
+    sc, cat, _ = resolve(scenario, str(catalog) if catalog else None, **overrides)
     rows = []
     for m in cat.models:
         for t in m.tasks:
@@ -42,7 +42,9 @@ def models(
     if json_out:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"catalog {cat.source} · {len(cat.models)} models · {len(rows)} (model, task) pairs",
+    copies = " · one fine-tuned copy per LFM task (--shared-tasks: as the table prints them)" \
+        if sc.catalog.copies_per_task else ""
+    table = Table(title=f"catalog {cat.source} · {len(cat.models)} models · {len(rows)} (model, task) pairs{copies}",
                   title_justify="left")
     for col, just in [("model", "left"), ("family", "left"), ("params (M)", "right"), ("prec.", "left"),
                       ("memory GB", "right"), ("GFLOPs", "right"), ("window", "right"), ("task", "left"),
