@@ -252,3 +252,13 @@ def test_interrupted_replay_leaves_nothing(cli, small_trace, tmp_path, monkeypat
     r = cli("replay", small_trace, "--policy", "lru", "--out", out, "--requests-out", log)
     assert r.code == 130 and "interrupted" in r.err and "Traceback" not in r.err
     assert list(tmp_path.iterdir()) == [small_trace]  # no output, no temporary file
+
+
+def test_note_when_the_edge_cannot_keep_up(cli, tmp_path):
+    p = tmp_path / "burst.parquet"
+    pl.DataFrame({"ts": [0.0] * 200, "model": ["GPT3-13B"] * 200, "units": [2000.0] * 200}).write_parquet(p)
+    r = cli("replay", p, "--policy", "lru")
+    assert r.code == 0 and "cannot keep up" in r.out
+    r = cli("replay", p, "--policy", "lru", "--set", "executors=200")
+    assert "cannot keep up" not in r.out
+    assert json.loads(cli("replay", p, "--policy", "lru", "--json").out)  # JSON stays JSON only

@@ -71,6 +71,11 @@ def replay(
     console = Console() if sys.stdout.isatty() else Console(width=160)
     console.print(title, style="bold", highlight=False)
     console.print(comparison_table(rows, None))
+    queued = [r["policy"] for r in rows if r["inference_latency"] > 0 and r["queue_wait"] > 0.5 * r["inference_latency"]]
+    if queued:  # the server cannot keep up: latency is mostly waiting, whatever the policy does
+        console.print(f"note: queueing is more than half the edge latency under {', '.join(queued)}; "
+                      "the edge cannot keep up with this trace (try --set executors=N or a faster --gpu)",
+                      style="yellow", highlight=False)
     if out is not None:
         console.print(f"summary: {out}")
     if requests_out is not None:
