@@ -256,7 +256,8 @@ def test_interrupted_replay_leaves_nothing(cli, small_trace, tmp_path, monkeypat
 
 def test_note_when_the_edge_cannot_keep_up(cli, tmp_path):
     p = tmp_path / "burst.parquet"
-    pl.DataFrame({"ts": [0.0] * 200, "model": ["GPT3-13B"] * 200, "units": [2000.0] * 200}).write_parquet(p)
+    ts = [0.0] + [10.0] * 199  # the model is loaded first, then a burst
+    pl.DataFrame({"ts": ts, "model": ["GPT3-13B"] * 200, "units": [2000.0] * 200}).write_parquet(p)
     r = cli("replay", p, "--policy", "lru")
     assert r.code == 0 and "cannot keep up" in r.out
     r = cli("replay", p, "--policy", "lru", "--set", "executors=200")

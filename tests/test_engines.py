@@ -140,3 +140,22 @@ def test_histogram_bucket_from_bits_equals_frexp_definition(x):
     assert C.hist_index_bits(C.float_bits(x)) == C.hist_index(x)
     if 2.0**-30 <= x < 2.0**31:  # the bucket's midpoint is within 0.05% of x
         assert abs(C.hist_value(C.hist_index(x)) - x) <= 5e-4 * x
+
+
+def test_a_hit_on_another_executor_waits_for_the_load():
+    from pfmbench.catalog import Catalog, Model, Task
+    from pfmbench.scenario import Scenario
+    from pfmbench.trace.schema import TraceArrays
+
+    sc = Scenario()
+    sc.edge.executors = 2
+    tables = build_tables(sc.validate(), Catalog((Model("V", "VFM", 1.0, 1.0, "fp16", 12.9, 0.0, (Task("t", 50),)),)))
+    load = tables.load_time[0]  # 0.5 s + 12.9 GB / 12.9 GB/s
+    tr = TraceArrays(np.array([0.0, 0.0, 5.0]), np.zeros(3, np.int32), np.ones(3), np.ones(3))
+    for engine in ("fast", "reference"):
+        if engine == "fast":
+            _, log = fast_replay(tables, tr, "lru", 0)
+            wait = log["floats"][:, C.LOG_FLOATS.index("wait")]
+        else:
+            wait = replay_reference(tables, tr, get_policy("lru"), log=True)[3]["wait"]
+        assert wait[0] == 0 and wait[1] == pytest.approx(load) and wait[2] == 0, engine

@@ -53,6 +53,7 @@ class EngineState:
     requests: np.ndarray  # int64 per model: served since loaded
     ctx: np.ndarray  # float64 per model: C_m at ctx_time (exp, none)
     ctx_time: np.ndarray  # float64 per model
+    ready_at: np.ndarray  # float64 per model: when its last load finished
     key1: np.ndarray  # float64 per model: LC's current key (its second key is last_use)
     hkey1: np.ndarray  # float64 per model: the keys the heap ordered it by (<= the current ones)
     hkey2: np.ndarray
@@ -79,7 +80,7 @@ class EngineState:
         return cls(
             scalars=np.array([0, 0, 0, 0, -1, -1, -1, n + 1], np.int64), rng=np.array([seed & (2**64 - 1)], dtype=np.uint64),
             cached=np.zeros(n, np.int8), last_use=np.zeros(n, np.int64),
-            requests=np.zeros(n, np.int64), ctx=np.zeros(n), ctx_time=np.zeros(n), key1=np.zeros(n),
+            requests=np.zeros(n, np.int64), ctx=np.zeros(n), ctx_time=np.zeros(n), ready_at=np.zeros(n), key1=np.zeros(n),
             hkey1=np.zeros(n), hkey2=np.zeros(n), heap=np.zeros(n, np.int32), heap_pos=np.full(n, -1, np.int32),
             clist=np.zeros(n, np.int32), clist_pos=np.full(n, -1, np.int32),
             prev=np.full(n, -1, np.int32), next=np.full(n, -1, np.int32),
@@ -255,7 +256,7 @@ def _lc_key(utility, half_life, ctx, ctx_time):
 def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_pair, pair_model, gflops,
                   example_units, curve, a_ref, cloud_context_units,
                   ts, pair, units, input_mb, log_on, log_outcome, log_f, log_evictions,
-                  scalars, rng, cached, last_use, requests, ctx, ctx_time, key1, hkey1, hkey2, heap,
+                  scalars, rng, cached, last_use, requests, ctx, ctx_time, ready_at, key1, hkey1, hkey2, heap,
                   heap_pos, clist, clist_pos, prev, nxt, buckets, bucket_free, bucket_of, examples, examples_time,
                   free_at, counts, sums, hist):
     """Replay one chunk; updates the state arrays in place. log_f columns: latency, wait, accuracy,
@@ -344,6 +345,7 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
             requests[m] = 0
             ctx[m] = 0.0
             ctx_time[m] = now
+            ready_at[m] = now  # set to the end of its load once an executor takes it, below
             n = scalars[X_N_CACHED]
             clist[n] = m
             clist_pos[m] = n
@@ -415,9 +417,11 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
         for e in range(1, n_exec):
             if free_at[e] < free_at[j]:
                 j = e
-        start = max(now, free_at[j])
+        start = max(now, free_at[j], ready_at[m])  # a free executor, and the model in memory
         wait = start - now
         free_at[j] = start + load + compute
+        if outcome == C.LOAD:
+            ready_at[m] = start + load
         latency = wait + load + compute
         switching = 0.0
         if outcome == C.LOAD:

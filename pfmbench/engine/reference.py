@@ -29,6 +29,7 @@ class CacheEntry:
         self.requests = 0  # served since loaded
         self.ctx = 0.0  # C_m at time ctx_time (exp and none; linear sums its pairs instead)
         self.ctx_time = now
+        self.ready_at = now  # when its load has finished (set when served)
 
     def context(self, now: float) -> float:
         """C_m(now): the examples in context of all its tasks, decayed to now."""
@@ -165,9 +166,13 @@ class ReferenceEngine:
         compute = work / p[T.P_EDGE_RATE]
         load = t.load_time[m] if outcome == C.LOAD else 0.0
         j = min(range(len(self.free_at)), key=lambda i: self.free_at[i])  # first free executor
-        start = max(now, self.free_at[j])
+        # It starts when that executor is free and, on another executor than the one loading it, when the
+        # model is in memory.
+        start = max(now, self.free_at[j], entry.ready_at)
         wait = start - now
         self.free_at[j] = start + load + compute
+        if outcome == C.LOAD:
+            entry.ready_at = start + load
         latency = wait + load + compute
         switching = 0.0
         s = self.sums
