@@ -143,7 +143,13 @@ class _Runner:
             buf = new_log(len(chunk)) if log else None
             replay_chunk(self.tables, self.policy.kernel, self.state, chunk, buf)
             return log_columns(buf) if log else None
-        return self.ref.run(chunk, log)
+        if type(self.policy).__module__.startswith("pfmbench.policies"):
+            return self.ref.run(chunk, log)
+        try:  # a drop-in policy is the user's code: report its failure in one line
+            return self.ref.run(chunk, log)
+        except Exception as e:  # noqa: BLE001
+            where = getattr(type(self.policy), "source_file", type(self.policy).__module__)
+            raise InputError(f"{where}: policy {self.name!r} failed: {type(e).__name__}: {e}") from None
 
     def totals(self):
         if self.fast:

@@ -263,3 +263,11 @@ def test_note_when_the_edge_cannot_keep_up(cli, tmp_path):
     r = cli("replay", p, "--policy", "lru", "--set", "executors=200")
     assert "cannot keep up" not in r.out
     assert json.loads(cli("replay", p, "--policy", "lru", "--json").out)  # JSON stays JSON only
+
+
+def test_a_failing_dropin_policy_is_one_clean_error(cli, tmp_path):
+    p = tmp_path / "bad_policy.py"
+    p.write_text("from pfmbench.policies import Policy\n\nclass Bad(Policy):\n    name = 'bad'\n\n"
+                 "    def key(self, entry, now):\n        return entry.no_such_attribute\n")
+    r = cli("replay", "--policy", p)
+    assert r.code == 2 and str(p) in r.err and "AttributeError" in r.err and "Traceback" not in r.err

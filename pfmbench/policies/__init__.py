@@ -78,6 +78,7 @@ def load_policy_file(path: str | Path) -> type[Policy]:
     if not found:
         raise InputError(f"{p}: defines no subclass of pfmbench.policies.Policy")
     for c in found:
+        c.source_file = str(p)  # for error messages
         if not c.name:
             c.name = p.stem
         register(c)
