@@ -63,3 +63,14 @@ def traces(draw, n_pairs, max_len=300):
     units = rng.choice([0.0, 1.0, 64.0, 256.0], size=n)
     input_mb = rng.choice([0.0, 0.01, 2.0], size=n)
     return TraceArrays(ts, pair, units, input_mb)
+
+
+@st.composite
+def cases(draw):
+    """(catalog, scenario, trace, tables): one replay to run."""
+    from pfmbench.engine.tables import build_tables
+
+    catalog = draw(catalogs())
+    sc = draw(scenarios())
+    trace = draw(traces(len(catalog.pairs)))
+    return catalog, sc, trace, build_tables(sc, catalog)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import catalogs, scenarios, traces
+from strategies import cases
 
 from pfmbench.engine import costs as C
 from pfmbench.engine.fast import EngineState, new_log, replay_chunk
@@ -40,10 +40,7 @@ def assert_same(fast_state, fast_log, ref):
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), policy=st.sampled_from(POLICIES))
 def test_fast_engine_agrees_with_reference(data, policy):
-    catalog = data.draw(catalogs())
-    sc = data.draw(scenarios())
-    trace = data.draw(traces(len(catalog.pairs)))
-    tables = build_tables(sc, catalog)
+    _, sc, trace, tables = data.draw(cases())
     ref = replay_reference(tables, trace, get_policy(policy, sc.seed), sc.seed, log=True)
     state, log = fast_replay(tables, trace, policy, sc.seed)
     assert_same(state, log, ref)
@@ -52,10 +49,7 @@ def test_fast_engine_agrees_with_reference(data, policy):
 @settings(max_examples=60, deadline=None)
 @given(data=st.data(), policy=st.sampled_from(POLICIES), chunk=st.integers(1, 50))
 def test_chunked_replay_equals_whole(data, policy, chunk):
-    catalog = data.draw(catalogs())
-    sc = data.draw(scenarios())
-    trace = data.draw(traces(len(catalog.pairs)))
-    tables = build_tables(sc, catalog)
+    _, sc, trace, tables = data.draw(cases())
     whole, wlog = fast_replay(tables, trace, policy, sc.seed)
     parts, plog = fast_replay(tables, trace, policy, sc.seed, chunk=chunk)
     np.testing.assert_array_equal(whole.counts, parts.counts)
@@ -69,10 +63,7 @@ def test_chunked_replay_equals_whole(data, policy, chunk):
 @given(data=st.data(), policy=st.sampled_from(POLICIES))
 def test_invariants(data, policy):
     """Counts add up, memory is never over-committed, costs are non-negative."""
-    catalog = data.draw(catalogs())
-    sc = data.draw(scenarios())
-    trace = data.draw(traces(len(catalog.pairs)))
-    tables = build_tables(sc, catalog)
+    _, sc, trace, tables = data.draw(cases())
     state, log = fast_replay(tables, trace, policy, sc.seed)
     c = state.counts
     assert c[C.C_REQUESTS] == len(trace.ts) == c[C.C_HITS] + c[C.C_LOADS] + c[C.C_OFFLOADS]

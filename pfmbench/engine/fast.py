@@ -274,13 +274,12 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
     n_exec = free_at.shape[0]
     fbits = np.empty(1, np.float64)  # a float's bits for the histogram, through an int64 view
     ibits = fbits.view(np.int64)
+    seq0 = scalars[X_SEQ]
     for i in range(ts.shape[0]):
         now = ts[i]
         p = pair[i]
         m = pair_model[p]
-        seq = scalars[X_SEQ]
-        scalars[X_SEQ] = seq + 1
-        counts[C.C_REQUESTS] += 1
+        seq = seq0 + i  # the request's sequence number over the whole trace
         evictions = 0
         if cached[m]:
             outcome = C.HIT
@@ -490,6 +489,9 @@ def replay_kernel(policy, params, capacity, mem_bytes, load_time, window, first_
             log_f[i, 4] = k_eff
             log_f[i, 5] = switching
             log_f[i, 6] = 0.0
+    # Derived once per chunk, not per request: requests seen so far.
+    scalars[X_SEQ] = seq0 + ts.shape[0]
+    counts[C.C_REQUESTS] += ts.shape[0]
 
 
 def new_log(n: int) -> dict:
