@@ -32,14 +32,14 @@ from pathlib import Path
 import numpy as np
 
 from pfmbench.catalog import load_catalog
-from pfmbench.engine.fast import EngineState, replay_chunk
+from pfmbench.engine.fast import FastEngine
 from pfmbench.engine.tables import build_tables
-from pfmbench.policies import get_policy
+from pfmbench.policies import get_policy, policy_names
 from pfmbench.scenario import load_scenario
 from pfmbench.trace.schema import read_trace
 from pfmbench.trace.synth import write_synth
 
-POLICIES = ("lru", "fifo", "lfu", "lc", "random", "cloud")
+POLICIES = tuple(n for n in policy_names() if get_policy(n).fast is not None)  # every built-in
 TARGET_KERNEL = 30e6  # requests/s for lru, fifo and lc
 TARGET_E2E_S = 10.0  # 10M-request Parquet trace, six policies, end to end
 TARGET_BYTES_PER_REQUEST = 40.0  # peak memory of a summary-only run
@@ -89,15 +89,16 @@ def kernel_rates(catalog, gpu_gb: float, trace, repeat: int) -> list[dict]:
     warm = trace.slice(0, min(len(trace), 10_000))
     out = []
     for name in POLICIES:
-        code = get_policy(name).kernel
-        replay_chunk(tables, code, EngineState.new(tables, 0), warm)  # compile or load from numba's cache
+        policy = get_policy(name)
+        FastEngine(tables, policy, 0).run(warm)  # compile or load from numba's cache
         best = float("inf")
         for _ in range(repeat):
-            state = EngineState.new(tables, 0)
+            eng = FastEngine(tables, policy, 0)
             t0 = time.perf_counter()
-            replay_chunk(tables, code, state, trace)
+            eng.run(trace)
             best = min(best, time.perf_counter() - t0)
-        c = state.counts
+        state = eng.state
+        c = state.totals.counts
         n = int(c[0])
         out.append({"policy": name, "seconds": best, "rate": len(trace) / best, "hit_ratio": c[1] / n,
                     "evictions_per_request": c[3] / n, "cached": int(state.cached.sum())})

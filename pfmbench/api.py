@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .catalog import Catalog, load_catalog
-from .engine import costs as C
-from .engine.costs import LOG_COLUMNS
-from .engine.fast import EngineState, log_columns, new_log, replay_chunk
+from .engine.fast import FastEngine
+from .engine.record import LOG_COLUMNS, OUTCOMES, new_log
 from .engine.reference import ReferenceEngine
 from .engine.tables import build_tables
 from .errors import InputError
@@ -24,15 +23,8 @@ from .fileio import atomic_path
 from .policies import PAPER_POLICIES, get_policy, policy_names
 from .results import summarize
 from .scenario import SCENARIOS, Scenario, load_scenario
-from .trace.schema import (
-    TRACE_COLUMNS,
-    TraceArrays,
-    _as_table,
-    _PairCoder,
-    convert,
-    open_parquet,
-    read_trace,
-)
+from .trace.reader import sorted_chunks
+from .trace.schema import TraceArrays, as_table, open_parquet
 
 if TYPE_CHECKING:
     import polars as pl
@@ -47,10 +39,6 @@ STREAM_MIN_ROWS = int(os.environ.get("PFMBENCH_STREAM_MIN_ROWS", str(4 << 20)))
 class ReplayResult:
     summary: dict  # MODEL.md §6, keys as in `pfmbench replay --json`
     requests: pl.DataFrame | None = None  # one row per request, when asked for
-
-
-class _Unsorted(Exception):
-    """A streamed trace turned out not to be in time order; replay it whole instead."""
 
 
 def parse_policies(spec: str | list[str] | tuple) -> list[str]:
@@ -86,81 +74,42 @@ def scenario_trace(sc: Scenario, catalog: Catalog) -> pa.Table:
                                             seed=ts.seed), SCHEMA)
 
 
-def _chunks(trace, catalog: Catalog, chunk_rows: int, stream: bool) -> Iterator[TraceArrays]:
-    """The trace as TraceArrays chunks in time order; streamed from Parquet batch by batch if `stream`."""
-    if stream:
-        src = str(trace)
-        coder = _PairCoder(catalog)
-        origin, last, offset = None, -np.inf, 0
-        pf = open_parquet(trace, dictionaries=True)
-        cols = [c for c in TRACE_COLUMNS if c in pf.schema_arrow.names]
-        try:
-            # One row group at a time: iter_batches over the whole file holds far more memory.
-            batches = (b for g in range(pf.metadata.num_row_groups)
-                       for b in pf.iter_batches(batch_size=chunk_rows, columns=cols, row_groups=[g]))
-            for batch in batches:
-                table = pa.Table.from_batches([batch])
-                ts, codes, units, input_mb, problems = convert(table, coder, src, offset)
-                if problems:
-                    r, msg = problems[0]
-                    raise InputError(f"{src}: row {r}: {msg}")
-                if len(ts) and (ts[0] < last or np.any(np.diff(ts) < 0)):
-                    raise _Unsorted
-                if origin is None and len(ts):
-                    origin = float(ts[0])
-                if len(ts):
-                    last = ts[-1]
-                offset += len(ts)
-                yield TraceArrays(ts - origin, codes, units, input_mb, origin, src)
-        except (OSError, pa.ArrowException) as e:
-            raise InputError(f"{src}: cannot read Parquet: {str(e).splitlines()[0]}") from None
-        if offset == 0:
-            raise InputError(f"{src}: the trace has no requests")
-        return
-    arrays = read_trace(trace, catalog)
-    for start in range(0, len(arrays), chunk_rows):
-        yield arrays.slice(start, start + chunk_rows)
-
-
 class _Runner:
-    """One policy's replay: fast kernel state or a reference engine, fed chunk by chunk."""
+    """One policy's replay on the fast or the reference engine, fed chunk by chunk."""
 
     def __init__(self, name: str, tables, sc: Scenario, catalog: Catalog, engine: str):
         self.policy = get_policy(name, sc.seed)
         self.name = self.policy.name or name  # a drop-in file reports its registered name
-        if engine == "fast" and self.policy.kernel is None:
+        if engine == "fast" and self.policy.fast is None:
             raise InputError(f"policy {name!r} has no fast-engine implementation; use --engine reference")
-        self.fast = engine != "reference" and self.policy.kernel is not None
-        self.tables = tables
+        self.fast = engine != "reference" and self.policy.fast is not None
         if self.fast:
-            self.state = EngineState.new(tables, sc.seed)
+            self.engine = FastEngine(tables, self.policy, sc.seed)
         else:
-            self.ref = ReferenceEngine(tables, self.policy, sc.seed, [m.name for m in catalog.models],
-                                       [m.family for m in catalog.models])
+            self.engine = ReferenceEngine(tables, self.policy, sc.seed, [m.name for m in catalog.models],
+                                          [m.family for m in catalog.models])
 
     def run(self, chunk: TraceArrays, log: bool) -> dict | None:
-        if self.fast:
-            buf = new_log(len(chunk)) if log else None
-            replay_chunk(self.tables, self.policy.kernel, self.state, chunk, buf)
-            return log_columns(buf) if log else None
-        if type(self.policy).__module__.startswith("pfmbench.policies"):
-            return self.ref.run(chunk, log)
-        try:  # a drop-in policy is the user's code: report its failure in one line
-            return self.ref.run(chunk, log)
-        except Exception as e:  # noqa: BLE001
-            where = getattr(type(self.policy), "source_file", type(self.policy).__module__)
-            raise InputError(f"{where}: policy {self.name!r} failed: {type(e).__name__}: {e}") from None
+        buf = new_log(len(chunk)) if log else None
+        if self.fast or type(self.policy).__module__.startswith("pfmbench.policies"):
+            self.engine.run(chunk, buf)
+        else:
+            try:  # a drop-in policy is the user's code: report its failure in one line
+                self.engine.run(chunk, buf)
+            except Exception as e:  # noqa: BLE001
+                where = getattr(type(self.policy), "source_file", type(self.policy).__module__)
+                raise InputError(f"{where}: policy {self.name!r} failed: {type(e).__name__}: {e}") from None
+        return buf._asdict() if log else None
 
     def totals(self):
-        if self.fast:
-            return self.state.counts, self.state.sums, self.state.hist
-        return self.ref.counts, self.ref.sums, self.ref.hist
+        t = self.engine.totals
+        return t.counts, t.sums, t.hist
 
 
 def _log_frame(policy: str, chunk: TraceArrays, start: int, cols: dict, pair_names) -> pa.Table:
     n = len(chunk)
     pm, pt = pair_names
-    outcome = pa.DictionaryArray.from_arrays(pa.array(cols["outcome"].astype(np.int32)), pa.array(C.OUTCOMES))
+    outcome = pa.DictionaryArray.from_arrays(pa.array(cols["outcome"].astype(np.int32)), pa.array(OUTCOMES))
     data = {
         "policy": pa.array([policy] * n, pa.string()).dictionary_encode(),
         "request": pa.array(np.arange(start, start + n, dtype=np.int64)),
@@ -195,7 +144,7 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
     elif isinstance(trace, (str, Path)):
         trace_name, source = str(trace), str(trace)
     else:
-        trace_name, source = "<dataframe>", _as_table(trace, "<dataframe>")
+        trace_name, source = "<dataframe>", as_table(trace, "<dataframe>")
     total = None
     stream = False
     if isinstance(source, str):
@@ -204,7 +153,7 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
     tables = build_tables(sc, cat)
     pair_names = tuple(pa.array(list(x), pa.string()) for x in zip(*cat.pair_names(), strict=True))
 
-    def attempt(stream: bool, writer_path) -> list[_Runner]:
+    def attempt(chunks, writer_path) -> list[_Runner]:
         runners = [_Runner(n, tables, sc, cat, engine) for n in names]
         writer = None
         # Policies are independent and the kernel releases the GIL: replay them side by side.
@@ -213,7 +162,7 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
             done = 0
             if progress:
                 progress(0, total)
-            for chunk in _chunks(source, cat, chunk_rows, stream):
+            for chunk in chunks:
                 log = writer_path is not None
                 results = pool.map(_Runner.run, runners, [chunk] * len(runners), [log] * len(runners)) if pool else \
                     [runners[0].run(chunk, log)]
@@ -234,10 +183,8 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
         return runners
 
     def run(writer_path=None) -> list[_Runner]:
-        try:
-            return attempt(stream, writer_path)
-        except _Unsorted:  # not in time order: sort it in memory
-            return attempt(False, writer_path)
+        # Streamed when large and in time order; otherwise (or if it turns out unsorted) sorted in memory.
+        return sorted_chunks(source, cat, chunk_rows, stream, lambda chunks: attempt(chunks, writer_path))
 
     if requests_out is not None:
         with atomic_path(requests_out) as tmp:

@@ -28,5 +28,5 @@ def policies(
         table.add_column(col)
     for name, cls in REGISTRY.items():
         doc = (cls.description or (cls.__doc__ or "").strip().splitlines()[0]).strip()
-        table.add_row(name, "fast + reference" if cls.kernel is not None else "reference", doc)
+        table.add_row(name, "fast + reference" if cls.fast is not None else "reference", doc)
     Console().print(table)

@@ -1,104 +1,127 @@
-"""Pure scalar pieces of the cost model (MODEL.md §2, §4) that both engines call.
+"""The cost of serving one request (MODEL.md §4), written once: both engines call these functions.
 
-Written in the subset of Python that numba compiles, so the reference engine runs them as Python
-and the fast kernel as machine code: the same arithmetic in the same order.
+Written in the subset of Python that numba compiles, so the reference engine runs them as Python and the
+fast kernel as machine code: the same arithmetic in the same order. A new cost term belongs here (and in
+the scenario, the tables and results.py); neither engine changes.
 """
 
 from __future__ import annotations
 
-import math
-import struct
+from ..catalog import accuracy_at
+from .jit import shared
+from .record import (
+    C_HITS,
+    C_LOADS,
+    C_OFFLOADS,
+    CLOUD,
+    HIT,
+    LOAD,
+    S_ACC_COST,
+    S_ACCURACY,
+    S_CLOUD_COST,
+    S_CLOUD_GFLOP,
+    S_COMPUTE_ENERGY,
+    S_EDGE_GFLOP,
+    S_EDGE_LAT_MAX,
+    S_EDGE_LATENCY,
+    S_K_EFF,
+    S_LOAD_ENERGY,
+    S_LOAD_TIME,
+    S_OFFLOAD_LATENCY,
+    S_SWITCHING,
+    S_WAIT,
+    count_latency,
+)
 
-import numpy as np
-
-from ..catalog import accuracy_at  # noqa: F401  (re-exported: the accuracy curve a(K))
-
-# Utility codes (MODEL.md §2).
-UTIL_EXP, UTIL_LINEAR, UTIL_NONE = 0, 1, 2
-UTILITY_CODES = {"exp": UTIL_EXP, "linear": UTIL_LINEAR, "none": UTIL_NONE}
-
-# Request outcomes in the per-request log.
-HIT, LOAD, CLOUD = 0, 1, 2
-OUTCOMES = ("hit", "load", "cloud")
-
-# The per-request log (`--requests-out`), in this order; the fast kernel fills the float columns as one
-# 2-D array in the order they stand here.
-LOG_COLUMNS = [("outcome", np.int8), ("latency", np.float64), ("wait", np.float64), ("accuracy", np.float64),
-               ("accuracy_cost", np.float64), ("k_eff", np.float64), ("evictions", np.int32),
-               ("switching_cost", np.float64), ("cloud_cost", np.float64)]
-LOG_FLOATS = tuple(name for name, dt in LOG_COLUMNS if dt is np.float64)
-
-# Counters (int64) and sums (float64) that a replay accumulates; results.py names them.
-C_REQUESTS, C_HITS, C_LOADS, C_EVICTIONS, C_OFFLOADS, N_COUNTS = range(6)
-(S_SWITCHING, S_LOAD_ENERGY, S_COMPUTE_ENERGY, S_LOAD_TIME, S_ACC_COST, S_ACCURACY, S_EDGE_LATENCY,
- S_WAIT, S_OFFLOAD_LATENCY, S_CLOUD_COST, S_K_EFF, S_CONTEXT_DISCARDED, S_EDGE_GFLOP, S_CLOUD_GFLOP,
- S_EDGE_LAT_MAX, N_SUMS) = range(16)
-
-# Edge-latency histogram: 1024 buckets per power of two (relative width < 0.1%) from 2^-31 to 2^31 s;
-# percentiles come from it so that memory stays bounded and chunked replays merge exactly.
-HIST_SUB = 1024
-HIST_EXP_MIN = -30
-HIST_EXP_MAX = 31
-HIST_SIZE = (HIST_EXP_MAX - HIST_EXP_MIN + 1) * HIST_SUB
+shared(accuracy_at)  # the catalog's curve a(K), compiled into the kernel too
 
 
-def decay(k, dt, utility, half_life_s, linear_rate):
-    """Examples in context after dt seconds with no request (MODEL.md §2)."""
-    if k <= 0.0 or dt <= 0.0:
-        return k
-    if utility == UTIL_EXP:
-        return k * 2.0 ** (-dt / half_life_s)
-    if utility == UTIL_LINEAR:
-        v = k - linear_rate * dt
-        return max(0.0, v)
-    return k
+@shared
+def edge_work(tab, p, units, k_eff):
+    """(GFLOP, seconds) of serving `units` of pair p at the edge with k_eff demonstrations prepended."""
+    work = tab.gflops[p] * (units + k_eff * tab.example_units[p])
+    return work, work / tab.edge_rate
 
 
-def hist_index(x):
-    """Histogram bucket of a latency x >= 0 (0 for x below 2^-31 s, the last bucket above 2^31 s)."""
-    if x <= 0.0:
-        return 0
-    if x == math.inf:
-        return HIST_SIZE - 1
-    mant, e = math.frexp(x)  # x = mant * 2^e, mant in [0.5, 1)
-    if e < HIST_EXP_MIN:
-        return 0
-    if e > HIST_EXP_MAX:
-        return HIST_SIZE - 1
-    return (e - HIST_EXP_MIN) * HIST_SUB + int((mant * 2.0 - 1.0) * HIST_SUB)
+@shared
+def first_free_executor(free_at):
+    """The executor that frees up first (the lowest index among ties)."""
+    j = 0
+    for e in range(1, len(free_at)):
+        if free_at[e] < free_at[j]:
+            j = e
+    return j
 
 
-# The same bucket straight from the float's bits: exponent and the top 10 mantissa bits (HIST_SUB = 2^10).
-HIST_BITS_OFFSET = (1022 + HIST_EXP_MIN) * HIST_SUB
+@shared
+def switching(tab, m):
+    """(load time s, load energy J, switching cost) of loading model m."""
+    load = tab.load_time[m]
+    energy = tab.power_w * load
+    return load, energy, load + energy / 1000.0 + tab.wear_per_load
 
 
-def hist_index_bits(bits):
-    """hist_index(x) from x's IEEE-754 bits as an int64 (equal for every x; no frexp in the hot loop)."""
-    i = (bits >> 42) - HIST_BITS_OFFSET
-    if i < 0:
-        return 0
-    if i >= HIST_SIZE:
-        return HIST_SIZE - 1
-    return i
+@shared
+def serve_edge(tab, rec, log_on, log, i, p, m, k_eff, work, compute, wait, loaded, evictions):
+    """Account request i, served at the edge by model m (loaded for it if `loaded`), after `wait` s in
+    the queue; returns its latency."""
+    load = 0.0
+    switching_cost = 0.0
+    if loaded:
+        load, load_energy, switching_cost = switching(tab, m)
+        rec.counts[C_LOADS] += 1
+        rec.sums[S_SWITCHING] += switching_cost
+        rec.sums[S_LOAD_ENERGY] += load_energy
+        rec.sums[S_LOAD_TIME] += load
+    else:
+        rec.counts[C_HITS] += 1
+    latency = wait + load + compute
+    c = tab.curve
+    accuracy = accuracy_at(k_eff, c[p, 0], c[p, 1], c[p, 2], c[p, 3], c[p, 4], c[p, 5], c[p, 6])
+    accuracy_cost = (tab.a_ref[p] - accuracy) / 100.0
+    s = rec.sums
+    s[S_COMPUTE_ENERGY] += tab.power_w * compute
+    s[S_ACC_COST] += accuracy_cost
+    s[S_ACCURACY] += accuracy
+    s[S_EDGE_LATENCY] += latency
+    s[S_WAIT] += wait
+    s[S_K_EFF] += k_eff
+    s[S_EDGE_GFLOP] += work
+    s[S_EDGE_LAT_MAX] = max(s[S_EDGE_LAT_MAX], latency)
+    count_latency(rec, latency)
+    if log_on:
+        log.outcome[i] = LOAD if loaded else HIT
+        log.latency[i] = latency
+        log.wait[i] = wait
+        log.accuracy[i] = accuracy
+        log.accuracy_cost[i] = accuracy_cost
+        log.k_eff[i] = k_eff
+        log.evictions[i] = evictions
+        log.switching_cost[i] = switching_cost
+        log.cloud_cost[i] = 0.0
+    return latency
 
 
-def float_bits(x):
-    """x's IEEE-754 bits as a Python int (the reference engine's way to call hist_index_bits)."""
-    return struct.unpack("<q", struct.pack("<d", x))[0]
-
-
-def hist_value(i):
-    """Midpoint of bucket i, seconds."""
-    e = i // HIST_SUB + HIST_EXP_MIN
-    j = i % HIST_SUB
-    return math.ldexp(0.5 * (1.0 + (j + 0.5) / HIST_SUB), e)
-
-
-def splitmix64_next(state):
-    """One step of SplitMix64 on a Python int (the reference engine); returns (new_state, value)."""
-    mask = (1 << 64) - 1
-    state = (state + 0x9E3779B97F4A7C15) & mask
-    z = state
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
-    return state, z ^ (z >> 31)
+@shared
+def serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, evictions):
+    """Account request i, offloaded: the cloud keeps full context and serves at a_ref."""
+    work = tab.gflops[p] * (units + tab.cloud_context_units[p])
+    latency = tab.rtt_s + input_mb * 8.0 / tab.uplink_mbps + work / tab.cloud_rate
+    cloud_cost = tab.price_per_request + tab.price_per_tflop * work / 1000.0
+    accuracy = tab.a_ref[p]
+    rec.counts[C_OFFLOADS] += 1
+    s = rec.sums
+    s[S_OFFLOAD_LATENCY] += latency
+    s[S_CLOUD_COST] += cloud_cost
+    s[S_CLOUD_GFLOP] += work
+    s[S_ACCURACY] += accuracy
+    if log_on:
+        log.outcome[i] = CLOUD
+        log.latency[i] = latency
+        log.wait[i] = 0.0
+        log.accuracy[i] = accuracy
+        log.accuracy_cost[i] = 0.0
+        log.k_eff[i] = 0.0
+        log.evictions[i] = evictions
+        log.switching_cost[i] = 0.0
+        log.cloud_cost[i] = cloud_cost

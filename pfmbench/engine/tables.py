@@ -1,39 +1,47 @@
-"""Static arrays of one (scenario, catalog): per model, per (model, task) pair, and scalar settings.
+"""One (scenario, catalog) as the static numbers both engines read: settings, per model, per (model, task) pair.
 
-Both engines read only these, so the cost model is set up in one place.
+A NamedTuple, so the numba kernel reads it by field name too; nothing here changes during a replay.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from ..catalog import Catalog
+from ..catalog import Catalog, best_accuracy
 from ..scenario import Scenario
-from .costs import UTILITY_CODES
-
-# Indices into Tables.params (float64).
-(P_CAPACITY, P_EDGE_RATE, P_CLOUD_RATE, P_POWER, P_RTT, P_UPLINK, P_PRICE_REQ, P_PRICE_TFLOP, P_UTILITY,
- P_HALF_LIFE, P_LINEAR_RATE, P_RELEVANCE, P_W_SWITCH, P_W_ACC, P_W_LAT, P_W_CLOUD, P_WEAR, N_PARAMS) = range(18)
+from .context import UTILITY_CODES
 
 
-@dataclass
-class Tables:
-    params: np.ndarray  # float64 [N_PARAMS]
-    capacity_bytes: int
-    executors: int
+class Tables(NamedTuple):
+    # the edge server and the cloud (MODEL.md §3)
+    capacity_bytes: int  # GPU memory; memory accounting is exact, in bytes
+    executors: int  # requests served at once
+    edge_rate: float  # GFLOP/s reached at the edge
+    power_w: float
+    cloud_rate: float  # GFLOP/s reached in the cloud
+    rtt_s: float  # edge -> cloud round trip
+    uplink_mbps: float  # edge -> cloud
+    price_per_request: float
+    price_per_tflop: float
+    wear_per_load: float  # switching cost added per load
+    # the Age of Context (MODEL.md §2)
+    utility: int  # context.UTIL_*
+    half_life_s: float
+    linear_rate: float
+    relevance: float  # cross-task relevance rho
     # per model
-    mem_bytes: np.ndarray  # int64: memory accounting is exact, in bytes
+    mem_bytes: np.ndarray  # int64
     load_time: np.ndarray  # float64 s: load_overhead_s + memory_gb / load_gbps
     window: np.ndarray  # float64 context window (0: no in-context learning)
     first_pair: np.ndarray  # int32 [n_models + 1]: pairs of model m are first_pair[m]..first_pair[m+1]-1
-    # per pair
+    # per (model, task) pair
     pair_model: np.ndarray  # int32
     gflops: np.ndarray  # float64 GFLOP per unit
     example_units: np.ndarray  # float64 units per demonstration (0 for models without in-context learning)
     curve: np.ndarray  # float64 [n_pairs, 7]: accuracy_at() arguments after k
-    a_ref: np.ndarray  # float64 best accuracy on the curve
+    a_ref: np.ndarray  # float64 best accuracy on the curve: what the cloud serves at
     cloud_context_units: np.ndarray  # float64 window * example_units: the cloud serves with full context
 
     @property
@@ -41,31 +49,8 @@ class Tables:
         return len(self.mem_bytes)
 
 
-def best_accuracy(task, window: float) -> float:
-    """a_ref: the best accuracy on the task's curve over 0..window examples, what the cloud (full context)
-    serves at. On the log curve a(K) is monotone for K >= 1, so the best is at 0, 1, k_few or the window
-    (above few-shot where the window exceeds k_few and the curve still rises)."""
-    return max(task.a_ref, task.accuracy(window)) if window >= 1.0 else task.a_ref
-
-
 def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
     e, c, x, w = scenario.edge, scenario.cloud, scenario.context, scenario.weights
-    params = np.zeros(N_PARAMS)
-    params[P_CAPACITY] = e.gpu_memory_gb * 1e9
-    params[P_EDGE_RATE] = scenario.edge_rate
-    params[P_CLOUD_RATE] = scenario.cloud_rate
-    params[P_POWER] = e.power_w
-    params[P_RTT] = c.rtt_s
-    params[P_UPLINK] = c.uplink_mbps
-    params[P_PRICE_REQ] = c.price_per_request
-    params[P_PRICE_TFLOP] = c.price_per_tflop
-    params[P_UTILITY] = UTILITY_CODES[x.utility]
-    params[P_HALF_LIFE] = x.half_life_s
-    params[P_LINEAR_RATE] = x.linear_rate
-    params[P_RELEVANCE] = x.relevance
-    params[P_W_SWITCH], params[P_W_ACC], params[P_W_LAT], params[P_W_CLOUD] = w.switch, w.accuracy, w.latency, w.cloud
-    params[P_WEAR] = w.wear_per_load
-
     models = catalog.models
     pairs = catalog.pairs
     first = np.zeros(len(models) + 1, dtype=np.int32)
@@ -76,9 +61,20 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
     pm = np.array([i for i, _ in pairs], dtype=np.int32)
     ex_units = np.where(icl, x.example_units, 0.0)
     return Tables(
-        params=params,
         capacity_bytes=round(e.gpu_memory_gb * 1e9),
         executors=int(e.executors),
+        edge_rate=float(scenario.edge_rate),
+        power_w=float(e.power_w),
+        cloud_rate=float(scenario.cloud_rate),
+        rtt_s=float(c.rtt_s),
+        uplink_mbps=float(c.uplink_mbps),
+        price_per_request=float(c.price_per_request),
+        price_per_tflop=float(c.price_per_tflop),
+        wear_per_load=float(w.wear_per_load),
+        utility=UTILITY_CODES[x.utility],
+        half_life_s=float(x.half_life_s),
+        linear_rate=float(x.linear_rate),
+        relevance=float(x.relevance),
         mem_bytes=np.array([m.memory_bytes for m in models], dtype=np.int64),
         load_time=np.array([e.load_overhead_s + m.memory_gb / e.load_gbps for m in models], dtype=np.float64),
         window=window,
@@ -87,6 +83,7 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
         gflops=np.array([models[i].gflops for i, _ in pairs], dtype=np.float64),
         example_units=ex_units,
         curve=np.array([models[i].tasks[j].curve_params for i, j in pairs], dtype=np.float64).reshape(len(pairs), 7),
-        a_ref=np.array([best_accuracy(models[i].tasks[j], models[i].context_window) for i, j in pairs]),
+        a_ref=np.array([best_accuracy(models[i].tasks[j], models[i].context_window) for i, j in pairs],
+                       dtype=np.float64),
         cloud_context_units=window[pm] * ex_units,
     )

@@ -13,23 +13,40 @@ all memory accounting. A policy only answers two questions:
 (C_m, the examples in context decayed to now) and ``context_rank(now)`` (a number in the same order as
 C_m(now) that is cheaper to keep). ``model`` (in admit) has ``name``, ``memory_gb``, ``family``.
 
-Drop-in policies run on the reference engine; built-ins also have a ``kernel`` code for the fast engine.
+Drop-in policies run on the reference engine. A built-in policy is one module holding both its reference
+behaviour (this class) and its fast hooks (``fast = FastPolicy(new_state, replay)``, see
+pfmbench/engine/fast.py); the registry below is the one list of built-ins that the CLI, tests,
+benchmarks and docs read.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import inspect
+import sys
 from pathlib import Path
 
 from ..errors import InputError
+
+# The built-in policies, by module: one module each (pfmbench/policies/NAME.py). Adding one is a new
+# module and a line here; the CLI, tests, benchmarks and docs read this list through the registry.
+BUILTINS = ("lc", "lfu", "lru", "fifo", "random", "cloud")
 
 
 class Policy:
     """Base class: evict the smallest key; admit every model that fits."""
 
     name: str = ""
-    kernel: int | None = None  # code of the fast engine's built-in implementation, if any
+    fast: str | None = None  # a built-in with fast hooks: its module name in BUILTINS (set below)
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        # A built-in module that defines new_state (before its Policy class) has fast hooks too.
+        mod = sys.modules.get(cls.__module__)
+        short = cls.__module__.rsplit(".", 1)[-1]
+        if cls.__module__ == f"{__name__}.{short}" and short in BUILTINS and hasattr(mod, "new_state"):
+            cls.fast = short
     description: str = ""
 
     def __init__(self, seed: int = 0):
@@ -58,8 +75,14 @@ def register(cls: type[Policy]) -> type[Policy]:
     return cls
 
 
+def builtin_modules() -> list[str]:
+    """The built-in policy modules, in BUILTINS order (the fast kernel's policy codes)."""
+    return [f"{__name__}.{name}" for name in BUILTINS]
+
+
 def _builtins() -> None:
-    from . import cloud, fifo, lc, lfu, lru, random  # noqa: F401
+    for mod in builtin_modules():
+        importlib.import_module(mod)
 
 
 def load_policy_file(path: str | Path) -> type[Policy]:

@@ -1,4 +1,40 @@
+"""LFU: fewest requests since it was loaded, as libCacheSim's LFU (O(1) frequency buckets)."""
+
+from typing import NamedTuple
+
+from numba import njit
+
+from ..engine import structures as S
 from . import Policy, register
+
+
+class State(NamedTuple):
+    counts: S.Buckets  # cached models by requests since load; within a count, in the order they reached it
+
+
+def new_state(tables, seed):
+    return State(S.new_buckets(tables.n_models))
+
+
+@njit(inline="always")
+def victim(ps, es, tab, now):
+    return S.buckets_first_model(ps.counts)
+
+
+@njit(inline="always")
+def on_evict(ps, es, tab, v):
+    S.buckets_remove(ps.counts, v)
+
+
+@njit(inline="always")
+def on_insert(ps, es, tab, m):
+    S.buckets_insert(ps.counts, m, 1)  # it will have served one request by the time anyone looks
+
+
+@njit(inline="always")
+def on_hit(ps, es, tab, m, loaded):
+    if not loaded:
+        S.buckets_increment(ps.counts, m, es.requests[m])
 
 
 @register
@@ -9,7 +45,7 @@ class LFU(Policy):
     oldest: a model reaches its current count at its last request.
     """
 
-    name, kernel = "lfu", 1
+    name = "lfu"
 
     def key(self, entry, now):
         return (entry.requests, entry.last_use)

@@ -1,0 +1,110 @@
+"""What a replay records: totals (counters, sums, an edge-latency histogram) and the per-request log.
+
+Both engines fill the same records through the cost model (costs.py); results.py names the totals.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections import namedtuple
+from typing import NamedTuple
+
+import numpy as np
+
+from .jit import shared
+
+# Request outcomes.
+HIT, LOAD, CLOUD = 0, 1, 2
+OUTCOMES = ("hit", "load", "cloud")
+
+# Counters (int64) and sums (float64).
+C_REQUESTS, C_HITS, C_LOADS, C_EVICTIONS, C_OFFLOADS, N_COUNTS = range(6)
+(S_SWITCHING, S_LOAD_ENERGY, S_COMPUTE_ENERGY, S_LOAD_TIME, S_ACC_COST, S_ACCURACY, S_EDGE_LATENCY,
+ S_WAIT, S_OFFLOAD_LATENCY, S_CLOUD_COST, S_K_EFF, S_CONTEXT_DISCARDED, S_EDGE_GFLOP, S_CLOUD_GFLOP,
+ S_EDGE_LAT_MAX, N_SUMS) = range(16)
+
+# Edge-latency histogram: 1024 buckets per power of two (relative width < 0.1%) from 2^-31 to 2^31 s;
+# percentiles come from it so that memory stays bounded and chunked replays merge exactly.
+HIST_SUB = 1024
+HIST_EXP_MIN = -30
+HIST_EXP_MAX = 31
+HIST_SIZE = (HIST_EXP_MAX - HIST_EXP_MIN + 1) * HIST_SUB
+
+
+class Totals(NamedTuple):
+    counts: np.ndarray  # int64 [N_COUNTS]
+    sums: np.ndarray  # float64 [N_SUMS]
+    hist: np.ndarray  # int64 [HIST_SIZE]
+    fbits: np.ndarray  # float64 [1], and ibits its int64 view: a latency's bits for its histogram bucket
+    ibits: np.ndarray
+
+
+def new_totals() -> Totals:
+    fbits = np.zeros(1, np.float64)
+    return Totals(np.zeros(N_COUNTS, np.int64), np.zeros(N_SUMS), np.zeros(HIST_SIZE, np.int64), fbits,
+                  fbits.view(np.int64))
+
+
+# The per-request log (`--requests-out`): one array per column, named once here.
+LOG_COLUMNS = [("outcome", np.int8), ("latency", np.float64), ("wait", np.float64), ("accuracy", np.float64),
+               ("accuracy_cost", np.float64), ("k_eff", np.float64), ("evictions", np.int32),
+               ("switching_cost", np.float64), ("cloud_cost", np.float64)]
+RequestLog = namedtuple("RequestLog", [name for name, _ in LOG_COLUMNS])
+
+
+def new_log(n: int) -> RequestLog:
+    """Buffers for the log of n requests (n = 0: no log)."""
+    return RequestLog(*(np.zeros(n, dt) for _, dt in LOG_COLUMNS))
+
+
+def log_columns(log: RequestLog) -> dict:
+    return log._asdict()
+
+
+def hist_index(x):
+    """Histogram bucket of a latency x >= 0 (0 for x below 2^-31 s, the last bucket above 2^31 s)."""
+    if x <= 0.0:
+        return 0
+    if x == math.inf:
+        return HIST_SIZE - 1
+    mant, e = math.frexp(x)  # x = mant * 2^e, mant in [0.5, 1)
+    if e < HIST_EXP_MIN:
+        return 0
+    if e > HIST_EXP_MAX:
+        return HIST_SIZE - 1
+    return (e - HIST_EXP_MIN) * HIST_SUB + int((mant * 2.0 - 1.0) * HIST_SUB)
+
+
+# The same bucket straight from the float's bits: exponent and the top 10 mantissa bits (HIST_SUB = 2^10).
+HIST_BITS_OFFSET = (1022 + HIST_EXP_MIN) * HIST_SUB
+
+
+@shared
+def hist_index_bits(bits):
+    """hist_index(x) from x's IEEE-754 bits as an int64 (equal for every x; no frexp in the hot loop)."""
+    i = (bits >> 42) - HIST_BITS_OFFSET
+    if i < 0:
+        return 0
+    if i >= HIST_SIZE:
+        return HIST_SIZE - 1
+    return i
+
+
+def float_bits(x):
+    """x's IEEE-754 bits as a Python int."""
+    return struct.unpack("<q", struct.pack("<d", x))[0]
+
+
+def hist_value(i):
+    """Midpoint of bucket i, seconds."""
+    e = i // HIST_SUB + HIST_EXP_MIN
+    j = i % HIST_SUB
+    return math.ldexp(0.5 * (1.0 + (j + 0.5) / HIST_SUB), e)
+
+
+@shared
+def count_latency(rec, latency):
+    """One edge latency into the histogram (the bucket from its bits, through the Totals' view)."""
+    rec.fbits[0] = latency
+    rec.hist[hist_index_bits(rec.ibits[0])] += 1
