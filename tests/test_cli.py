@@ -247,7 +247,7 @@ def test_interrupted_replay_leaves_nothing(cli, small_trace, tmp_path, monkeypat
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fast, "replay_kernel", interrupted)
+    monkeypatch.setattr(fast.FastEngine, "run", interrupted)
     out, log = tmp_path / "o.parquet", tmp_path / "r.parquet"
     r = cli("replay", small_trace, "--policy", "lru", "--out", out, "--requests-out", log)
     assert r.code == 130 and "interrupted" in r.err and "Traceback" not in r.err

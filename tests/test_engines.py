@@ -6,24 +6,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import cases
 
-from pfmbench.engine import costs as C
-from pfmbench.engine.fast import EngineState, new_log, replay_chunk
+from pfmbench.engine import record as C
+from pfmbench.engine.fast import FastEngine
+from pfmbench.engine.record import LOG_COLUMNS, RequestLog, new_log
 from pfmbench.engine.reference import replay_reference
 from pfmbench.engine.tables import build_tables
-from pfmbench.policies import get_policy
+from pfmbench.policies import get_policy, policy_names
 
-POLICIES = ["lc", "lfu", "lru", "fifo", "random", "cloud"]
+POLICIES = [n for n in policy_names() if get_policy(n).fast]  # every built-in
+LOG_FLOATS = [name for name, dt in LOG_COLUMNS if dt is np.float64]
 
 
 def fast_replay(tables, trace, policy, seed, chunk=None):
-    state = EngineState.new(tables, seed)
+    engine = FastEngine(tables, get_policy(policy, seed), seed)
     n = len(trace.ts)
     log = new_log(n)
     step = chunk or n
     for s in range(0, n, step):
-        part = {k: v[s:s + step] for k, v in log.items()}
-        replay_chunk(tables, get_policy(policy).kernel, state, trace.slice(s, s + step), part)
-    return state, log
+        engine.run(trace.slice(s, s + step), RequestLog(*(col[s:s + step] for col in log)))
+    return engine, log._asdict()
 
 
 def assert_same(fast_state, fast_log, ref):
@@ -33,8 +34,8 @@ def assert_same(fast_state, fast_log, ref):
     np.testing.assert_array_equal(fast_state.hist, hist)
     np.testing.assert_array_equal(fast_log["outcome"], cols["outcome"])
     np.testing.assert_array_equal(fast_log["evictions"], cols["evictions"])
-    for k, name in enumerate(C.LOG_FLOATS):
-        np.testing.assert_allclose(fast_log["floats"][:, k], cols[name], rtol=1e-9, atol=1e-12, err_msg=name)
+    for name in LOG_FLOATS:
+        np.testing.assert_allclose(fast_log[name], cols[name], rtol=1e-9, atol=1e-12, err_msg=name)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -68,14 +69,14 @@ def test_invariants(data, policy):
     c = state.counts
     assert c[C.C_REQUESTS] == len(trace.ts) == c[C.C_HITS] + c[C.C_LOADS] + c[C.C_OFFLOADS]
     assert c[C.C_EVICTIONS] <= c[C.C_LOADS]
-    assert 0 <= state.scalars[0] <= tables.capacity_bytes
-    assert state.scalars[0] == tables.mem_bytes[state.cached.astype(bool)].sum()
+    assert 0 <= state.state.used[0] <= tables.capacity_bytes
+    assert state.state.used[0] == tables.mem_bytes[state.state.cached.astype(bool)].sum()
     assert np.all(state.sums[:C.S_EDGE_LAT_MAX] >= 0)
     too_big = tables.mem_bytes[tables.pair_model[trace.pair]] > tables.capacity_bytes
     assert np.all(log["outcome"][too_big] == C.CLOUD)
     # accuracy never above the best on its curve; k_eff within the window
-    assert np.all(log["floats"][:, 3] >= -1e-12)
-    assert np.all(log["floats"][:, 4] <= tables.window[tables.pair_model[trace.pair]] + 1e-12)
+    assert np.all(log["accuracy_cost"] >= -1e-12)
+    assert np.all(log["k_eff"] <= tables.window[tables.pair_model[trace.pair]] + 1e-12)
     if policy == "cloud":
         assert c[C.C_OFFLOADS] == len(trace.ts)
 
@@ -99,9 +100,9 @@ def test_lc_evicts_models_without_context_first():
     tr = TraceArrays(np.arange(len(seq), dtype=float), np.array(seq, np.int32), np.ones(len(seq)), np.ones(len(seq)))
     state, log = fast_replay(tables, tr, "lc", 0)
     assert log["evictions"][-1] == 4
-    assert state.cached[0] == 1
+    assert state.state.cached[0] == 1
     state, log = fast_replay(tables, tr, "lru", 0)
-    assert log["evictions"][-1] == 1 and state.cached[0] == 0
+    assert log["evictions"][-1] == 1 and state.state.cached[0] == 0
 
 
 @pytest.mark.parametrize("utility", ["exp", "linear", "none"])
@@ -119,7 +120,7 @@ def test_context_grows_and_eviction_discards_it(utility):
     seq = [0, 0, 0, 1, 0]
     tr = TraceArrays(np.arange(5, dtype=float), np.array(seq, np.int32), np.ones(5), np.ones(5))
     state, log = fast_replay(tables, tr, "lru", 0)
-    k = log["floats"][:, 4]
+    k = log["k_eff"]
     assert k[0] == 0 and 0 < k[1] <= 1 and k[1] < k[2] <= 2  # zero-shot after a load, then it grows
     assert k[4] == 0  # A was evicted by B: its context was discarded
     assert state.sums[C.S_CONTEXT_DISCARDED] > 0
@@ -146,7 +147,7 @@ def test_a_hit_on_another_executor_waits_for_the_load():
     for engine in ("fast", "reference"):
         if engine == "fast":
             _, log = fast_replay(tables, tr, "lru", 0)
-            wait = log["floats"][:, C.LOG_FLOATS.index("wait")]
+            wait = log["wait"]
         else:
             wait = replay_reference(tables, tr, get_policy("lru"), log=True)[3]["wait"]
         assert wait[0] == 0 and wait[1] == pytest.approx(load) and wait[2] == 0, engine

@@ -30,8 +30,9 @@ from hypothesis import strategies as st
 lcs = pytest.importorskip("libcachesim")
 
 from pfmbench.catalog import Catalog, Model, Task
-from pfmbench.engine import costs as C
-from pfmbench.engine.fast import X_USED, EngineState, new_log, replay_chunk
+from pfmbench.engine import record as C
+from pfmbench.engine.fast import FastEngine
+from pfmbench.engine.record import new_log
 from pfmbench.engine.reference import replay_reference
 from pfmbench.engine.tables import build_tables
 from pfmbench.policies import get_policy
@@ -76,10 +77,10 @@ def make_trace(pairs) -> TraceArrays:
 def fast_replay(tables, policy, trace):
     """(outcome per request, evictions per request, final state) from the numba kernel."""
     n = len(trace)
-    state = EngineState.new(tables, 0)
+    engine = FastEngine(tables, get_policy(policy), 0)
     log = new_log(n)
-    replay_chunk(tables, get_policy(policy).kernel, state, trace, log)
-    return log["outcome"], log["evictions"], state
+    engine.run(trace, log)
+    return log.outcome, log.evictions, engine.state
 
 
 def reference_replay(tables, policy, trace):
@@ -135,7 +136,7 @@ def assert_agree(policy, tables, trace, engines=("fast", "reference")):
         assert i is None, f"{engine} {policy}: request {i} evicts {ev[i]} models, libCacheSim {want_ev[i]}"
         if engine == "fast":
             assert state.cached.astype(bool).tolist() == want_cached.tolist()
-            assert int(state.scalars[X_USED]) == want_used
+            assert int(state.used[0]) == want_used
     return want_out, want_ev
 
 

@@ -26,7 +26,14 @@ import numpy as np
 from numba import njit
 
 from . import jit as _jit  # noqa: F401  (installs the kernel cache locator before anything compiles)
-from .context import Context, add_demonstration, discard_context, examples_at_service, new_context, start_context
+from .context import (
+    Context,
+    add_demonstration,
+    discard_context,
+    examples_at_service,
+    new_context,
+    start_context,
+)
 from .costs import edge_work, first_free_executor, serve_cloud, serve_edge
 from .jit import shared
 from .record import C_EVICTIONS, C_REQUESTS, S_CONTEXT_DISCARDED, RequestLog, Totals, new_log, new_totals
@@ -201,6 +208,18 @@ class FastEngine:
     @property
     def totals(self) -> Totals:
         return self.state.totals
+
+    @property
+    def counts(self):
+        return self.state.totals.counts
+
+    @property
+    def sums(self):
+        return self.state.totals.sums
+
+    @property
+    def hist(self):
+        return self.state.totals.hist
 
     def run(self, trace, log: RequestLog | None = None) -> None:
         """Replay one chunk of TraceArrays; fill `log` (new_log(len(trace))) if given."""

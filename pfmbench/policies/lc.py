@@ -17,7 +17,6 @@ from ..engine.context import UTIL_LINEAR, context_now, context_rank
 from ..engine.jit import compiled
 from . import Policy, register
 
-
 _context_now, _context_rank = compiled(context_now), compiled(context_rank)
 
 

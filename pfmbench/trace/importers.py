@@ -20,13 +20,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..catalog import Catalog, Model, Task, load_catalog, runtime_memory_gb
 from ..errors import InputError
 from ..fileio import atomic_path
-from .schema import DEFAULT_INPUT_MB, DEFAULT_UNITS, PairCoder, convert, read_trace, trace_problems
+from .schema import DEFAULT_INPUT_MB, DEFAULT_UNITS, PairCoder, trace_problems
 from .synth import zipf_probabilities
 
 Progress = Callable[[int], None] | None
