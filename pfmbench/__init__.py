@@ -5,11 +5,10 @@
     r.summary["system_cost"]
 """
 
-__version__ = "0.1.0"
-
 from .api import ReplayResult, replay, replay_many
 from .catalog import load_catalog
 from .scenario import load_scenario
+from .version import __version__
 
 
 def synth(catalog=None, **kwargs):

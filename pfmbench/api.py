@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,15 +24,8 @@ from .fileio import atomic_path
 from .policies import PAPER_POLICIES, get_policy, policy_names
 from .results import summarize
 from .scenario import SCENARIOS, Scenario, load_scenario
-from .trace.schema import (
-    TRACE_COLUMNS,
-    TraceArrays,
-    _as_table,
-    _PairCoder,
-    convert,
-    open_parquet,
-    read_trace,
-)
+from .trace.reader import sorted_chunks
+from .trace.schema import TraceArrays, as_table, open_parquet
 
 if TYPE_CHECKING:
     import polars as pl
@@ -47,10 +40,6 @@ STREAM_MIN_ROWS = int(os.environ.get("PFMBENCH_STREAM_MIN_ROWS", str(4 << 20)))
 class ReplayResult:
     summary: dict  # MODEL.md §6, keys as in `pfmbench replay --json`
     requests: pl.DataFrame | None = None  # one row per request, when asked for
-
-
-class _Unsorted(Exception):
-    """A streamed trace turned out not to be in time order; replay it whole instead."""
 
 
 def parse_policies(spec: str | list[str] | tuple) -> list[str]:
@@ -84,42 +73,6 @@ def scenario_trace(sc: Scenario, catalog: Catalog) -> pa.Table:
     ts = sc.trace
     return pa.Table.from_batches(synthesize(catalog, requests=ts.requests, rate=ts.rate, alpha=ts.alpha,
                                             seed=ts.seed), SCHEMA)
-
-
-def _chunks(trace, catalog: Catalog, chunk_rows: int, stream: bool) -> Iterator[TraceArrays]:
-    """The trace as TraceArrays chunks in time order; streamed from Parquet batch by batch if `stream`."""
-    if stream:
-        src = str(trace)
-        coder = _PairCoder(catalog)
-        origin, last, offset = None, -np.inf, 0
-        pf = open_parquet(trace, dictionaries=True)
-        cols = [c for c in TRACE_COLUMNS if c in pf.schema_arrow.names]
-        try:
-            # One row group at a time: iter_batches over the whole file holds far more memory.
-            batches = (b for g in range(pf.metadata.num_row_groups)
-                       for b in pf.iter_batches(batch_size=chunk_rows, columns=cols, row_groups=[g]))
-            for batch in batches:
-                table = pa.Table.from_batches([batch])
-                ts, codes, units, input_mb, problems = convert(table, coder, src, offset)
-                if problems:
-                    r, msg = problems[0]
-                    raise InputError(f"{src}: row {r}: {msg}")
-                if len(ts) and (ts[0] < last or np.any(np.diff(ts) < 0)):
-                    raise _Unsorted
-                if origin is None and len(ts):
-                    origin = float(ts[0])
-                if len(ts):
-                    last = ts[-1]
-                offset += len(ts)
-                yield TraceArrays(ts - origin, codes, units, input_mb, origin, src)
-        except (OSError, pa.ArrowException) as e:
-            raise InputError(f"{src}: cannot read Parquet: {str(e).splitlines()[0]}") from None
-        if offset == 0:
-            raise InputError(f"{src}: the trace has no requests")
-        return
-    arrays = read_trace(trace, catalog)
-    for start in range(0, len(arrays), chunk_rows):
-        yield arrays.slice(start, start + chunk_rows)
 
 
 class _Runner:
@@ -195,7 +148,7 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
     elif isinstance(trace, (str, Path)):
         trace_name, source = str(trace), str(trace)
     else:
-        trace_name, source = "<dataframe>", _as_table(trace, "<dataframe>")
+        trace_name, source = "<dataframe>", as_table(trace, "<dataframe>")
     total = None
     stream = False
     if isinstance(source, str):
@@ -204,7 +157,7 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
     tables = build_tables(sc, cat)
     pair_names = tuple(pa.array(list(x), pa.string()) for x in zip(*cat.pair_names(), strict=True))
 
-    def attempt(stream: bool, writer_path) -> list[_Runner]:
+    def attempt(chunks, writer_path) -> list[_Runner]:
         runners = [_Runner(n, tables, sc, cat, engine) for n in names]
         writer = None
         # Policies are independent and the kernel releases the GIL: replay them side by side.
@@ -213,7 +166,7 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
             done = 0
             if progress:
                 progress(0, total)
-            for chunk in _chunks(source, cat, chunk_rows, stream):
+            for chunk in chunks:
                 log = writer_path is not None
                 results = pool.map(_Runner.run, runners, [chunk] * len(runners), [log] * len(runners)) if pool else \
                     [runners[0].run(chunk, log)]
@@ -234,10 +187,8 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
         return runners
 
     def run(writer_path=None) -> list[_Runner]:
-        try:
-            return attempt(stream, writer_path)
-        except _Unsorted:  # not in time order: sort it in memory
-            return attempt(False, writer_path)
+        # Streamed when large and in time order; otherwise (or if it turns out unsorted) sorted in memory.
+        return sorted_chunks(source, cat, chunk_rows, stream, lambda chunks: attempt(chunks, writer_path))
 
     if requests_out is not None:
         with atomic_path(requests_out) as tmp:

@@ -106,6 +106,13 @@ class Task:
         return "flat"
 
 
+def best_accuracy(task: Task, window: float) -> float:
+    """a_ref: the best accuracy on the task's curve over 0..window examples, what the cloud (full context)
+    serves at. On the log curve a(K) is monotone for K >= 1, so the best is at 0, 1, k_few or the window
+    (above few-shot where the window exceeds k_few and the curve still rises)."""
+    return max(task.a_ref, task.accuracy(window)) if window >= 1.0 else task.a_ref
+
+
 @dataclass(frozen=True)
 class Model:
     """A cacheable model. memory_gb is runtime GPU memory (weights plus runtime overhead)."""

@@ -7,10 +7,10 @@ import math
 
 import numpy as np
 
-from . import __version__
 from .engine import costs as C
 from .fileio import write_parquet_atomic
 from .scenario import Scenario
+from .version import __version__
 
 # (key, label, better) for the Table II-shaped report; better: "min" | "max" | None.
 TABLE_ROWS = [

@@ -12,7 +12,8 @@ import pytest
 from pfmbench.catalog import load_catalog
 from pfmbench.errors import InputError
 from pfmbench.trace import importers
-from pfmbench.trace.importers import export_libcachesim, import_alibaba, import_azure, import_csv, sd_class
+from pfmbench.trace.export import export_libcachesim
+from pfmbench.trace.importers import import_alibaba, import_azure, import_csv, sd_class
 from pfmbench.trace.schema import read_trace
 from pfmbench.trace.synth import write_synth
 

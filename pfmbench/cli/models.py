@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..api import resolve
-from ..engine.tables import best_accuracy
+from ..catalog import best_accuracy
 from . import app
 from .options import CatalogOpt, JsonOpt, ScenarioOpt
 

@@ -103,9 +103,9 @@ def export(
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"export: FORMAT must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
     with progress_bar("export", None) as update:
-        from ..trace import importers
+        from ..trace import export
 
-        n = importers.export_libcachesim(trace, output, catalog=catalog, progress=update)
+        n = export.export_libcachesim(trace, output, catalog=catalog, progress=update)
     print(f"wrote {n} requests to {output}", file=sys.stderr)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..catalog import Catalog
+from ..catalog import Catalog, best_accuracy
 from ..scenario import Scenario
 from .costs import UTILITY_CODES
 
@@ -39,13 +39,6 @@ class Tables:
     @property
     def n_models(self) -> int:
         return len(self.mem_bytes)
-
-
-def best_accuracy(task, window: float) -> float:
-    """a_ref: the best accuracy on the task's curve over 0..window examples, what the cloud (full context)
-    serves at. On the log curve a(K) is monotone for K >= 1, so the best is at 0, 1, k_few or the window
-    (above few-shot where the window exceeds k_few and the curve still rises)."""
-    return max(task.a_ref, task.accuracy(window)) if window >= 1.0 else task.a_ref
 
 
 def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:

@@ -20,13 +20,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..catalog import Catalog, Model, Task, load_catalog, runtime_memory_gb
 from ..errors import InputError
 from ..fileio import atomic_path
-from .schema import DEFAULT_INPUT_MB, DEFAULT_UNITS, _PairCoder, convert, read_trace, trace_problems
+from .schema import DEFAULT_INPUT_MB, DEFAULT_UNITS, PairCoder, trace_problems
 from .synth import zipf_probabilities
 
 Progress = Callable[[int], None] | None
@@ -333,7 +332,7 @@ def import_csv(src, out, *, catalog: Catalog | str | Path | None = None, ts: str
     head = _read_csv(src, [ts, model] + [c for c in optional.values() if c])
     df = head.with_row_index("_line", offset=2)
     _step(progress, 1)
-    coder = _PairCoder(cat)
+    coder = PairCoder(cat)
     seconds, epoch = _seconds(df, ts, time_format, src)
     cols = {"ts": seconds, "model": _text(df, model, src)}
     for name, col in optional.items():
@@ -364,78 +363,3 @@ def import_csv(src, out, *, catalog: Catalog | str | Path | None = None, ts: str
     rows = _write_trace(trace.select("ts", "model", "task", "units", "input_mb", "_line"), out, cat, src, progress,
                         {"source": str(src), "importer": "csv"}, epoch)
     return ImportReport(rows, Path(out))
-
-
-# -- export --------------------------------------------------------------------------------
-def export_libcachesim(trace, out, *, catalog: Catalog | str | Path | None = None,
-                       progress: Progress = None, batch_rows: int = 1 << 20) -> int:
-    """Trace -> CSV `time,obj_id,obj_size` for libCacheSim's csv reader (header, comma, numeric ids).
-
-    time: whole seconds since the first request; obj_id: 1 + index of the request's model in the catalog;
-    obj_size: the model's memory in bytes. Streams a sorted trace batch by batch; an unsorted one is read
-    whole and sorted first. progress(rows) after each batch. Returns the number of rows.
-    """
-    cat = _catalog(catalog)
-    src = str(trace)
-    if not Path(trace).is_file():
-        raise InputError(f"{src}: trace file not found")
-    coder = _PairCoder(cat)
-    pair_model = np.array([i for i, _ in cat.pairs], dtype=np.int64)
-    size = np.array([m.memory_bytes for m in cat.models], dtype=np.int64)
-    schema = pa.schema([("time", pa.int64()), ("obj_id", pa.int64()), ("obj_size", pa.int64())])
-
-    def rows_of(ts, codes):
-        model = pair_model[codes]
-        return pa.record_batch([pa.array(np.floor(ts).astype(np.int64)), pa.array(model + 1), pa.array(size[model])],
-                               schema=schema)
-
-    try:
-        pf = pq.ParquetFile(trace)
-    except (OSError, pa.ArrowException) as e:
-        raise InputError(f"{src}: cannot read Parquet: {str(e).splitlines()[0]}") from None
-    cols = [c for c in ("ts", "model", "task") if c in pf.schema_arrow.names]
-
-    def streamed(w) -> int:
-        n, origin, last = 0, None, -math.inf
-        for batch in pf.iter_batches(batch_size=batch_rows, columns=cols):
-            ts, codes, _, _, problems = convert(pa.Table.from_batches([batch]), coder, src, n)
-            if problems:
-                raise InputError(f"{src}: row {problems[0][0]}: {problems[0][1]}")
-            if ts.size == 0:
-                continue
-            if ts[0] < last or np.any(np.diff(ts) < 0):
-                raise _Unsorted
-            origin = ts[0] if origin is None else origin
-            last = ts[-1]
-            w.write_batch(rows_of(ts - origin, codes))
-            n += ts.size
-            _step(progress, n)
-        return n
-
-    def whole(w) -> int:
-        arrays = read_trace(trace, cat)  # sorted; ts relative to the first request
-        for start in range(0, len(arrays), batch_rows):
-            part = arrays.slice(start, start + batch_rows)
-            w.write_batch(rows_of(part.ts, part.pair))
-            _step(progress, start + len(part))
-        return len(arrays)
-
-    for write in (streamed, whole):
-        try:
-            with atomic_path(out) as tmp, pacsv.CSVWriter(tmp, schema, write_options=_CSV_OPTIONS) as w:
-                n = write(w)
-                if n == 0:
-                    raise InputError(f"{src}: the trace has no requests")
-            return n
-        except _Unsorted:
-            continue
-        except pa.ArrowException as e:
-            raise InputError(f"{src}: cannot read Parquet: {str(e).splitlines()[0]}") from None
-    raise AssertionError("unreachable")
-
-
-_CSV_OPTIONS = pacsv.WriteOptions(quoting_header="none")
-
-
-class _Unsorted(Exception):
-    """The trace goes back in time: export falls back to reading it whole."""

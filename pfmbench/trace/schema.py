@@ -89,7 +89,7 @@ def _seconds(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return col.cast(pa.float64()).to_numpy(zero_copy_only=False)
 
 
-class _PairCoder:
+class PairCoder:
     """Maps (model, task) strings to catalog pair indices, case-insensitively, caching per distinct value."""
 
     def __init__(self, catalog: Catalog):
@@ -167,7 +167,7 @@ def _numeric(table: pa.Table, name: str, default: np.ndarray | None, codes: np.n
     return vals
 
 
-def convert(table: pa.Table, coder: _PairCoder, src: str, row_offset: int = 0):
+def convert(table: pa.Table, coder: PairCoder, src: str, row_offset: int = 0):
     """Arrow table -> (ts seconds, pair codes, units, input_mb, problems). Rows are numbered from row_offset."""
     check_schema(table.schema, src)
     problems: list[tuple[int, str]] = []
@@ -180,7 +180,7 @@ def convert(table: pa.Table, coder: _PairCoder, src: str, row_offset: int = 0):
     return ts, codes, units, input_mb, problems
 
 
-def _as_table(trace, src: str, columns=None) -> pa.Table:
+def as_table(trace, src: str, columns=None) -> pa.Table:
     if isinstance(trace, pa.Table):
         return trace
     if hasattr(trace, "to_arrow"):  # polars DataFrame
@@ -220,8 +220,8 @@ def trace_problems(trace, catalog: Catalog, limit: int = 20) -> tuple[int, list[
     src = str(trace) if isinstance(trace, (str, Path)) else "<trace>"
     try:
         cols = parquet_columns(trace) if isinstance(trace, (str, Path)) else None
-        table = _as_table(trace, src, cols)
-        *_, problems = convert(table, _PairCoder(catalog), src)
+        table = as_table(trace, src, cols)
+        *_, problems = convert(table, PairCoder(catalog), src)
     except InputError as e:
         return 0, [(-1, str(e))]
     if table.num_rows == 0:
@@ -236,8 +236,8 @@ def read_trace(trace, catalog: Catalog) -> TraceArrays:
     """
     src = str(trace) if isinstance(trace, (str, Path)) else "<trace>"
     cols = parquet_columns(trace) if isinstance(trace, (str, Path)) else None
-    table = _as_table(trace, src, cols)
-    ts, codes, units, input_mb, problems = convert(table, _PairCoder(catalog), src)
+    table = as_table(trace, src, cols)
+    ts, codes, units, input_mb, problems = convert(table, PairCoder(catalog), src)
     if problems:
         r, msg = problems[0]
         more = f" (and {len(problems) - 1} more; see `pfmbench trace validate`)" if len(problems) > 1 else ""
