@@ -35,7 +35,7 @@ from .context import (
     start_context,
 )
 from .costs import edge_work, first_free_executor, serve_cloud, serve_edge
-from .jit import shared
+from .jit import compiling, shared
 from .record import C_EVICTIONS, C_REQUESTS, S_CONTEXT_DISCARDED, RequestLog, Totals, new_log, new_totals
 from .tables import Tables
 
@@ -71,6 +71,18 @@ class Requests(NamedTuple):
     pair: np.ndarray  # int32 (model, task) pair
     units: np.ndarray  # float64
     input_mb: np.ndarray  # float64
+
+
+def _readonly(a: np.ndarray, dtype) -> np.ndarray:
+    # Arrays from Arrow are read-only and numba types them apart from writable ones: one kernel for both.
+    v = np.ascontiguousarray(a, dtype=dtype).view()
+    v.flags.writeable = False
+    return v
+
+
+def requests(trace) -> Requests:
+    return Requests(_readonly(trace.ts, np.float64), _readonly(trace.pair, np.int32),
+                    _readonly(trace.units, np.float64), _readonly(trace.input_mb, np.float64))
 
 
 # -- the engine's own bookkeeping ---------------------------------------------------------------------------
@@ -200,6 +212,10 @@ class FastEngine:
         # only this policy's is used.
         self.pstates = tuple(sys.modules[mod].new_state(tables, seed) for mod in modules)
         self.last_ts = -math.inf  # chunks must continue in time order
+        if not self.kernel.replay.signatures:  # compile it (or load it from the cache) here, on one thread
+            empty = requests(Requests(np.zeros(0), np.zeros(0, np.int32), np.zeros(0), np.zeros(0)))
+            with compiling():
+                self.kernel.replay(self.code, tables, self.state, self.pstates, empty, False, _NO_LOG)
 
     @property
     def pstate(self):
@@ -229,7 +245,7 @@ class FastEngine:
             from ..errors import InputError
             raise InputError(f"{trace.source}: chunk starts at t={trace.ts[0]} before the previous chunk ended "
                              f"(t={self.last_ts}); chunked replay needs a time-sorted trace")
-        rq = Requests(trace.ts, trace.pair, trace.units, trace.input_mb)
+        rq = requests(trace)
         self.kernel.replay(self.code, self.tables, self.state, self.pstates, rq, log is not None,
                            log if log is not None else _NO_LOG)
         self.last_ts = float(trace.ts[-1])

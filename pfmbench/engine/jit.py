@@ -9,7 +9,9 @@ pfmbench module with a hash of all the sources a kernel can include.
 from __future__ import annotations
 
 import hashlib
+import threading
 import types
+from contextlib import contextmanager
 from pathlib import Path
 
 from numba import njit
@@ -129,3 +131,28 @@ def borrowed(typingctx, x):
         return _borrow(context, builder, sig.args[0], args[0])
 
     return x(x), codegen
+
+
+_compile_lock = threading.Lock()
+
+
+@contextmanager
+def compiling():
+    """Compile the kernel with a cheaper copy in numba's inliner.
+
+    Numba's inliner deep-copies the callee's variable scope once per basic block, and a copied block only
+    reads it: on the kernel's hooks that quadratic copying was a third of the compile time. While this is
+    active, copies share the callee's scope (restored afterwards; one thread at a time).
+    """
+    from numba.core import ir
+
+    with _compile_lock:
+        saved = ir.Scope.__dict__.get("__deepcopy__")
+        ir.Scope.__deepcopy__ = lambda self, memo: self
+        try:
+            yield
+        finally:
+            if saved is None:
+                del ir.Scope.__deepcopy__
+            else:
+                ir.Scope.__deepcopy__ = saved
