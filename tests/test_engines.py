@@ -151,3 +151,14 @@ def test_a_hit_on_another_executor_waits_for_the_load():
         else:
             wait = replay_reference(tables, tr, get_policy("lru"), log=True)[3]["wait"]
         assert wait[0] == 0 and wait[1] == pytest.approx(load) and wait[2] == 0, engine
+
+
+def test_the_kernel_is_generated_from_the_registry():
+    """Every built-in policy module, and only those, has a branch at each hook call of the kernel."""
+    from pfmbench.engine.kernel import kernel_source
+    from pfmbench.policies import BUILTINS, builtin_modules
+
+    text = kernel_source(builtin_modules())
+    for i, mod in enumerate(builtin_modules()):
+        assert f"import {mod} as p{i}" in text
+    assert f"code == {len(BUILTINS) - 1}:" in text and f"code == {len(BUILTINS)}:" not in text
