@@ -83,6 +83,7 @@ class _Runner:
         if engine == "fast" and self.policy.fast is None:
             raise InputError(f"policy {name!r} has no fast-engine implementation; use --engine reference")
         self.fast = engine != "reference" and self.policy.fast is not None
+        self.admission = sc.serving.admission if sc.serving.admission != "default" else self.policy.admission
         if self.fast:
             self.engine = FastEngine(tables, self.policy, sc.seed)
         else:
@@ -191,7 +192,8 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
             runners = run(tmp)
     else:
         runners = run()
-    return [summarize(*r.totals(), sc, r.name, trace_name, cat_name, "fast" if r.fast else "reference")
+    return [summarize(*r.totals(), sc, r.name, trace_name, cat_name, "fast" if r.fast else "reference",
+                      r.admission)
             for r in runners]
 
 

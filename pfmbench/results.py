@@ -22,6 +22,8 @@ TABLE_ROWS = [
     ("offloading_latency", "Offloading latency (s)", "min"),
     ("cloud_cost", "Cloud cost ($)", "min"),
     ("edge_execution_ratio", "Edge execution ratio", "max"),
+    ("cloud_latency", "Cloud latency (s)", "min"),
+    ("queueing_share", "Queueing share of edge latency", "min"),
     ("hit_ratio", "Hit ratio", "max"),
     ("loads", "Loads", "min"),
     ("evictions", "Evictions", "min"),
@@ -45,7 +47,7 @@ def percentile(hist: np.ndarray, q: float, max_value: float) -> float | None:
 
 
 def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: str, catalog_name: str,
-              engine: str = "fast") -> dict:
+              engine: str = "fast", admission: str | None = None) -> dict:
     w = scenario.weights
     n = int(counts[C.C_REQUESTS])
     hits, loads, offloads = int(counts[C.C_HITS]), int(counts[C.C_LOADS]), int(counts[C.C_OFFLOADS])
@@ -53,9 +55,12 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
     switching = float(sums[C.S_SWITCHING])
     acc_cost = float(sums[C.S_ACC_COST])
     edge_lat = float(sums[C.S_EDGE_LATENCY])
-    off_lat = float(sums[C.S_OFFLOAD_LATENCY])
+    off_lat = float(sums[C.S_OFFLOADING_LATENCY])  # device -> edge, requests served at the edge
+    cloud_lat = float(sums[C.S_CLOUD_LATENCY])  # requests served in the cloud
     cloud = float(sums[C.S_CLOUD_COST])
-    system = w.switch * switching + w.accuracy * acc_cost + w.latency * (edge_lat + off_lat) + w.cloud * cloud
+    # MODEL.md §4: with w_cloud_latency = 0 (the default) this is the paper's sum exactly.
+    system = (w.switch * switching + w.accuracy * acc_cost + w.latency * (edge_lat + off_lat) + w.cloud * cloud
+              + w.cloud_latency * cloud_lat)
     per = (lambda x: x / n) if n else (lambda x: 0.0)
     lat_max = float(sums[C.S_EDGE_LAT_MAX])
     row = {
@@ -67,6 +72,10 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
         "loads": loads,
         "evictions": int(counts[C.C_EVICTIONS]),
         "offloads": offloads,
+        "declined_loads": int(counts[C.C_DECLINED]),  # misses that fit but the admission rule offloaded
+        "dispatched_to_cloud": int(counts[C.C_DISPATCHED]),  # sent to the cloud by the dispatch rule
+        "admission": admission or scenario.serving.admission,
+        "dispatch": scenario.serving.dispatch,
         "hit_ratio": per(hits),
         "edge_execution_ratio": per(edge),
         "system_cost": system,
@@ -76,12 +85,14 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
         "average_accuracy_cost": acc_cost / edge if edge else 0.0,
         "inference_latency": edge_lat,
         "offloading_latency": off_lat,
+        "cloud_latency": cloud_lat,
         "cloud_cost": cloud,
         "system_cost_per_request": per(system),
         "switching_cost_per_request": per(switching),
         "accuracy_cost_per_request": per(acc_cost),
         "inference_latency_per_request": per(edge_lat),
         "offloading_latency_per_request": per(off_lat),
+        "cloud_latency_per_request": per(cloud_lat),
         "cloud_cost_per_request": per(cloud),
         "load_energy_j": float(sums[C.S_LOAD_ENERGY]),
         "compute_energy_j": float(sums[C.S_COMPUTE_ENERGY]),
@@ -93,6 +104,7 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
         "inference_latency_p99": percentile(hist, 99, lat_max),
         "inference_latency_max": lat_max if edge else None,
         "queue_wait": float(sums[C.S_WAIT]),
+        "queueing_share": float(sums[C.S_WAIT]) / edge_lat if edge_lat > 0 else 0.0,  # of edge inference latency
         "mean_examples_in_context": float(sums[C.S_K_EFF]) / edge if edge else 0.0,
         "context_discarded": float(sums[C.S_CONTEXT_DISCARDED]),
         "edge_gflop": float(sums[C.S_EDGE_GFLOP]),

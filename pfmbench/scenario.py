@@ -1,7 +1,7 @@
 """Scenarios: the edge server, the cloud, the context model, cost weights and the catalog (MODEL.md §2–4).
 
 Every value is a typed field with a documented default and its source. A scenario comes from the
-built-in default, a TOML file (sections [edge], [cloud], [context], [weights], [catalog], [trace]),
+built-in default, a TOML file (sections [edge], [cloud], [context], [weights], [serving], [catalog], [trace]),
 and overrides by key name (`gpu_memory_gb=40`, `half_life_s=300`, or `cloud.tflops=...`).
 """
 
@@ -29,6 +29,10 @@ class Edge:
     load_overhead_s: float = 0.5  # fixed start cost of a load (MODEL.md)
     power_w: float = 300.0  # A100 PCIe board power (MODEL.md)
     executors: int = 1  # requests served at once
+    # Radio access, device -> edge (MODEL.md §3): 5G NR, 3GPP TR 38.913's 4 ms user-plane target plus 1 ms of
+    # scheduling, and a mid-band uplink; an LLM prompt then takes about 0.0053 s, as Table II implies (0.0055).
+    radio_rtt_s: float = 0.005
+    radio_uplink_mbps: float = 100.0
 
 
 # Edge GPUs: memory, peak dense FP16 tensor TFLOPS and board power from NVIDIA's datasheets (dense = half
@@ -58,7 +62,7 @@ class Cloud:
     uplink_mbps: float = 100.0  # MODEL.md
     tflops: float = 2496.0  # an 8x A100 node: 8 * 312 TF dense FP16 (pfmbench choice)
     utilization: float = 0.4  # as the edge
-    price_per_request: float = 1.25  # $ per request; calibrated to break even with the edge, docs/model.md
+    price_per_request: float = 1.4  # $ per request; calibrated to break even with the edge, docs/model.md
     price_per_tflop: float = 0.0  # $ per TFLOP processed in the cloud
 
 
@@ -77,7 +81,21 @@ class Weights:
     accuracy: float = 1.0
     latency: float = 1.0
     cloud: float = 1.0
+    cloud_latency: float = 0.0  # 0: the paper's sum, where the cloud's latency is reported but not costed
     wear_per_load: float = 0.0  # per-load wear constant added to switching cost (MODEL.md)
+
+
+ADMISSIONS = ("default", "always", "outrank", "cost")  # default: each policy's own (MODEL.md §4)
+DISPATCHES = ("edge", "cheapest")
+
+
+@dataclass
+class Serving:
+    """How the edge decides between loading, serving and offloading (MODEL.md §4)."""
+
+    admission: str = "default"  # on a miss: load always, only if it outranks the first victim, or if it pays
+    dispatch: str = "edge"  # edge: serve at the edge whatever its queue; cheapest: the cheaper of edge and cloud
+    cost_horizon_s: float = 600.0  # `cost` admission: a load must pay back within this (the default half-life)
 
 
 @dataclass
@@ -105,12 +123,13 @@ class Scenario:
     cloud: Cloud = field(default_factory=Cloud)
     context: Context = field(default_factory=Context)
     weights: Weights = field(default_factory=Weights)
+    serving: Serving = field(default_factory=Serving)
     catalog: CatalogSpec = field(default_factory=CatalogSpec)
     trace: TraceSpec = field(default_factory=TraceSpec)
     seed: int = 0  # seeds the `random` policy
     source: str = "built-in"
 
-    SECTIONS = ("edge", "cloud", "context", "weights", "catalog", "trace")
+    SECTIONS = ("edge", "cloud", "context", "weights", "serving", "catalog", "trace")
 
     def validate(self) -> Scenario:
         e, c, x, w = self.edge, self.cloud, self.context, self.weights
@@ -132,6 +151,11 @@ class Scenario:
         need(isinstance(e.executors, int) and e.executors >= 1, "executors", "an integer >= 1")
         need(x.utility in UTILITIES, "utility", f"one of {', '.join(UTILITIES)}")
         need(x.half_life_s > 0, "half_life_s", "> 0")
+        need(e.radio_uplink_mbps > 0, "radio_uplink_mbps", "> 0")
+        need(self.serving.admission in ADMISSIONS, "admission",
+             f"one of {', '.join(ADMISSIONS)}, not {self.serving.admission!r}")
+        need(self.serving.dispatch in DISPATCHES, "dispatch", f"one of {', '.join(DISPATCHES)}, not {self.serving.dispatch!r}")
+        need(math.isfinite(self.serving.cost_horizon_s) and self.serving.cost_horizon_s > 0, "cost_horizon_s", "> 0")
         need(0 <= x.relevance <= 1, "relevance", "between 0 and 1")
         need(self.catalog.precision in BYTES_PER_PARAM, "precision", f"one of {', '.join(BYTES_PER_PARAM)}")
         need(self.trace.requests >= 1 and self.trace.rate > 0, "trace.requests/rate", "positive")

@@ -46,6 +46,12 @@ def scenarios(draw):
     sc.context.relevance = draw(st.sampled_from([0.0, 0.0, 0.3, 1.0]))
     sc.weights.wear_per_load = draw(st.sampled_from([0.0, 1.5]))
     sc.cloud.price_per_tflop = draw(st.sampled_from([0.0, 0.01]))
+    sc.cloud.price_per_request = draw(st.sampled_from([0.0, 0.05, 1.25, 20.0]))
+    sc.serving.admission = draw(st.sampled_from(["default", "always", "outrank", "cost"]))
+    sc.serving.dispatch = draw(st.sampled_from(["edge", "edge", "cheapest"]))
+    sc.serving.cost_horizon_s = draw(st.sampled_from([1.0, 600.0]))
+    sc.weights.cloud_latency = draw(st.sampled_from([0.0, 1.0]))
+    sc.edge.radio_rtt_s = draw(st.sampled_from([0.0, 0.005]))
     sc.seed = draw(st.integers(0, 2**64 - 1))
     return sc.validate()
 

@@ -40,6 +40,11 @@ def replay(
     gpu_memory: Annotated[float | None, typer.Option("--gpu-memory", help="Edge GPU memory, GB.")] = None,
     half_life: Annotated[float | None, typer.Option("--half-life", help="Age-of-Context half-life, s (exp utility).")] = None,
     utility: Annotated[str | None, typer.Option("--utility", help="Age-of-Context utility: exp, linear or none.")] = None,
+    admission: Annotated[str | None, typer.Option("--admission", help="On a miss, load: always, outrank (only if "
+                                                  "it would not be the first victim), cost (only if it pays back), "
+                                                  "or default (each policy's own).")] = None,
+    dispatch: Annotated[str | None, typer.Option("--dispatch", help="edge (serve at the edge whatever its queue) or "
+                                                 "cheapest (send a request to the cloud when that costs less now).")] = None,
     seed: SeedOpt = None,
     sets: Annotated[list[str] | None, typer.Option("--set", help="Any scenario value, KEY=VALUE (repeatable), "
                                                    "e.g. --set cloud.rtt_s=0.2; see `pfmbench scenario show`.")] = None,
@@ -51,10 +56,12 @@ def replay(
     """Replay a request trace through the edge cache under each policy and compare their costs.
 
     Example: pfmbench replay trace.parquet --policy lc,lfu,lru --gpu l4 --gpu-memory 20 --out results.parquet
+
+    Example: pfmbench replay --admission outrank --dispatch cheapest --json
     """
     overrides = parse_sets(sets)
     overrides.update({k: v for k, v in {"preset": gpu, "gpu_memory_gb": gpu_memory, "half_life_s": half_life, "utility": utility,
-                                         "seed": seed}.items() if v is not None})
+                                         "admission": admission, "dispatch": dispatch, "seed": seed}.items() if v is not None})
     with progress_bar("replay") as update:
         rows = replay_many(str(trace) if trace else None, policy, scenario,
                            str(catalog) if catalog else None, engine=engine, requests_out=requests_out,
@@ -71,11 +78,11 @@ def replay(
     console = Console() if sys.stdout.isatty() else Console(width=160)
     console.print(title, style="bold", highlight=False)
     console.print(comparison_table(rows, None))
-    queued = [r["policy"] for r in rows if r["inference_latency"] > 0 and r["queue_wait"] > 0.5 * r["inference_latency"]]
+    queued = [r["policy"] for r in rows if r["queueing_share"] > 0.5]
     if queued:  # the server cannot keep up: latency is mostly waiting, whatever the policy does
         console.print(f"note: queueing is more than half the edge latency under {', '.join(queued)}; "
-                      "the edge cannot keep up with this trace (try --set executors=N or a faster --gpu)",
-                      style="yellow", highlight=False)
+                      "the edge cannot keep up with this trace (try --dispatch cheapest, --set executors=N or a "
+                      "faster --gpu)", style="yellow", highlight=False)
     if out is not None:
         console.print(f"summary: {out}")
     if requests_out is not None:

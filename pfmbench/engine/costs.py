@@ -20,6 +20,7 @@ from .record import (
     S_ACCURACY,
     S_CLOUD_COST,
     S_CLOUD_GFLOP,
+    S_CLOUD_LATENCY,
     S_COMPUTE_ENERGY,
     S_EDGE_GFLOP,
     S_EDGE_LAT_MAX,
@@ -27,13 +28,36 @@ from .record import (
     S_K_EFF,
     S_LOAD_ENERGY,
     S_LOAD_TIME,
-    S_OFFLOAD_LATENCY,
+    S_OFFLOADING_LATENCY,
     S_SWITCHING,
     S_WAIT,
     count_latency,
 )
 
 shared(accuracy_at)  # the catalog's curve a(K), compiled into the kernel too
+
+
+@shared
+def radio_latency(tab, input_mb):
+    """Device -> edge: the paper's offloading latency of a request served at the edge (MODEL.md §4)."""
+    return tab.radio_rtt_s + input_mb * 8.0 / tab.radio_uplink_mbps
+
+
+@shared
+def cloud_terms(tab, p, units, input_mb):
+    """(GFLOP, latency s, cloud cost) of offloading a request for pair p: radio, the core network and the
+    cloud's compute with a full context (it serves at a_ref)."""
+    work = tab.gflops[p] * (units + tab.cloud_context_units[p])
+    latency = radio_latency(tab, input_mb) + tab.rtt_s + input_mb * 8.0 / tab.uplink_mbps + work / tab.cloud_rate
+    return work, latency, tab.price_per_request + tab.price_per_tflop * work / 1000.0
+
+
+@shared
+def accuracy_of(tab, p, k_eff):
+    """(accuracy %, accuracy cost) of serving pair p with k_eff examples in context."""
+    c = tab.curve
+    accuracy = accuracy_at(k_eff, c[p, 0], c[p, 1], c[p, 2], c[p, 3], c[p, 4], c[p, 5], c[p, 6])
+    return accuracy, (tab.a_ref[p] - accuracy) / 100.0
 
 
 @shared
@@ -62,7 +86,7 @@ def switching(tab, m):
 
 
 @shared
-def serve_edge(tab, rec, log_on, log, i, p, m, k_eff, work, compute, wait, loaded, evictions):
+def serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, wait, loaded, evictions):
     """Account request i, served at the edge by model m (loaded for it if `loaded`), after `wait` s in
     the queue; returns its latency."""
     load = 0.0
@@ -76,14 +100,13 @@ def serve_edge(tab, rec, log_on, log, i, p, m, k_eff, work, compute, wait, loade
     else:
         rec.counts[C_HITS] += 1
     latency = wait + load + compute
-    c = tab.curve
-    accuracy = accuracy_at(k_eff, c[p, 0], c[p, 1], c[p, 2], c[p, 3], c[p, 4], c[p, 5], c[p, 6])
-    accuracy_cost = (tab.a_ref[p] - accuracy) / 100.0
+    accuracy, accuracy_cost = accuracy_of(tab, p, k_eff)
     s = rec.sums
     s[S_COMPUTE_ENERGY] += tab.power_w * compute
     s[S_ACC_COST] += accuracy_cost
     s[S_ACCURACY] += accuracy
     s[S_EDGE_LATENCY] += latency
+    s[S_OFFLOADING_LATENCY] += radio_latency(tab, input_mb)
     s[S_WAIT] += wait
     s[S_K_EFF] += k_eff
     s[S_EDGE_GFLOP] += work
@@ -105,13 +128,11 @@ def serve_edge(tab, rec, log_on, log, i, p, m, k_eff, work, compute, wait, loade
 @shared
 def serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, evictions):
     """Account request i, offloaded: the cloud keeps full context and serves at a_ref."""
-    work = tab.gflops[p] * (units + tab.cloud_context_units[p])
-    latency = tab.rtt_s + input_mb * 8.0 / tab.uplink_mbps + work / tab.cloud_rate
-    cloud_cost = tab.price_per_request + tab.price_per_tflop * work / 1000.0
+    work, latency, cloud_cost = cloud_terms(tab, p, units, input_mb)
     accuracy = tab.a_ref[p]
     rec.counts[C_OFFLOADS] += 1
     s = rec.sums
-    s[S_OFFLOAD_LATENCY] += latency
+    s[S_CLOUD_LATENCY] += latency
     s[S_CLOUD_COST] += cloud_cost
     s[S_CLOUD_GFLOP] += work
     s[S_ACCURACY] += accuracy
@@ -125,3 +146,40 @@ def serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, evictions):
         log.evictions[i] = evictions
         log.switching_cost[i] = 0.0
         log.cloud_cost[i] = cloud_cost
+
+
+# -- deciding (MODEL.md §4) --------------------------------------------------------------------------------
+@shared
+def cloud_price(tab, p, units, input_mb):
+    """What offloading this request adds to the system cost."""
+    _, latency, cost = cloud_terms(tab, p, units, input_mb)
+    return tab.w_cloud * cost + tab.w_cloud_latency * latency
+
+
+@shared
+def edge_price(tab, p, units, input_mb, k_eff, wait, load):
+    """What serving this request at the edge now adds to the system cost, but for the switching cost:
+    queue wait, load and compute latency, the device -> edge transfer, and its accuracy cost."""
+    _, compute = edge_work(tab, p, units, k_eff)
+    _, accuracy_cost = accuracy_of(tab, p, k_eff)
+    return tab.w_latency * (wait + load + compute + radio_latency(tab, input_mb)) + tab.w_accuracy * accuracy_cost
+
+
+@shared
+def edge_is_dearer(tab, p, units, input_mb, k_eff, wait, load):
+    """The `cheapest` dispatch rule: send the request to the cloud when the edge would cost more now."""
+    return edge_price(tab, p, units, input_mb, k_eff, wait, load) > cloud_price(tab, p, units, input_mb)
+
+
+@shared
+def worth_loading(tab, requests_so_far, p, m, now, units, input_mb):
+    """The `cost` admission rule: load m only if what its expected requests within the horizon save at the
+    edge (zero-shot, a pessimistic bound) repays the switching cost and the load's latency.
+
+    Expected requests: m's rate so far (its requests over the time since the trace began, at least one
+    horizon) times the horizon; this request stands for the size of the next ones."""
+    horizon = tab.cost_horizon_s
+    expected = requests_so_far / max(now, horizon) * horizon
+    saving = cloud_price(tab, p, units, input_mb) - edge_price(tab, p, units, input_mb, 0.0, 0.0, 0.0)
+    load, _, switching_cost = switching(tab, m)
+    return expected * saving > tab.w_switch * switching_cost + tab.w_latency * load

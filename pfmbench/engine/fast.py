@@ -34,10 +34,20 @@ from .context import (
     new_context,
     start_context,
 )
-from .costs import edge_work, first_free_executor, serve_cloud, serve_edge
+from .costs import edge_is_dearer, edge_work, first_free_executor, serve_cloud, serve_edge, worth_loading
 from .jit import compiling, shared
-from .record import C_EVICTIONS, C_REQUESTS, S_CONTEXT_DISCARDED, RequestLog, Totals, new_log, new_totals
-from .tables import Tables
+from .record import (
+    C_DECLINED,
+    C_DISPATCHED,
+    C_EVICTIONS,
+    C_REQUESTS,
+    S_CONTEXT_DISCARDED,
+    RequestLog,
+    Totals,
+    new_log,
+    new_totals,
+)
+from .tables import ADMIT_COST, ADMIT_OUTRANK, DISPATCH_CHEAPEST, Tables
 
 
 class EngineState(NamedTuple):
@@ -53,6 +63,7 @@ class EngineState(NamedTuple):
     clist: np.ndarray  # int32: the cached models in insertion order, swap-remove on eviction
     clist_pos: np.ndarray  # int32 per model (-1: not cached)
     free_at: np.ndarray  # float64 per executor: when it is free
+    seen: np.ndarray  # int64 per model: its requests over the whole trace so far, this one included
     context: Context
     totals: Totals
 
@@ -61,7 +72,8 @@ def new_engine_state(tables: Tables) -> EngineState:
     n, k = tables.n_models, len(tables.pair_model)
     return EngineState(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(n, np.int8),
                        np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n), np.zeros(n, np.int32),
-                       np.full(n, -1, np.int32), np.zeros(tables.executors), new_context(n, k), new_totals())
+                       np.full(n, -1, np.int32), np.zeros(tables.executors), np.zeros(n, np.int64),
+                       new_context(n, k), new_totals())
 
 
 class Requests(NamedTuple):
@@ -120,6 +132,7 @@ def _evict(tab, es, v, now):
 # over the built-ins (code = the policy's index in BUILTINS, pss = every built-in's state): one statement
 # per call, `[target =] hook(code, pss, ...)`.
 def admit(code, pss, es, tab, m, now): ...
+def outranks(code, pss, es, tab, m, now): ...
 def victim(code, pss, es, tab, now): ...
 def on_evict(code, pss, es, tab, v): ...
 def on_insert(code, pss, es, tab, m): ...
@@ -135,15 +148,40 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
         now = rq.ts[i]
         p = rq.pair[i]
         m = tab.pair_model[p]
+        units = rq.units[i]
+        input_mb = rq.input_mb[i]
+        es.seen[m] += 1
         evictions = 0
         loaded = False
-        if not es.cached[m]:
-            # A model larger than the GPU is always offloaded; otherwise the policy admits it or not.
+        if es.cached[m]:
+            k_own, k_eff, f = examples_at_service(tab, cx, p, m, now)
+            if tab.dispatch == DISPATCH_CHEAPEST:
+                j = first_free_executor(es.free_at)
+                wait = max(now, es.free_at[j], es.ready_at[m]) - now
+                if edge_is_dearer(tab, p, units, input_mb, k_eff, wait, 0.0):
+                    rec.counts[C_DISPATCHED] += 1
+                    serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, 0)
+                    continue
+        else:
+            # A model larger than the GPU is always offloaded; otherwise the policy and the admission
+            # rule decide (MODEL.md §4), and the dispatch rule may still prefer the cloud.
             admitted = tab.mem_bytes[m] <= tab.capacity_bytes
             if admitted:
                 admitted = admit(code, pss, es, tab, m, now)
+                if admitted and tab.admission == ADMIT_OUTRANK and es.used[0] + tab.mem_bytes[m] > tab.capacity_bytes:
+                    admitted = outranks(code, pss, es, tab, m, now)
+                if admitted and tab.admission == ADMIT_COST:
+                    admitted = worth_loading(tab, es.seen[m], p, m, now, units, input_mb)
+                if not admitted:
+                    rec.counts[C_DECLINED] += 1
+                elif tab.dispatch == DISPATCH_CHEAPEST:
+                    j = first_free_executor(es.free_at)
+                    wait = max(now, es.free_at[j]) - now
+                    if edge_is_dearer(tab, p, units, input_mb, 0.0, wait, tab.load_time[m]):
+                        rec.counts[C_DISPATCHED] += 1
+                        admitted = False
             if not admitted:
-                serve_cloud(tab, rec, log_on, log, i, p, rq.units[i], rq.input_mb[i], 0)
+                serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, 0)
                 continue
             while es.used[0] + tab.mem_bytes[m] > tab.capacity_bytes:
                 v = victim(code, pss, es, tab, now)
@@ -153,17 +191,17 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
             _insert(tab, es, m, seq0 + i, now)
             on_insert(code, pss, es, tab, m)
             loaded = True
-        # Served at the edge with the examples in context this copy has (zero-shot right after a load),
-        # on the first free executor, once the model is in memory.
-        k_own, k_eff, f = examples_at_service(tab, cx, p, m, now)
-        work, compute = edge_work(tab, p, rq.units[i], k_eff)
+            k_own, k_eff, f = examples_at_service(tab, cx, p, m, now)  # zero-shot: an empty context
+        # Served at the edge with the examples in context this copy has, on the first free executor,
+        # once the model is in memory.
+        work, compute = edge_work(tab, p, units, k_eff)
         load = tab.load_time[m] if loaded else 0.0
         j = first_free_executor(es.free_at)
         start = max(now, es.free_at[j], es.ready_at[m])
         es.free_at[j] = start + load + compute
         if loaded:
             es.ready_at[m] = start + load
-        serve_edge(tab, rec, log_on, log, i, p, m, k_eff, work, compute, start - now, loaded, evictions)
+        serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, start - now, loaded, evictions)
         add_demonstration(tab, cx, p, m, now, k_own, f)
         es.last_use[m] = seq0 + i
         es.requests[m] += 1
@@ -175,6 +213,12 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
 # Hooks for policies that need nothing at that point.
 @njit(inline="always")
 def admit_always(ps, es, tab, m, now):
+    return True
+
+
+@njit(inline="always")
+def outranks_always(ps, es, tab, m, now):
+    """A newcomer never ranks first among the victims (LRU: it is the most recent; FIFO: the newest)."""
     return True
 
 
@@ -205,7 +249,7 @@ class FastEngine:
         modules = builtin_modules()
         self.kernel = load_kernel(modules)
         self.code = BUILTINS.index(policy.fast)
-        self.tables = tables
+        self.tables = tables = tables.for_policy(policy)
         self.policy = policy
         self.state = new_engine_state(tables)
         # Every built-in's state, so that the kernel's argument types (and its cache entry) never change;

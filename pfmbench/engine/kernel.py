@@ -30,6 +30,7 @@ from .jit import sources_stamp
 
 HOOKS = {  # hook -> what a policy module without it does (a function of engine/fast.py)
     "admit": "admit_always",
+    "outranks": "outranks_always",
     "victim": "no_victim",
     "on_evict": "ignore",
     "on_insert": "ignore",

@@ -19,10 +19,13 @@ HIT, LOAD, CLOUD = 0, 1, 2
 OUTCOMES = ("hit", "load", "cloud")
 
 # Counters (int64) and sums (float64).
-C_REQUESTS, C_HITS, C_LOADS, C_EVICTIONS, C_OFFLOADS, N_COUNTS = range(6)
+# C_DECLINED: misses that fit but the admission rule offloaded; C_DISPATCHED: requests the dispatch rule sent
+# to the cloud although the edge could serve them.
+C_REQUESTS, C_HITS, C_LOADS, C_EVICTIONS, C_OFFLOADS, C_DECLINED, C_DISPATCHED, N_COUNTS = range(8)
+# S_OFFLOADING_LATENCY: device -> edge, per edge-served request; S_CLOUD_LATENCY: per offloaded request.
 (S_SWITCHING, S_LOAD_ENERGY, S_COMPUTE_ENERGY, S_LOAD_TIME, S_ACC_COST, S_ACCURACY, S_EDGE_LATENCY,
- S_WAIT, S_OFFLOAD_LATENCY, S_CLOUD_COST, S_K_EFF, S_CONTEXT_DISCARDED, S_EDGE_GFLOP, S_CLOUD_GFLOP,
- S_EDGE_LAT_MAX, N_SUMS) = range(16)
+ S_WAIT, S_CLOUD_LATENCY, S_CLOUD_COST, S_K_EFF, S_CONTEXT_DISCARDED, S_EDGE_GFLOP, S_CLOUD_GFLOP,
+ S_EDGE_LAT_MAX, S_OFFLOADING_LATENCY, N_SUMS) = range(17)
 
 # Edge-latency histogram: 1024 buckets per power of two (relative width < 0.1%) from 2^-31 to 2^31 s;
 # percentiles come from it so that memory stays bounded and chunked replays merge exactly.

@@ -18,10 +18,19 @@ from .context import (
     start_context,
 )
 from .context import Context as _Context
-from .costs import edge_work, first_free_executor, serve_cloud, serve_edge
-from .record import C_EVICTIONS, C_REQUESTS, S_CONTEXT_DISCARDED, RequestLog, new_log, new_totals
+from .costs import edge_is_dearer, edge_work, first_free_executor, serve_cloud, serve_edge, worth_loading
+from .record import (
+    C_DECLINED,
+    C_DISPATCHED,
+    C_EVICTIONS,
+    C_REQUESTS,
+    S_CONTEXT_DISCARDED,
+    RequestLog,
+    new_log,
+    new_totals,
+)
 from .structures import splitmix64_next
-from .tables import Tables
+from .tables import ADMIT_COST, ADMIT_OUTRANK, DISPATCH_CHEAPEST, Tables
 
 
 class CacheEntry:
@@ -41,6 +50,18 @@ class CacheEntry:
         """C_m(now): the examples in context of all its tasks, decayed to now."""
         return context_now(self._engine.t, self._engine.context, self.model, now)
 
+    @property
+    def requests_total(self) -> int:
+        """Its requests over the whole trace so far (they survive eviction), this one included."""
+        return self._engine.seen[self.model]
+
+    def has_context(self, now: float) -> bool:
+        """Any examples in context at all (a model without in-context learning never has)."""
+        e = self._engine
+        if e.t.utility == UTIL_LINEAR:
+            return self.context(now) > 0.0
+        return e.context.ctx[self.model] > 0.0
+
     def context_rank(self, now: float) -> float:
         """A number ordered as C_m(now) is (cheaper: under `exp` nothing needs decaying to now)."""
         e = self._engine
@@ -52,14 +73,15 @@ class CacheEntry:
 class ModelInfo:
     """What `Policy.admit` sees of a model that is not cached."""
 
-    def __init__(self, tables: Tables, model: int, name: str, family: str):
+    def __init__(self, tables: Tables, model: int, name: str, family: str, requests_total: int):
         self.model, self.name, self.family = model, name, family
         self.memory_gb = tables.mem_bytes[model] / 1e9
+        self.requests_total = requests_total  # requests over the whole trace so far, this one included
 
 
 class ReferenceEngine:
     def __init__(self, tables: Tables, policy, seed: int = 0, names=None, families=None):
-        self.t = tables
+        self.t = tables = tables.for_policy(policy)
         self.policy = policy
         self.names, self.families = names, families
         n, k = tables.n_models, len(tables.pair_model)
@@ -68,6 +90,7 @@ class ReferenceEngine:
         self.entry: dict[int, CacheEntry] = {}
         self.used = 0  # bytes
         self.free_at = [0.0] * tables.executors
+        self.seen = [0] * n  # requests per model over the whole trace so far
         self.rng_state = seed & ((1 << 64) - 1)
         self.seq = 0
         self.totals = new_totals()
@@ -112,14 +135,39 @@ class ReferenceEngine:
         seq = self.seq
         self.seq += 1
         self.totals.counts[C_REQUESTS] += 1
+        self.seen[m] += 1
         entry = self.entry.get(m)
         evictions = 0
         loaded = entry is None
-        if loaded:
-            info = ModelInfo(t, m, self.names[m] if self.names else str(m),
-                             self.families[m] if self.families else "")
-            # A model larger than the GPU is always offloaded; otherwise the policy admits it or not.
-            if t.mem_bytes[m] > t.capacity_bytes or not self.policy.admit(info, now):
+        if not loaded:
+            k_own, k_eff, f = examples_at_service(t, self.context, pair, m, now)
+            if t.dispatch == DISPATCH_CHEAPEST:
+                j = first_free_executor(self.free_at)
+                wait = max(now, self.free_at[j], entry.ready_at) - now
+                if edge_is_dearer(t, pair, units, input_mb, k_eff, wait, 0.0):
+                    self.totals.counts[C_DISPATCHED] += 1
+                    serve_cloud(t, self.totals, log_on, log, i, pair, units, input_mb, 0)
+                    return
+        else:
+            # A model larger than the GPU is always offloaded; otherwise the policy and the admission rule
+            # decide (MODEL.md §4), and the dispatch rule may still prefer the cloud.
+            admitted = t.mem_bytes[m] <= t.capacity_bytes
+            if admitted:
+                info = ModelInfo(t, m, self.names[m] if self.names else str(m),
+                                 self.families[m] if self.families else "", self.seen[m])
+                admitted = self.policy.admit(info, now)
+                if admitted and t.admission == ADMIT_OUTRANK and self.used + t.mem_bytes[m] > t.capacity_bytes:
+                    admitted = self.policy.outranks(info, self.cache, now)
+                if admitted and t.admission == ADMIT_COST:
+                    admitted = worth_loading(t, self.seen[m], pair, m, now, units, input_mb)
+                if not admitted:
+                    self.totals.counts[C_DECLINED] += 1
+                elif t.dispatch == DISPATCH_CHEAPEST:
+                    j = first_free_executor(self.free_at)
+                    if edge_is_dearer(t, pair, units, input_mb, 0.0, max(now, self.free_at[j]) - now, t.load_time[m]):
+                        self.totals.counts[C_DISPATCHED] += 1
+                        admitted = False
+            if not admitted:
                 serve_cloud(t, self.totals, log_on, log, i, pair, units, input_mb, 0)
                 return
             while self.used + t.mem_bytes[m] > t.capacity_bytes:
@@ -130,10 +178,10 @@ class ReferenceEngine:
             self.entry[m] = entry
             self.used += int(t.mem_bytes[m])
             start_context(self.context, m, now)
+            k_own, k_eff, f = examples_at_service(t, self.context, pair, m, now)  # zero-shot: an empty context
 
         # Served at the edge with the examples in context this copy has (zero-shot right after a load), on
         # the first free executor and, on another executor than the one loading it, once it is in memory.
-        k_own, k_eff, f = examples_at_service(t, self.context, pair, m, now)
         work, compute = edge_work(t, pair, units, k_eff)
         load = t.load_time[m] if loaded else 0.0
         j = first_free_executor(self.free_at)
@@ -141,7 +189,8 @@ class ReferenceEngine:
         self.free_at[j] = start + load + compute
         if loaded:
             entry.ready_at = start + load
-        serve_edge(t, self.totals, log_on, log, i, pair, m, k_eff, work, compute, start - now, loaded, evictions)
+        serve_edge(t, self.totals, log_on, log, i, pair, m, input_mb, k_eff, work, compute, start - now, loaded,
+                   evictions)
         # The request leaves one demonstration in this copy's context.
         add_demonstration(t, self.context, pair, m, now, k_own, f)
         entry.last_use = seq

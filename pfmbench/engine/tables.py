@@ -13,6 +13,12 @@ from ..catalog import Catalog, best_accuracy
 from ..scenario import Scenario
 from .context import UTILITY_CODES
 
+# Admission and dispatch rules (MODEL.md §4).
+ADMIT_DEFAULT, ADMIT_ALWAYS, ADMIT_OUTRANK, ADMIT_COST = -1, 0, 1, 2
+ADMISSION_CODES = {"default": ADMIT_DEFAULT, "always": ADMIT_ALWAYS, "outrank": ADMIT_OUTRANK, "cost": ADMIT_COST}
+DISPATCH_EDGE, DISPATCH_CHEAPEST = 0, 1
+DISPATCH_CODES = {"edge": DISPATCH_EDGE, "cheapest": DISPATCH_CHEAPEST}
+
 
 class Tables(NamedTuple):
     # the edge server and the cloud (MODEL.md §3)
@@ -21,6 +27,8 @@ class Tables(NamedTuple):
     edge_rate: float  # GFLOP/s reached at the edge
     power_w: float
     cloud_rate: float  # GFLOP/s reached in the cloud
+    radio_rtt_s: float  # device -> edge round trip
+    radio_uplink_mbps: float  # device -> edge
     rtt_s: float  # edge -> cloud round trip
     uplink_mbps: float  # edge -> cloud
     price_per_request: float
@@ -31,6 +39,15 @@ class Tables(NamedTuple):
     half_life_s: float
     linear_rate: float
     relevance: float  # cross-task relevance rho
+    # deciding (MODEL.md §4) and the weights the decisions use
+    admission: int  # ADMIT_*; a replay replaces ADMIT_DEFAULT by its policy's own rule
+    dispatch: int  # DISPATCH_*
+    cost_horizon_s: float
+    w_switch: float
+    w_accuracy: float
+    w_latency: float
+    w_cloud: float
+    w_cloud_latency: float
     # per model
     mem_bytes: np.ndarray  # int64
     load_time: np.ndarray  # float64 s: load_overhead_s + memory_gb / load_gbps
@@ -47,6 +64,13 @@ class Tables(NamedTuple):
     @property
     def n_models(self) -> int:
         return len(self.mem_bytes)
+
+    def for_policy(self, policy) -> Tables:
+        """These tables with the admission rule that `policy` replays under (its own unless the scenario
+        names one)."""
+        if self.admission != ADMIT_DEFAULT:
+            return self
+        return self._replace(admission=ADMISSION_CODES[getattr(policy, "admission", "always")])
 
 
 def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
@@ -66,6 +90,8 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
         edge_rate=float(scenario.edge_rate),
         power_w=float(e.power_w),
         cloud_rate=float(scenario.cloud_rate),
+        radio_rtt_s=float(e.radio_rtt_s),
+        radio_uplink_mbps=float(e.radio_uplink_mbps),
         rtt_s=float(c.rtt_s),
         uplink_mbps=float(c.uplink_mbps),
         price_per_request=float(c.price_per_request),
@@ -75,6 +101,14 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
         half_life_s=float(x.half_life_s),
         linear_rate=float(x.linear_rate),
         relevance=float(x.relevance),
+        admission=ADMISSION_CODES[scenario.serving.admission],
+        dispatch=DISPATCH_CODES[scenario.serving.dispatch],
+        cost_horizon_s=float(scenario.serving.cost_horizon_s),
+        w_switch=float(w.switch),
+        w_accuracy=float(w.accuracy),
+        w_latency=float(w.latency),
+        w_cloud=float(w.cloud),
+        w_cloud_latency=float(w.cloud_latency),
         mem_bytes=np.array([m.memory_bytes for m in models], dtype=np.int64),
         load_time=np.array([e.load_overhead_s + m.memory_gb / e.load_gbps for m in models], dtype=np.float64),
         window=window,

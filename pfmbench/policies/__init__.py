@@ -52,7 +52,14 @@ class Policy:
     def __init__(self, seed: int = 0):
         self.seed = seed
 
+    admission: str = "always"  # the admission rule it replays under unless the scenario names one (MODEL.md §4)
+
     def admit(self, model, now: float) -> bool:
+        return True
+
+    def outranks(self, model, cache: list, now: float) -> bool:
+        """Under `outrank` admission, when m must displace models: would m, ranked by this policy's key as if
+        loaded now, not be the first victim? Default: yes (a newcomer is the most recent, the newest)."""
         return True
 
     def key(self, entry, now: float):

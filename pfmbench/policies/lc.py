@@ -48,6 +48,16 @@ def victim(ps, es, tab, now):
 
 
 @njit(inline="always")
+def outranks(ps, es, tab, m, now):
+    # A newcomer has no context: it outranks the first victim only if that has none either (it is then the
+    # more recent of the two).
+    v = victim(ps, es, tab, now)
+    if tab.utility == UTIL_LINEAR:
+        return _context_now(tab, es.context, v, now) <= 0.0
+    return es.context.ctx[v] <= 0.0
+
+
+@njit(inline="always")
 def on_evict(ps, es, tab, v):
     if tab.utility == UTIL_LINEAR:
         return
@@ -94,3 +104,6 @@ class LC(Policy):
     def key(self, entry, now):
         # context_rank orders models as C_m(now) does (see CacheEntry.context_rank).
         return (entry.context_rank(now), entry.last_use)
+
+    def outranks(self, model, cache, now):
+        return not self.victim(cache, now, None).has_context(now)

@@ -22,6 +22,13 @@ def victim(ps, es, tab, now):
 
 
 @njit(inline="always")
+def outranks(ps, es, tab, m, now):
+    # Ranked by requests over the whole trace (counts that survive eviction: a newcomer's since-load count
+    # would always lose); a tie goes to the newcomer, whose last request is the newest.
+    return es.seen[m] >= es.seen[S.buckets_first_model(ps.counts)]
+
+
+@njit(inline="always")
 def on_evict(ps, es, tab, v):
     S.buckets_remove(ps.counts, v)
 
@@ -49,3 +56,7 @@ class LFU(Policy):
 
     def key(self, entry, now):
         return (entry.requests, entry.last_use)
+
+    def outranks(self, model, cache, now):
+        # `outrank` ranks by requests over the whole trace so far: counts that survive eviction.
+        return model.requests_total >= self.victim(cache, now, None).requests_total
