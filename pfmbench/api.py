@@ -244,7 +244,7 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
             runners = run(tmp)
     else:
         runners = run()
-    return [summarize(*r.totals(), sc, r.name, trace_name, cat_name, "fast" if r.fast else "reference")
+    return [summarize(*r.totals(), sc, r.name, trace_name, cat_name, "fast" if r.fast else "reference", catalog=cat)
             for r in runners]
 
 

@@ -1,15 +1,19 @@
 """The command line: thin Typer commands over the library, one module per command group.
 
 Library errors (PfmError) become one line on stderr and exit code 2, never a traceback.
+Exit codes: 0 ok, 1 a failed check, 2 bad usage or input (including an output that cannot be written),
+130 interrupted (SIGINT, Ctrl-C), 141 stdout closed by its reader (a pipe), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import typer
 
-from ..errors import PfmError
+from ..errors import PfmError, Terminated
 
 app = typer.Typer(
     name="pfmbench",
@@ -45,14 +49,50 @@ def _register() -> None:
     from . import models, policies, replay, scenario, synth, traces  # noqa: F401
 
 
+def _terminate(signum, frame):
+    # Unwind like Ctrl-C, so that atomic writes remove their temporary files on the way out.
+    raise Terminated()
+
+
+def _quiet_stdout() -> None:
+    """After a failed write to stdout, point it at /dev/null so that the exit flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     _register()
     try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (an embedding application): leave its handler alone
+        previous = None
+    try:
         # Standalone mode: click reports usage errors itself (one message, exit 2).
-        app(args=argv, standalone_mode=True)
+        try:
+            app(args=argv, standalone_mode=True)
+        finally:
+            sys.stdout.flush()  # a full disk behind `> file` shows here: report it below, not at exit
     except PfmError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Terminated:
+        print("error: terminated (SIGTERM); no output written", file=sys.stderr)
+        sys.exit(143)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:  # `pfmbench ... | head`: the reader left; stay quiet as other tools do
+        _quiet_stdout()
+        sys.exit(141)
+    except OSError as e:  # e.g. stdout on a full disk
+        _quiet_stdout()
+        where = f"{e.filename}: " if getattr(e, "filename", None) else "stdout: " if e.errno else ""
+        msg = os.strerror(e.errno) if e.errno else (str(e).splitlines() or [type(e).__name__])[0]
+        print(f"error: {where}{msg}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

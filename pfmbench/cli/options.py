@@ -9,9 +9,12 @@ from typing import Annotated
 
 import typer
 
+from ..errors import InputError
+from ..fileio import check_outputs, is_stdout, stdout_is_terminal
+
 ScenarioOpt = Annotated[str | None, typer.Option("--scenario", "-s", help="Scenario TOML file or built-in name (default).")]
 CatalogOpt = Annotated[Path | None, typer.Option("--catalog", "-c", help="Catalog CSV or TOML (default: Table I).")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the random policy (scenario `seed`).")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the random policy (scenario `seed`, 0 to 2**64-1).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")]
 
 
@@ -19,8 +22,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout and 
 def progress_bar(description: str, total: float | None = None):
     """Yield update(done, total=None) drawing a rich bar on stderr, or a no-op when stderr is not a terminal.
 
-    Ctrl-C inside it ends the command with one line and exit code 130; atomic writes inside have removed
-    their temporary files by then.
+    Ctrl-C inside it ends the command with one line and exit code 130 (SIGTERM: 143, reported by main());
+    atomic writes inside have removed their temporary files by then.
     """
     try:
         if not sys.stderr.isatty():
@@ -40,3 +43,11 @@ def progress_bar(description: str, total: float | None = None):
     except KeyboardInterrupt:
         print(f"error: {description} interrupted; no output written", file=sys.stderr)
         raise typer.Exit(130) from None
+
+
+def guard_outputs(outputs: dict, inputs: list, *, parquet: list[str] = (), stdout_taken: str | None = None) -> None:
+    """The output-path rules (pfmbench.fileio.check_outputs), and no binary Parquet on a terminal."""
+    check_outputs(outputs, inputs, stdout_taken=stdout_taken)
+    for label in parquet:
+        if is_stdout(outputs.get(label)) and stdout_is_terminal():
+            raise InputError(f"{label} -: refusing to write Parquet to a terminal; redirect stdout to a file or pipe")

@@ -9,12 +9,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ..api import replay_many
+from ..api import replay_many, resolve
 from ..errors import InputError
+from ..fileio import is_stdout
 from ..report import comparison_table
 from ..results import to_json, write_summary
+from ..scenario import EDGE_PRESETS
 from . import app
-from .options import CatalogOpt, JsonOpt, ScenarioOpt, SeedOpt, progress_bar
+from .options import CatalogOpt, JsonOpt, ScenarioOpt, SeedOpt, guard_outputs, progress_bar
 
 
 def parse_sets(sets: list[str] | None) -> dict:
@@ -24,6 +26,37 @@ def parse_sets(sets: list[str] | None) -> dict:
         if not eq or not key.strip():
             raise InputError(f"--set expects KEY=VALUE, got {s!r}")
         out[key.strip()] = value.strip()
+    return out
+
+
+def _policy_files(policy: str) -> list[str]:
+    return [n.strip() for n in policy.split(",") if n.strip().endswith(".py") or "/" in n]
+
+
+def header(r0: dict) -> str:
+    """The run's title line: trace, scenario, requests, and the GPU in effect (not just the preset's name)."""
+    mem, preset = r0["setting_edge_gpu_memory_gb"], r0["setting_edge_preset"]
+    preset_mem = EDGE_PRESETS.get(preset, {}).get("gpu_memory_gb")
+    gpu = f"{mem:g} GB GPU memory ({preset} preset" + \
+        (f", its {preset_mem:g} GB overridden)" if preset_mem is not None and preset_mem != mem else ")")
+    return (f"{r0['trace']} · scenario {r0['scenario']} · {r0['n_requests']:,} requests · {gpu}, "
+            f"{r0['setting_edge_tflops']:g} TFLOPS · catalog {r0['catalog']}")
+
+
+def table_notes(rows: list[dict]) -> list[str]:
+    """The notes of every row, once each; a per-policy note names its policies."""
+    by_note: dict[str, list[str]] = {}
+    for r in rows:
+        for n in filter(None, r["notes"].split("; ")):
+            by_note.setdefault(n, []).append(r["policy"])
+    out = []
+    for note, pols in by_note.items():
+        out.append(note if len(pols) == len(rows) else f"{note} [{', '.join(pols)}]")
+    queued = [r["policy"] for r in rows
+              if r["inference_latency_s"] > 0 and r["queue_wait_s"] > 0.5 * r["inference_latency_s"]]
+    if queued:  # the server cannot keep up: latency is mostly waiting, whatever the policy does
+        out.append(f"queueing is more than half the edge latency under {', '.join(queued)}; the edge cannot keep "
+                   "up with this trace (try --set executors=N or a faster --gpu)")
     return out
 
 
@@ -38,13 +71,16 @@ def replay(
     gpu: Annotated[str | None, typer.Option("--gpu", help="Edge GPU preset: a100-80, h100-80, l40s, l4, rtx4090 "
                                             "(memory, TFLOPS, power, load rate; docs/model.md).")] = None,
     gpu_memory: Annotated[float | None, typer.Option("--gpu-memory", help="Edge GPU memory, GB.")] = None,
-    half_life: Annotated[float | None, typer.Option("--half-life", help="Age-of-Context half-life, s (exp utility).")] = None,
+    half_life: Annotated[float | None, typer.Option("--half-life", help="Age-of-Context half-life, s (exp utility "
+                                                    "only).")] = None,
     utility: Annotated[str | None, typer.Option("--utility", help="Age-of-Context utility: exp, linear or none.")] = None,
     seed: SeedOpt = None,
     sets: Annotated[list[str] | None, typer.Option("--set", help="Any scenario value, KEY=VALUE (repeatable), "
                                                    "e.g. --set cloud.rtt_s=0.2; see `pfmbench scenario show`.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write one summary row per policy to this Parquet file.")] = None,
-    requests_out: Annotated[Path | None, typer.Option("--requests-out", help="Write one row per request and policy to this Parquet file.")] = None,
+    out: Annotated[str | None, typer.Option("--out", "-o", help="Write one summary row per policy to this Parquet "
+                                            "file (`-`: stdout).")] = None,
+    requests_out: Annotated[str | None, typer.Option("--requests-out", help="Write one row per request and policy "
+                                                     "to this Parquet file (`-`: stdout).")] = None,
     json_out: JsonOpt = False,
     engine: Annotated[str, typer.Option("--engine", help="auto (numba kernel for built-ins), fast, or reference.")] = "auto",
 ) -> None:
@@ -53,30 +89,31 @@ def replay(
     Example: pfmbench replay trace.parquet --policy lc,lfu,lru --gpu l4 --gpu-memory 20 --out results.parquet
     """
     overrides = parse_sets(sets)
-    overrides.update({k: v for k, v in {"preset": gpu, "gpu_memory_gb": gpu_memory, "half_life_s": half_life, "utility": utility,
-                                         "seed": seed}.items() if v is not None})
+    overrides.update({k: v for k, v in {"preset": gpu, "gpu_memory_gb": gpu_memory, "half_life_s": half_life,
+                                         "utility": utility, "seed": seed}.items() if v is not None})
+    sc, cat, _ = resolve(scenario, str(catalog) if catalog else None, **overrides)
+    if half_life is not None and sc.context.utility != "exp":
+        raise InputError(f"--half-life applies to the exp utility only, not {sc.context.utility!r} "
+                         "(linear decays at context.linear_rate: --set linear_rate=...)")
+    inputs = [trace, catalog, scenario, sc.catalog.path, *_policy_files(policy)]
+    guard_outputs({"--out": out, "--requests-out": requests_out}, inputs, parquet=["--out", "--requests-out"],
+                  stdout_taken="--json" if json_out else None)
     with progress_bar("replay") as update:
-        rows = replay_many(str(trace) if trace else None, policy, scenario,
-                           str(catalog) if catalog else None, engine=engine, requests_out=requests_out,
-                           progress=update, **overrides)
+        rows = replay_many(str(trace) if trace else None, policy, sc, cat, engine=engine,
+                           requests_out=requests_out, progress=update)
     if out is not None:
         write_summary(rows, out)
     if json_out:
         typer.echo(to_json(rows))
         return
-    r0 = rows[0]
-    title = (f"{r0['trace']} · scenario {r0['scenario']} · {r0['n_requests']:,} requests · "
-             f"GPU {r0['setting_edge_preset']}, {r0['setting_edge_gpu_memory_gb']:g} GB")
+    streamed = is_stdout(out) or is_stdout(requests_out)  # stdout carries Parquet: the table goes to stderr
     # Off a terminal (a pipe, a CI log) rich would wrap the table at 80 columns: give it room instead.
-    console = Console() if sys.stdout.isatty() else Console(width=160)
-    console.print(title, style="bold", highlight=False)
+    console = Console(stderr=True) if streamed else Console() if sys.stdout.isatty() else Console(width=160)
+    console.print(header(rows[0]), style="bold", highlight=False)
     console.print(comparison_table(rows, None))
-    queued = [r["policy"] for r in rows if r["inference_latency"] > 0 and r["queue_wait"] > 0.5 * r["inference_latency"]]
-    if queued:  # the server cannot keep up: latency is mostly waiting, whatever the policy does
-        console.print(f"note: queueing is more than half the edge latency under {', '.join(queued)}; "
-                      "the edge cannot keep up with this trace (try --set executors=N or a faster --gpu)",
-                      style="yellow", highlight=False)
-    if out is not None:
+    for note in table_notes(rows):
+        console.print(f"note: {note}", style="yellow", highlight=False)
+    if out is not None and not is_stdout(out):
         console.print(f"summary: {out}")
-    if requests_out is not None:
+    if requests_out is not None and not is_stdout(requests_out):
         console.print(f"requests: {requests_out}")

@@ -13,7 +13,7 @@ from ..catalog import load_catalog
 from ..errors import InputError
 from ..trace.schema import trace_problems
 from . import app
-from .options import CatalogOpt, progress_bar
+from .options import CatalogOpt, guard_outputs, progress_bar
 
 IMPORT_FORMATS = ("alibaba-genai", "azure-llm", "csv")
 EXPORT_FORMATS = ("libcachesim",)
@@ -34,13 +34,13 @@ def _only(fmt: str, allowed: str, **given) -> None:
 def import_(
     fmt: Annotated[str, typer.Argument(metavar="FORMAT", help=f"One of: {', '.join(IMPORT_FORMATS)}.")],
     src: Annotated[Path, typer.Argument(metavar="SRC", help="Source CSV file.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Parquet trace to write.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Parquet trace to write (`-`: stdout).")],
     catalog: CatalogOpt = None,
-    catalog_out: Annotated[Path | None, typer.Option(help="alibaba-genai: write the matching catalog (CSV).")]
+    catalog_out: Annotated[str | None, typer.Option(help="alibaba-genai: write the matching catalog (CSV).")]
     = None,
-    scenario_out: Annotated[Path | None, typer.Option(
-        help="alibaba-genai: write a scenario TOML fragment with load_overhead_s/load_gbps fitted to the "
-             "measured base-model load latencies.")] = None,
+    scenario_out: Annotated[str | None, typer.Option(
+        help="alibaba-genai: write a scenario TOML with load_overhead_s/load_gbps fitted to the measured "
+             "base-model load latencies, and the catalog written by --catalog-out.")] = None,
     latency: Annotated[Path | None, typer.Option(
         help="alibaba-genai: load-latency CSV; default base_model_update_latency_anon.csv beside SRC.")] = None,
     only_succeeded: Annotated[bool, typer.Option(help="alibaba-genai: drop FAILED/PENDING/PROCESSING requests.")]
@@ -48,7 +48,7 @@ def import_(
     sdxl_fraction: Annotated[float, typer.Option(help="alibaba-genai: share of base models assigned SDXL "
                                                      "(by a hash of the id).")] = SDXL_FRACTION,
     alpha: Annotated[float, typer.Option(help="azure-llm: Zipf exponent of the model mix.")] = 0.8,
-    seed: Annotated[int, typer.Option(help="azure-llm: seed of the model mix.")] = 0,
+    seed: Annotated[int, typer.Option(help="azure-llm: seed of the model mix, 0 to 2**64-1.")] = 0,
     ts: Annotated[str, typer.Option(help="csv: time column.")] = "ts",
     model: Annotated[str, typer.Option(help="csv: model column.")] = "model",
     task: Annotated[str | None, typer.Option(help="csv: task column (default: 'task' if present).")] = None,
@@ -65,6 +65,9 @@ def import_(
     """
     if fmt not in IMPORT_FORMATS:
         raise InputError(f"import: FORMAT must be one of {', '.join(IMPORT_FORMATS)}, got {fmt!r}")
+    default_latency = src.with_name("base_model_update_latency_anon.csv") if fmt == "alibaba-genai" else None
+    guard_outputs({"--output": output, "--catalog-out": catalog_out, "--scenario-out": scenario_out},
+                  [src, catalog, latency, default_latency], parquet=["--output"])
     from ..trace import importers  # polars-heavy: loaded only by this command
 
     with progress_bar(f"import {fmt}", importers.STEPS) as update:
@@ -84,7 +87,8 @@ def import_(
                                               units=units, input_mb=input_mb, time_format=time_format,
                                               progress=update)
     dropped = "".join(f"; dropped {n} ({why})" for why, n in report.dropped.items())
-    print(f"wrote {report.rows} requests to {report.output}{dropped}", file=sys.stderr)
+    print(f"wrote {report.rows} requests to {'stdout' if output == '-' else report.output}{dropped}",
+          file=sys.stderr)
     for note in report.notes:
         print(f"  {note}", file=sys.stderr)
 
@@ -93,7 +97,7 @@ def import_(
 def export(
     fmt: Annotated[str, typer.Argument(metavar="FORMAT", help=f"One of: {', '.join(EXPORT_FORMATS)}.")],
     trace: Annotated[Path, typer.Argument(help="Parquet trace.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="CSV file to write.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="CSV file to write (`-`: stdout).")],
     catalog: CatalogOpt = None,
 ) -> None:
     """Export a trace for another simulator: libcachesim writes time,obj_id,obj_size (bytes) CSV.
@@ -102,11 +106,12 @@ def export(
     """
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"export: FORMAT must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
+    guard_outputs({"--output": output}, [trace, catalog])
     with progress_bar("export", None) as update:
         from ..trace import importers
 
         n = importers.export_libcachesim(trace, output, catalog=catalog, progress=update)
-    print(f"wrote {n} requests to {output}", file=sys.stderr)
+    print(f"wrote {n} requests to {'stdout' if output == '-' else output}", file=sys.stderr)
 
 
 def _fmt(v) -> str:
