@@ -144,7 +144,10 @@ def test_out_folder_missing(cli, small_trace):
 
 def test_models_and_scenario_show(cli):
     r = cli("models")
-    assert r.code == 0 and "GPT3-13B" in r.out and "UniFormer-S/pose_estimation" in r.out and "α=" in r.out
+    assert r.code == 0 and "GPT3-13B" in r.out and "UniFormer-S/pose_estimation" in r.out
+    assert "GPT3-175B" in r.out and "NEVER" in r.out and "can never fit" in r.out
+    r = cli("models", "--wide")
+    assert r.code == 0 and "α=" in r.out
     j = json.loads(cli("models", "--json").out)
     assert any(x["curve"].startswith("log") for x in j)
     r = cli("scenario", "show", "--set", "gpu_memory_gb=33")
