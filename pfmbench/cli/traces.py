@@ -13,7 +13,7 @@ from ..catalog import load_catalog
 from ..errors import InputError
 from ..trace.schema import trace_problems
 from . import app
-from .options import CatalogOpt, guard_outputs, progress_bar
+from .options import CatalogOpt, ScenarioOpt, guard_outputs, progress_bar
 
 IMPORT_FORMATS = ("alibaba-genai", "azure-llm", "csv")
 EXPORT_FORMATS = ("libcachesim",)
@@ -126,17 +126,28 @@ def _fmt(v) -> str:
 def inspect_(
     trace: Annotated[Path, typer.Argument(help="Parquet trace.")],
     catalog: CatalogOpt = None,
+    scenario: ScenarioOpt = None,
+    copies_per_task: Annotated[bool | None, typer.Option("--copies-per-task/--shared-tasks",
+                               help="One fine-tuned copy per LFM task (the default scenario's choice).")] = None,
+    gpu: Annotated[str | None, typer.Option("--gpu", help="Edge GPU preset (for which models fit).")] = None,
+    gpu_memory: Annotated[float | None, typer.Option("--gpu-memory", help="Edge GPU memory, GB.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")] = False,
     top: Annotated[int, typer.Option(help="Rows of the popularity table to show.")] = 20,
 ) -> None:
-    """Requests, time span, rates, models, popularity (fitted Zipf α), burstiness and working set.
+    """Requests, time span, rates, models (as replay caches them), popularity (fitted Zipf α), burstiness,
+    working set and the models that can never fit the GPU.
 
-    Example: pfmbench trace inspect t.parquet --json
+    Example: pfmbench trace inspect t.parquet --catalog my_models.csv --json
     """
+    from ..api import resolve
+
+    overrides = {k: v for k, v in {"copies_per_task": copies_per_task, "preset": gpu,
+                                   "gpu_memory_gb": gpu_memory}.items() if v is not None}
+    sc, cat, _ = resolve(scenario, str(catalog) if catalog else None, **overrides)
     with progress_bar("inspect", None) as update:
         from ..trace.inspect import inspect_trace
 
-        stats = inspect_trace(trace, catalog, progress=update)
+        stats = inspect_trace(trace, cat, progress=update, gpu_memory_gb=sc.edge.gpu_memory_gb)
     if as_json:
         print(json.dumps(stats, indent=2))
         return
@@ -146,12 +157,15 @@ def inspect_(
     summary = Table(title=str(trace), show_header=False)
     labels = {"n_requests": "requests", "span_s": "time span (s)", "rate_mean": "mean rate (req/s)",
               "requests_per_minute_mean": "mean requests/minute", "requests_per_minute_peak": "peak requests/minute",
-              "n_models": "models", "n_tasks": "tasks", "n_pairs": "(model, task) pairs",
+              "n_models": "models (as replay caches them)", "n_model_names": "model names in the trace",
+              "n_tasks": "tasks", "n_pairs": "(model, task) pairs",
               "zipf_alpha": "Zipf α (fit over pairs)", "interarrival_cv": "inter-arrival CV",
-              "units_mean": "mean units", "working_set_gb": f"working set (GB, {stats['catalog']})",
+              "units_mean": "mean units per request", "working_set_gb": f"working set (GB, {stats['catalog']})",
               "unknown_requests": "requests not in catalog"}
     for key, label in labels.items():
         summary.add_row(label, _fmt(stats[key]))
+    big = stats["never_fit_models"]
+    summary.add_row(f"never fit the {stats['gpu_memory_gb']:g} GB GPU", ", ".join(big) if big else "none")
     pop = Table(title=f"popularity (top {min(top, len(stats['popularity']))} of {stats['n_pairs']})")
     for col in ("rank", "model", "task", "requests", "share"):
         pop.add_column(col, justify="right" if col in ("rank", "requests", "share") else "left")
