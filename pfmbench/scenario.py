@@ -322,7 +322,7 @@ def parse_value(kind: type, value, where: str, *, strict: bool = False):
 def _set(sc: Scenario, sect: str, name: str, value, where: str, strict: bool = False) -> None:
     obj = getattr(sc, sect)
     if (sect, name) == ("edge", "preset"):
-        apply_preset(obj, parse_value(str, value, where, strict=strict), sc.source if where.startswith("[") else where)
+        apply_preset(obj, parse_value(str, value, f"{_where(sc)}: {where}", strict=strict), f"{_where(sc)}: {where}")
         return
     setattr(obj, name, parse_value(_field_type(sect, name), value, f"{_where(sc)}: {where}", strict=strict))
 

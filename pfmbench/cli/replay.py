@@ -109,10 +109,10 @@ def replay(
     streamed = is_stdout(out) or is_stdout(requests_out)  # stdout carries Parquet: the table goes to stderr
     # Off a terminal (a pipe, a CI log) rich would wrap the table at 80 columns: give it room instead.
     console = Console(stderr=True) if streamed else Console() if sys.stdout.isatty() else Console(width=160)
-    console.print(header(rows[0]), style="bold", highlight=False)
+    console.print(header(rows[0]), style="bold", highlight=False, soft_wrap=True)
     console.print(comparison_table(rows, None))
     for note in table_notes(rows):
-        console.print(f"note: {note}", style="yellow", highlight=False)
+        console.print(f"note: {note}", style="yellow", highlight=False, soft_wrap=True)
     if out is not None and not is_stdout(out):
         console.print(f"summary: {out}")
     if requests_out is not None and not is_stdout(requests_out):
