@@ -244,8 +244,8 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
             runners = run(tmp)
     else:
         runners = run()
-    return [summarize(*r.totals(), sc, r.name, trace_name, cat_name, "fast" if r.fast else "reference", catalog=cat)
-            for r in runners]
+    return [summarize(*r.totals(), sc, r.name, trace_name, cat_name, "fast" if r.fast else "reference",
+                      catalog=cat) for r in runners]
 
 
 def replay(trace=None, policy: str = "lc", scenario=None, catalog=None, *, engine: str = "auto",

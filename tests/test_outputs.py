@@ -34,6 +34,12 @@ def csv_src(tmp_path):
     return p
 
 
+def _pfm(args, **kw):
+    """Run `python -m pfmbench ARGS` in a subprocess with this tree's package."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "pfmbench", *map(str, args)], check=False, env=env, cwd=ROOT, **kw)
+
+
 def _one_clean_line(r, needle):
     assert r.code == 2, (r.code, r.err)
     assert r.err.startswith("error: ") and r.err.count("\n") == 1, r.err
@@ -178,15 +184,11 @@ def test_stream_to_stdout(cli, trace, tmp_path):
 
 
 def test_stream_parquet_and_csv_to_a_pipe(trace):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.run([sys.executable, "-m", "pfmbench", "synth", "-o", "-", "--requests", "50"], env=env,
-                       capture_output=True, cwd=ROOT)
+    p = _pfm(["synth", "-o", "-", "--requests", "50"], capture_output=True)
     assert p.returncode == 0 and pl.read_parquet(io.BytesIO(p.stdout)).height == 50
-    p = subprocess.run([sys.executable, "-m", "pfmbench", "export", "libcachesim", str(trace), "-o", "-"], env=env,
-                       capture_output=True, cwd=ROOT)
+    p = _pfm(["export", "libcachesim", str(trace), "-o", "-"], capture_output=True)
     assert p.returncode == 0 and p.stdout.decode().splitlines()[0] == "time,obj_id,obj_size"
-    p = subprocess.run([sys.executable, "-m", "pfmbench", "replay", str(trace), "--policy", "lru,lc", "--out", "-"],
-                       env=env, capture_output=True, cwd=ROOT)
+    p = _pfm(["replay", str(trace), "--policy", "lru,lc", "--out", "-"], capture_output=True)
     assert p.returncode == 0 and pl.read_parquet(io.BytesIO(p.stdout))["policy"].to_list() == ["lru", "lc"]
     assert "System cost" in p.stderr.decode()  # the table moved to stderr
 
@@ -200,10 +202,8 @@ def test_stream_parquet_and_csv_to_a_pipe(trace):
 def test_disk_full_on_stdout_is_one_line(trace, args):
     if not Path("/dev/full").is_char_device():
         pytest.skip("no /dev/full")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open("/dev/full", "wb") as full:
-        p = subprocess.run([sys.executable, "-m", "pfmbench", *[a.format(trace=trace) for a in args]], env=env,
-                           stdout=full, stderr=subprocess.PIPE, cwd=ROOT)
+        p = _pfm([a.format(trace=trace) for a in args], stdout=full, stderr=subprocess.PIPE)
     err = p.stderr.decode()
     assert p.returncode == 2, err
     last = err.strip().splitlines()[-1]
@@ -241,10 +241,9 @@ def test_os_error_creating_the_temporary_file(cli, trace, tmp_path, monkeypatch)
 
 def test_rename_only_over_a_regular_file(tmp_path):
     out = tmp_path / "o.txt"
-    with pytest.raises(InputError, match="not a regular file"):
-        with atomic_path(out) as tmp:
-            tmp.write_text("x")
-            os.mkfifo(out)  # something else appeared while we wrote
+    with pytest.raises(InputError, match="not a regular file"), atomic_path(out) as tmp:
+        tmp.write_text("x")
+        os.mkfifo(out)  # something else appeared while we wrote
     assert out.is_fifo()
     _no_temp_files(tmp_path)
 
@@ -275,8 +274,8 @@ def _wait_for_temp(folder: Path, proc, timeout=60.0) -> bool:
 ])
 def test_sigterm_removes_temporary_files_and_exits_143(tmp_path, args, name):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "pfmbench", *[a.format(d=tmp_path) for a in args]], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "pfmbench", *[a.format(d=tmp_path) for a in args]],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     try:
         assert _wait_for_temp(tmp_path, proc), "no temporary file appeared"
         proc.send_signal(signal.SIGTERM)

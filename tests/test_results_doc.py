@@ -16,7 +16,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "results.md"
 def documented_columns() -> set[str]:
     text = DOC.read_text()
     section = text.split("## The summary row", 1)[1].split("\n## ", 1)[0]
-    return {m.group(1) for m in re.finditer(r"^\| `([a-zA-Z0-9_]+)` \|", section, re.M)}
+    return {m.group(1) for m in re.finditer(r"^\| `([a-zA-Z0-9_]+)` \|", section, re.MULTILINE)}
 
 
 def test_doc_lists_exactly_the_columns_of_a_real_run(cli, tmp_path):

@@ -1,6 +1,7 @@
 """Every input is validated at load, and the commands agree: the examples of issue 9, each a class of problem."""
 
 import json
+import math
 import tomllib
 
 import polars as pl
@@ -195,7 +196,7 @@ def test_large_but_allowed_numbers_give_finite_costs(cli, tmp_path):
     for row in json.loads(r.out):
         for k, v in row.items():
             if isinstance(v, float):
-                assert v == v and abs(v) < 1e300, (k, v)
+                assert math.isfinite(v) and abs(v) < 1e300, (k, v)
 
 
 # -- synth and import arguments -------------------------------------------------------------------------
@@ -330,3 +331,19 @@ def test_models_is_readable_at_80_columns(cli, monkeypatch):
     assert r.code == 0
     assert max(len(line) for line in r.out.splitlines()) <= 80
     assert "GPT3-13B/translation" in r.out and "NEVER" in r.out
+
+
+def test_docs_list_the_scenario_bounds():
+    import re
+    from pathlib import Path
+
+    from pfmbench.scenario import BOUNDS
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "model.md").read_text()
+    text = text.split("### Bounds of every value", 1)[1].split("\n## ", 1)[0]
+    rows = {(m.group(1), m.group(2)): (m.group(3), m.group(4)) for m in
+            re.finditer(r"^\| `(\w+)\.(\w+)` \| ([^|]+) \| ([^|]+) \|$", text, re.MULTILINE)}
+    assert set(rows) == set(BOUNDS)
+    for key, (lo, hi) in BOUNDS.items():
+        assert float(rows[key][0]) == lo
+        assert rows[key][1].strip() == "2**64-1" or float(rows[key][1]) == hi

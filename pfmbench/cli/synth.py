@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..catalog import load_catalog
 from ..errors import InputError
-from ..trace.synth import ARRIVALS, BYTES_PER_REQUEST, MMPP_DEFAULT, check_args, estimate_requests, write_synth
+from ..trace.synth import (
+    ARRIVALS,
+    BYTES_PER_REQUEST,
+    MMPP_DEFAULT,
+    check_args,
+    estimate_requests,
+    write_synth,
+)
 from . import app
 from .options import CatalogOpt, guard_outputs, progress_bar
 
@@ -47,9 +53,9 @@ def synth(
         raise InputError("synth: give --requests N or --duration S")
     guard_outputs({"--output": output}, [catalog], parquet=["--output"])
     cat = load_catalog(catalog)
-    kwargs = dict(requests=requests, duration=duration, rate=rate, arrivals=arrivals, cv=cv,
-                  mmpp=(mmpp_on, mmpp_off, mmpp_off_ratio), diurnal=diurnal, alpha=alpha, drift_every=drift_every,
-                  shuffle=shuffle, seed=seed, force=force)
+    kwargs = {"requests": requests, "duration": duration, "rate": rate, "arrivals": arrivals, "cv": cv,
+              "mmpp": (mmpp_on, mmpp_off, mmpp_off_ratio), "diurnal": diurnal, "alpha": alpha,
+              "drift_every": drift_every, "shuffle": shuffle, "seed": seed, "force": force}
     check_args(cat, **kwargs)
     est = estimate_requests(requests, duration, rate)
     if est >= 1e6:
