@@ -272,19 +272,23 @@ def _wait_for_temp(folder: Path, proc, timeout=60.0) -> bool:
     (["replay", "--policy", "lru,lc", "--set", "trace.requests=4000000", "--requests-out", "{d}/r.parquet"],
      "r.parquet"),
 ])
-def test_sigterm_removes_temporary_files_and_exits_143(tmp_path, args, name):
+@pytest.mark.parametrize("sig,code,line", [
+    (signal.SIGTERM, 143, "error: terminated (SIGTERM); no output written"),
+    (signal.SIGINT, 130, "error: interrupted (SIGINT); no output written"),
+])
+def test_signals_remove_temporary_files_and_exit_cleanly(tmp_path, args, name, sig, code, line):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "pfmbench", *[a.format(d=tmp_path) for a in args]],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     try:
         assert _wait_for_temp(tmp_path, proc), "no temporary file appeared"
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     err = err.decode()
-    assert proc.returncode == 143, err
-    assert err.strip().splitlines()[-1] == "error: terminated (SIGTERM); no output written"
+    assert proc.returncode == code, err
+    assert err.strip().splitlines()[-1] == line
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []

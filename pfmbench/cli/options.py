@@ -22,27 +22,23 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout and 
 def progress_bar(description: str, total: float | None = None):
     """Yield update(done, total=None) drawing a rich bar on stderr, or a no-op when stderr is not a terminal.
 
-    Ctrl-C inside it ends the command with one line and exit code 130 (SIGTERM: 143, reported by main());
-    atomic writes inside have removed their temporary files by then.
+    Ctrl-C (exit 130) and SIGTERM (exit 143) pass through: main() reports them in one line, after atomic
+    writes inside have removed their temporary files.
     """
-    try:
-        if not sys.stderr.isatty():
-            yield lambda done, total=None: None
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    if not sys.stderr.isatty():
+        yield lambda done, total=None: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task(description, total=total)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=total)
 
-            def update(done, total=None):
-                bar.update(task, completed=done, **({"total": total} if total is not None else {}))
+        def update(done, total=None):
+            bar.update(task, completed=done, **({"total": total} if total is not None else {}))
 
-            yield update
-    except KeyboardInterrupt:
-        print(f"error: {description} interrupted; no output written", file=sys.stderr)
-        raise typer.Exit(130) from None
+        yield update
 
 
 def guard_outputs(outputs: dict, inputs: list, *, parquet: list[str] = (), stdout_taken: str | None = None) -> None:
