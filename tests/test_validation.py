@@ -186,9 +186,19 @@ def test_trace_numbers_are_bounded(cli, tmp_path, col, value):
     assert r.code == 2 and f"row 1: {col}" in r.out
 
 
+@pytest.mark.parametrize("ts", [[-1.7e308, 1.7e308], [0.0, 1e300], [0.0, 2e15]])
+def test_trace_times_are_bounded(cli, tmp_path, ts):
+    p = tmp_path / "t.parquet"
+    pl.DataFrame({"ts": ts, "model": ["GPT3-13B"] * 2}).write_parquet(p)
+    for cmd in (["replay", p, "--policy", "lru"], ["trace", "inspect", p], ["export", "libcachesim", p, "-o",
+                                                                             tmp_path / "o.csv"]):
+        _clean_error(cli(*cmd), str(p), "ts is")
+    assert not (tmp_path / "o.csv").exists()
+
+
 def test_large_but_allowed_numbers_give_finite_costs(cli, tmp_path):
     p = tmp_path / "t.parquet"
-    pl.DataFrame({"ts": [0.0, 1.0, 2.0], "model": ["GPT3-13B"] * 3, "units": [1e9] * 3,
+    pl.DataFrame({"ts": [-1e15, 0.0, 1e15], "model": ["GPT3-13B"] * 3, "units": [1e9] * 3,
                   "input_mb": [1e6] * 3}).write_parquet(p)
     r = cli("replay", p, "--policy", "lru,cloud", "--json", "--set", "edge.tflops=0.001", "--set",
             "edge.utilization=1e-6", "--set", "cloud.uplink_mbps=1e-6", "--set", "context.example_units=1e6")

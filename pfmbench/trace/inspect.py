@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from ..catalog import Catalog, load_catalog
 from ..errors import InputError
-from .schema import _seconds, open_parquet
+from .schema import MAX_ABS_TS, _seconds, open_parquet
 
 MAX_MINUTE_BINS = 50_000_000  # beyond this span, per-minute counts are kept sparse
 
@@ -39,9 +39,10 @@ def _batches(pf: pq.ParquetFile, src: str, columns: list[str], batch_rows: int):
         for b in pf.iter_batches(batch_size=batch_rows, columns=columns):
             ts = _seconds(b.column("ts"))
             valid = np.asarray(b.column("ts").is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-            bad = np.flatnonzero(~valid | ~np.isfinite(ts))
+            bad = np.flatnonzero(~valid | ~(np.abs(ts) <= MAX_ABS_TS))
             if bad.size:
-                raise InputError(f"{src}: row {row + int(bad[0])}: ts is null or not finite")
+                raise InputError(f"{src}: row {row + int(bad[0])}: ts is null, not finite or beyond "
+                                 f"±{MAX_ABS_TS:g} s")
             yield row, ts, b
             row += b.num_rows
     except pa.ArrowException as e:
