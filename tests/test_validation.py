@@ -60,6 +60,8 @@ def test_ambiguous_bare_keys_are_refused_with_candidates(cli, key):
     (["--set", "gpu_memory=3"], "did you mean"),
     (["--set", "nokey"], "KEY=VALUE"),
     (["--half-life", "300", "--utility", "linear"], "--half-life"),
+    (["--set", "half_life_s=300", "--utility", "none"], "half_life_s applies to the exp utility"),
+    (["--set", "context.linear_rate=0.1"], "linear_rate applies to the linear utility"),
     (["--seed", "-3"], "seed"),
 ])
 def test_bad_scenario_values_are_one_line(cli, args, needle):

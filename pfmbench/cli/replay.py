@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..fileio import is_stdout
 from ..report import comparison_table
 from ..results import to_json, write_summary
-from ..scenario import EDGE_PRESETS
+from ..scenario import EDGE_PRESETS, resolve_key
 from . import app
 from .options import CatalogOpt, JsonOpt, ScenarioOpt, SeedOpt, guard_outputs, progress_bar
 
@@ -27,6 +27,17 @@ def parse_sets(sets: list[str] | None) -> dict:
             raise InputError(f"--set expects KEY=VALUE, got {s!r}")
         out[key.strip()] = value.strip()
     return out
+
+
+def refuse_ignored(sets: dict, flags: dict, sc) -> None:
+    """A value the run would ignore is refused: a half-life without the exp utility, a linear rate without
+    the linear one. `sets`: --set overrides; `flags`: {option: scenario key} of the options given."""
+    needs = {("context", "half_life_s"): "exp", ("context", "linear_rate"): "linear"}
+    given = [(f"--set {k}", resolve_key(k)) for k in sets] + [(f, resolve_key(k)) for f, k in flags.items()]
+    for label, key in given:
+        if key in needs and sc.context.utility != needs[key]:
+            raise InputError(f"{label} applies to the {needs[key]} utility only, not {sc.context.utility!r}: it "
+                             f"would be ignored (drop it, or add --utility {needs[key]})")
 
 
 def _policy_files(policy: str) -> list[str]:
@@ -92,9 +103,7 @@ def replay(
     overrides.update({k: v for k, v in {"preset": gpu, "gpu_memory_gb": gpu_memory, "half_life_s": half_life,
                                          "utility": utility, "seed": seed}.items() if v is not None})
     sc, cat, _ = resolve(scenario, str(catalog) if catalog else None, **overrides)
-    if half_life is not None and sc.context.utility != "exp":
-        raise InputError(f"--half-life applies to the exp utility only, not {sc.context.utility!r} "
-                         "(linear decays at context.linear_rate: --set linear_rate=...)")
+    refuse_ignored(parse_sets(sets), {"--half-life": "half_life_s"} if half_life is not None else {}, sc)
     inputs = [trace, catalog, scenario, sc.catalog.path, *_policy_files(policy)]
     guard_outputs({"--out": out, "--requests-out": requests_out}, inputs, parquet=["--out", "--requests-out"],
                   stdout_taken="--json" if json_out else None)
