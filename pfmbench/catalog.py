@@ -317,7 +317,7 @@ def _build(rows: list[dict], src: str, overhead: float, precision: str,
 
 def _read_csv(path: Path, src: str) -> list[dict]:
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             header = [h.strip() for h in (reader.fieldnames or [])]
             missing = [c for c in _REQUIRED if c not in header]
@@ -345,7 +345,7 @@ def _read_toml(path: Path, src: str) -> list[dict]:
     """[[model]] tables (name, family, params_m, gflops, ...) each with [[model.task]] tables (name, zero_shot,
     ...) -> one row per (model, task), as the CSV gives them. Types are checked here, with TOML's key names."""
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        doc = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise InputError(f"{src}: cannot read catalog: {e}") from None
     extra = [k for k in doc if k != "model"]

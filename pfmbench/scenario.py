@@ -354,7 +354,7 @@ def load_scenario(path: str | Path | None = None, **overrides) -> Scenario:
         if not p.is_file():
             raise InputError(f"{p}: scenario file not found (built-in scenarios: {', '.join(SCENARIOS)})")
         try:
-            doc = tomllib.loads(p.read_text(encoding="utf-8"))
+            doc = tomllib.loads(p.read_text(encoding="utf-8-sig"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
             raise InputError(f"{p}: cannot read scenario: {e}") from None
         sc = default_scenario()

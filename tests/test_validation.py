@@ -247,6 +247,13 @@ def test_import_latency_file_must_exist(cli, tmp_path):
     _clean_error(cli("import", "azure-llm", src, "-o", out, "--seed", "-1"), "seed")
 
 
+def test_import_refuses_a_huge_source_unless_forced(cli, tmp_path):
+    src = tmp_path / "huge.csv"
+    with open(src, "wb") as f:
+        f.truncate(5 * 10**9)  # sparse: no disk used
+    _clean_error(cli("import", "csv", src, "-o", tmp_path / "o.parquet"), "--force", "5.0 GB")
+
+
 def test_scenario_out_records_the_catalog(cli, tmp_path):
     src = tmp_path / "lora_request_trace.csv"
     src.write_text("gmt_create,predict_type,predict_status,num_images_per_prompt,num_inference_steps,"

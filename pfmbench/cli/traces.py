@@ -24,6 +24,23 @@ trace_app = typer.Typer(help="Look at trace files.\n\nExample: pfmbench trace in
 app.add_typer(trace_app, name="trace")
 
 
+MAX_SOURCE_GB = 4.0  # importers read the whole source into memory, a few times its size at peak
+
+
+def _check_source_size(src: Path, force: bool) -> None:
+    """Show the size of a large source, and refuse one beyond MAX_SOURCE_GB unless forced."""
+    try:
+        size = src.stat().st_size / 1e9
+    except OSError:
+        return  # the importer reports a missing or unreadable file
+    if size > MAX_SOURCE_GB and not force:
+        raise InputError(f"{src}: {size:.1f} GB is beyond the {MAX_SOURCE_GB:g} GB limit: an import holds its "
+                         "source in memory, several times its size at peak; pass --force to import it")
+    if size > 0.1:
+        print(f"import: {src} is {size:.2f} GB, held in memory whole (several times that at peak)",
+              file=sys.stderr)
+
+
 def _only(fmt: str, allowed: str, **given) -> None:
     for name, value in given.items():
         if value not in (None, False):
@@ -57,6 +74,8 @@ def import_(
     = None,
     time_format: Annotated[str, typer.Option(
         help="csv: 'seconds', 'ms', 'auto', or a strftime format like '%Y-%m-%d %H:%M:%S'.")] = "auto",
+    force: Annotated[bool, typer.Option("--force", help=f"Import a source larger than {MAX_SOURCE_GB:g} GB "
+                                        "(it is read whole into memory).")] = False,
 ) -> None:
     """Import a real or custom trace into pfmbench's Parquet schema.
 
@@ -68,6 +87,7 @@ def import_(
     default_latency = src.with_name("base_model_update_latency_anon.csv") if fmt == "alibaba-genai" else None
     guard_outputs({"--output": output, "--catalog-out": catalog_out, "--scenario-out": scenario_out},
                   [src, catalog, latency, default_latency], parquet=["--output"])
+    _check_source_size(src, force)
     from ..trace import importers  # polars-heavy: loaded only by this command
 
     with progress_bar(f"import {fmt}", importers.STEPS) as update:
