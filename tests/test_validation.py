@@ -366,3 +366,22 @@ def test_docs_list_the_scenario_bounds():
     for key, (lo, hi) in BOUNDS.items():
         assert float(rows[key][0]) == lo
         assert rows[key][1].strip() == "2**64-1" or float(rows[key][1]) == hi
+
+
+def test_a_policy_given_twice_is_refused(cli, tmp_path, small_trace):
+    _clean_error(cli("replay", small_trace, "--policy", "lru,LRU"), "given twice")
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    for p in (a, b):
+        p.write_text(POLICY.format(name="twin", key="entry.last_use"))
+    _clean_error(cli("replay", small_trace, "--policy", f"{a},{b}"), "given twice", str(a), str(b))
+    assert cli("replay", small_trace, "--policy", f"{b},lru", "--json").code == 0  # alone, b may take the name
+
+
+def test_a_static_key_works(cli, tmp_path, small_trace):
+    p = tmp_path / "static.py"
+    p.write_text("from pfmbench.policies import Policy\n\nclass S(Policy):\n    name = 'static-key'\n\n"
+                 "    @staticmethod\n    def key(entry, now):\n        return entry.last_use\n")
+    r = cli("replay", small_trace, "--policy", f"{p},lru", "--gpu-memory", "31", "--json")
+    assert r.code == 0, r.err
+    a, b = json.loads(r.out)
+    assert (a["loads"], a["evictions"]) == (b["loads"], b["evictions"])

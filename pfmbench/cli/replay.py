@@ -12,6 +12,7 @@ from rich.console import Console
 from ..api import replay_many, resolve
 from ..errors import InputError
 from ..fileio import is_stdout
+from ..policies import load_policy_file
 from ..report import comparison_table
 from ..results import to_json, write_summary
 from ..scenario import EDGE_PRESETS, resolve_key
@@ -42,6 +43,17 @@ def refuse_ignored(sets: dict, flags: dict, sc) -> None:
 
 def _policy_files(policy: str) -> list[str]:
     return [n.strip() for n in policy.split(",") if n.strip().endswith(".py") or "/" in n]
+
+
+def refuse_duplicate_policies(policy: str) -> None:
+    """Two policies of one run with one name would give two indistinguishable result rows."""
+    seen: dict[str, str] = {}
+    for spec in filter(None, (n.strip() for n in policy.split(","))):
+        name = (load_policy_file(spec).name if spec in _policy_files(spec) else spec).lower()
+        if name in seen:
+            same = "" if seen[name] == spec else f" ({seen[name]} and {spec})"
+            raise InputError(f"--policy: policy {name!r} is given twice{same}")
+        seen[name] = spec
 
 
 def header(r0: dict) -> str:
@@ -105,6 +117,7 @@ def replay(
     sc, cat, _ = resolve(scenario, str(catalog) if catalog else None, **overrides)
     refuse_ignored(parse_sets(sets), {"--half-life": "half_life_s"} if half_life is not None else {}, sc)
     inputs = [trace, catalog, scenario, sc.catalog.path, *_policy_files(policy)]
+    refuse_duplicate_policies(policy)
     guard_outputs({"--out": out, "--requests-out": requests_out}, inputs, parquet=["--out", "--requests-out"],
                   stdout_taken="--json" if json_out else None)
     with progress_bar("replay") as update:

@@ -71,16 +71,15 @@ def _builtins() -> None:
 
 
 _LOADED: dict[tuple, type[Policy]] = {}  # (resolved path, mtime, size) -> the file's first policy class
-_DROPIN_SOURCE: dict[str, str] = {}  # registered drop-in name -> the file that defined it
 
 
 def load_policy_file(path: str | Path) -> type[Policy]:
     """Import a drop-in policy file and register the Policy subclasses it defines; return the first.
 
     A file is imported once (again only if it changed). Refused, in one line naming the file: a file that
-    cannot be imported, that exits or prints on import, that defines no Policy, or whose policy name is
-    taken by a built-in or another file. Its `key` is checked on every call (a finite number, a string,
-    or a tuple of them: NaN and None cannot be ordered).
+    cannot be imported, that exits or prints on import, that defines no Policy, or whose policy name is a
+    built-in's. Its `key` is checked on every call (a number that is not NaN, a string, or a tuple of
+    them: NaN and None cannot be ordered). A later file may register a drop-in name again.
     """
     p = Path(path)
     if not p.is_file():
@@ -127,13 +126,11 @@ def load_policy_file(path: str | Path) -> type[Policy]:
         taken = REGISTRY.get(key)
         if taken is not None and taken.__module__.startswith("pfmbench.policies"):
             raise InputError(f"{p}: policy name {c.name!r} is a built-in policy's; give the class another name")
-        if _DROPIN_SOURCE.get(key, str(real)) != str(real):
-            raise InputError(f"{p}: policy name {c.name!r} is already defined by {_DROPIN_SOURCE[key]}")
     for c in found:
         c.source_file = str(p)  # for error messages
-        if "key" in c.__dict__:
-            c.key = _checked_key(c.__dict__["key"], c)
-        _DROPIN_SOURCE[c.name.lower()] = str(real)
+        key_fn = c.__dict__.get("key")
+        if callable(key_fn) and not isinstance(key_fn, (staticmethod, classmethod)):
+            c.key = _checked_key(key_fn, c)
         register(c)
     _LOADED[ident] = found[0]
     return found[0]
