@@ -300,7 +300,13 @@ def parse_value(kind: type, value, where: str, *, strict: bool = False):
                     raise ValueError
                 return low in ("true", "1", "yes")
             if kind is int:
-                return int(text)
+                try:
+                    return int(text)
+                except ValueError:
+                    f = float(text)  # 1e3 or 7.0: a whole number written as a float
+                    if not (math.isfinite(f) and f.is_integer()):
+                        raise
+                    return int(f)
             return float(text)
         except ValueError:
             want = {bool: "true or false", int: "a whole number", float: "a number"}[kind]
