@@ -73,7 +73,8 @@ def check_output(path, label: str = "output") -> Path | None:
         raise InputError(f"{label} {text}: is a dangling symbolic link")
     parent = Path(os.path.realpath(p)).parent
     if not parent.is_dir():
-        raise InputError(f"{label} {text}: output folder {p.parent} does not exist")
+        what = "is not a folder" if parent.exists() else "does not exist"
+        raise InputError(f"{label} {text}: output folder {p.parent} {what}")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(f"{label} {text}: cannot write in folder {p.parent} (permission denied or read-only)")
     return p
