@@ -15,7 +15,7 @@ from ..fileio import is_stdout
 from ..policies import load_policy_file
 from ..report import comparison_table
 from ..results import to_json, write_summary
-from ..scenario import EDGE_PRESETS, resolve_key
+from ..scenario import EDGE_PRESETS, SCENARIOS, resolve_key
 from . import app
 from .options import CatalogOpt, JsonOpt, ScenarioOpt, SeedOpt, guard_outputs, progress_bar
 
@@ -114,6 +114,10 @@ def replay(
     overrides = parse_sets(sets)
     overrides.update({k: v for k, v in {"preset": gpu, "gpu_memory_gb": gpu_memory, "half_life_s": half_life,
                                          "utility": utility, "seed": seed}.items() if v is not None})
+    if trace is not None and str(trace) in SCENARIOS and not trace.exists():  # `replay default`: its own trace
+        if scenario is not None:
+            raise InputError(f"{trace} names a built-in scenario and its trace; give --scenario or it, not both")
+        scenario, trace = str(trace), None
     sc, cat, _ = resolve(scenario, str(catalog) if catalog else None, **overrides)
     refuse_ignored(parse_sets(sets), {"--half-life": "half_life_s"} if half_life is not None else {}, sc)
     inputs = [trace, catalog, scenario, sc.catalog.path, *_policy_files(policy)]
