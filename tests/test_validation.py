@@ -385,3 +385,11 @@ def test_a_static_key_works(cli, tmp_path, small_trace):
     assert r.code == 0, r.err
     a, b = json.loads(r.out)
     assert (a["loads"], a["evictions"]) == (b["loads"], b["evictions"])
+
+
+def test_replay_of_a_builtin_scenario_keeps_the_options(cli):
+    r = cli("replay", "default", "--policy", "lru", "--gpu-memory", "24", "--set", "trace.requests=300", "--json")
+    assert r.code == 0, r.err
+    row = json.loads(r.out)[0]
+    assert row["trace"] == "synthetic:default" and row["setting_edge_gpu_memory_gb"] == 24
+    assert row["n_requests"] == 300
