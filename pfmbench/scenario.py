@@ -8,6 +8,7 @@ and overrides by key name (`gpu_memory_gb=40`, `half_life_s=300`, or `cloud.tflo
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -166,7 +167,7 @@ class Scenario:
         return out
 
     def to_toml(self) -> str:
-        lines = [f'name = "{self.name}"', f"seed = {self.seed}"]
+        lines = [f"name = {_toml_value(self.name)}", f"seed = {self.seed}"]
         for s in self.SECTIONS:
             lines.append(f"\n[{s}]")
             for k, v in dataclasses.asdict(getattr(self, s)).items():
@@ -241,7 +242,7 @@ def _toml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        return f'"{v}"'
+        return json.dumps(v)  # a TOML basic string: quotes, backslashes and control characters escaped
     return repr(v)
 
 

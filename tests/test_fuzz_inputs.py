@@ -10,7 +10,7 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pfmbench.scenario import Scenario
+from pfmbench.scenario import Scenario, load_scenario
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -220,7 +220,7 @@ TEXT = st.one_of(st.sampled_from([str(v) for v in NUMBERS] + STRINGS + ["2.5", "
 
 @FUZZ
 @given(data=st.data())
-def test_any_set_value_gives_results_or_one_clean_error(cli, data):
+def test_any_set_value_gives_results_or_one_clean_error(cli, tmp_path_factory, data):
     sets = []
     for _ in range(data.draw(st.integers(1, 3))):
         key = data.draw(st.sampled_from(ALL_KEYS))
@@ -237,3 +237,9 @@ def test_any_set_value_gives_results_or_one_clean_error(cli, data):
     r2 = cli("scenario", "show", *sets, "--json")
     assert r2.code == r.code or (r.code == 2 and r2.code in (0, 2)), (r.err, r2.err)
     _check(r2)
+    if r2.code == 0:  # what `scenario show --toml` prints loads back as the same scenario
+        p = tmp_path_factory.mktemp("show") / "s.toml"
+        p.write_text(cli("scenario", "show", *sets, "--toml").out, encoding="utf-8")
+        again = load_scenario(p).as_dict()
+        shown = json.loads(r2.out)
+        assert {k: v for k, v in again.items() if k != "source"} == {k: v for k, v in shown.items() if k != "source"}
