@@ -193,8 +193,7 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
     else:
         runners = run()
     return [summarize(*r.totals(), sc, r.name, trace_name, cat_name, "fast" if r.fast else "reference",
-                      r.admission)
-            for r in runners]
+                      catalog=cat, admission=r.admission) for r in runners]
 
 
 def replay(trace=None, policy: str = "lc", scenario=None, catalog=None, *, engine: str = "auto",

@@ -141,6 +141,7 @@ def runtime_memory_gb(params_m: float, precision: str, overhead: float = DEFAULT
 class Catalog:
     models: tuple[Model, ...]
     source: str = "table1"
+    warnings: tuple[str, ...] = ()  # suspicious but accepted values (replay reports them as notes)
 
     def __post_init__(self):
         seen = set()
@@ -188,11 +189,29 @@ class Catalog:
                 out += [replace(m, name=f"{m.name}/{t.name}", tasks=(t,), base=m.base or m.name) for t in m.tasks]
             else:
                 out.append(m)
-        return Catalog(tuple(out), self.source)
+        return Catalog(tuple(out), self.source, self.warnings)
 
 
 # -- reading catalogs ----------------------------------------------------------------------
+# The catalog schema (docs/catalogs.md): CSV columns, or TOML keys of [[model]] and [[model.task]].
 _REQUIRED = ("model", "family", "task", "params_m", "gflops", "zero_shot")
+MODEL_KEYS = ("family", "params_m", "gflops", "precision", "memory_gb", "context_window")
+TASK_KEYS = ("zero_shot", "one_shot", "few_shot", "k_few")
+CSV_COLUMNS = ("model", "family", "task", *MODEL_KEYS[1:3], "k_few", "zero_shot", "one_shot", "few_shot",
+               "precision", "memory_gb", "context_window")
+# (lowest, highest) of every number, inclusive; params_m must also be > 0. Physically sensible bounds that keep
+# every cost of a replay finite (memory is counted in int64 bytes, work in float64 GFLOP).
+LIMITS = {
+    "params_m": (0.0, 1e8),  # millions of parameters: up to 100 trillion
+    "gflops": (0.0, 1e9),  # GFLOP per unit of work
+    "zero_shot": (0.0, 100.0), "one_shot": (0.0, 100.0), "few_shot": (0.0, 100.0),  # percent points
+    "k_few": (0.0, 1e6),  # examples
+    "memory_gb": (0.0, 1e6),  # GB (10^9 bytes): up to a petabyte
+    "context_window": (0.0, 1e6),  # examples
+}
+UNITS = {"params_m": "millions of parameters", "gflops": "GFLOP per unit", "zero_shot": "percent",
+         "one_shot": "percent", "few_shot": "percent", "k_few": "examples", "memory_gb": "GB",
+         "context_window": "examples"}
 
 
 def _num(src, where, key, value, *, required=False, positive=False):
@@ -200,23 +219,60 @@ def _num(src, where, key, value, *, required=False, positive=False):
         if required:
             raise InputError(f"{src}: {where}: missing {key}")
         return None
+    if isinstance(value, bool):
+        raise InputError(f"{src}: {where}: {key} is not a number: {value!r}")
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InputError(f"{src}: {where}: {key} is not a number: {value!r}") from None
-    if not math.isfinite(v) or v < 0 or (positive and v == 0):
-        raise InputError(f"{src}: {where}: {key} must be a finite {'positive' if positive else 'non-negative'} number, got {value!r}")
+    lo, hi = LIMITS.get(key, (0.0, math.inf))
+    if not math.isfinite(v) or v < lo or v > hi or (positive and v == 0):
+        low = f"> {lo:g}" if positive else f">= {lo:g}"
+        raise InputError(f"{src}: {where}: {key} must be a number {low} and <= {hi:g} ({UNITS.get(key, '')}), "
+                         f"got {value!r}")
     return v
 
 
-def _build(rows: list[dict], src: str, overhead: float, precision: str) -> Catalog:
+def _shape_warnings(src: str, models: list[Model]) -> list[str]:
+    """Suspicious but possible catalogs: reported, not refused."""
+    out = []
+    accs = [v for m in models for t in m.tasks for v in (t.zero_shot, t.one_shot, t.few_shot) if v is not None]
+    if accs and max(accs) <= 1.0 and any(accs):
+        out.append(f"{src}: every accuracy is at most 1: pfmbench reads them as percent points (0-100), "
+                   "not fractions")
+    for m in models:
+        for t in m.tasks:
+            name = f"{m.name}/{t.name}" if len(m.tasks) > 1 or m.base else m.name
+            drops = [k for k, v in (("one_shot", t.one_shot), ("few_shot", t.few_shot))
+                     if v is not None and v < t.zero_shot]
+            if drops:
+                out.append(f"{src}: {name}: accuracy falls below zero-shot with more examples in context "
+                           f"({' and '.join(drops)} < zero_shot)")
+            if t.one_shot is not None and m.context_window == 0:
+                out.append(f"{src}: {name}: one-/few-shot accuracies are unused: its context window is 0 "
+                           "(no in-context learning)")
+            elif t.k_few is not None and m.context_window and t.k_few > m.context_window:
+                out.append(f"{src}: {name}: k_few {t.k_few:g} is above its context window "
+                           f"{m.context_window:g}: few-shot accuracy is never reached")
+            if (t.few_shot is None) != (t.k_few is None) and t.one_shot is not None:
+                out.append(f"{src}: {name}: few_shot and k_few go together; with only one of them the curve "
+                           "stays at one-shot")
+    return out
+
+
+def _build(rows: list[dict], src: str, overhead: float, precision: str,
+           extra_warnings: list[str] | None = None) -> Catalog:
     """rows: one dict per (model, task) with the table1.csv columns; `where` names the row for errors."""
+    extra_warnings = list(extra_warnings or [])
     groups: dict[str, list[dict]] = {}
     for r in rows:
         where = r["_where"]
         for k in ("model", "family", "task"):
-            if not str(r.get(k) or "").strip():
-                raise InputError(f"{src}: {where}: missing {k}")
+            if not isinstance(r.get(k), str) or not r[k].strip():
+                raise InputError(f"{src}: {where}: missing {k}" if r.get(k) in (None, "") else
+                                 f"{src}: {where}: {k} must be a string, got {r[k]!r}")
+        if not isinstance(r.get("precision") or "", str):
+            raise InputError(f"{src}: {where}: precision must be a string, got {r['precision']!r}")
         fam = str(r["family"]).strip().upper()
         if fam not in FAMILIES:
             raise InputError(f"{src}: {where}: family must be one of {', '.join(FAMILIES)}, got {r['family']!r}")
@@ -258,48 +314,151 @@ def _build(rows: list[dict], src: str, overhead: float, precision: str) -> Catal
             models.append(Model(mname, r0["family"], r0["params_m"], r0["gflops"], r0["precision"], mem,
                                 float(window), tuple(tasks), base))
     for m in models:
-        if m.context_window > 1e6:
-            raise InputError(f"{src}: model {m.name!r}: context_window above 1e6 examples is not supported")
+        if m.memory_gb > LIMITS["memory_gb"][1]:
+            raise InputError(f"{src}: model {m.name!r}: its memory ({m.memory_gb:.3g} GB from params_m and "
+                             f"precision) is above {LIMITS['memory_gb'][1]:g} GB")
     if not models:
         raise InputError(f"{src}: the catalog has no models")
-    return Catalog(tuple(models), src)
+    return Catalog(tuple(models), src, tuple(dict.fromkeys(extra_warnings + _shape_warnings(src, models))))
 
 
 def _read_csv(path: Path, src: str) -> list[dict]:
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             header = [h.strip() for h in (reader.fieldnames or [])]
             missing = [c for c in _REQUIRED if c not in header]
             if missing:
-                raise InputError(f"{src}: missing column(s) {', '.join(missing)}")
+                raise InputError(f"{src}: missing column(s) {', '.join(missing)} (a catalog CSV has columns "
+                                 f"{','.join(CSV_COLUMNS)}; see `pfmbench models --template`)")
+            unknown = [c for c in header if c and c not in CSV_COLUMNS]
+            if len(set(header)) != len(header):
+                raise InputError(f"{src}: a column is named twice")
             rows = []
             for n, r in enumerate(reader, start=2):
+                if None in r:  # more fields than the header has
+                    raise InputError(f"{src}: line {reader.line_num}: more fields than the header's {len(header)}")
                 r = {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in r.items() if k}
-                r["_where"] = f"line {n}"
+                r["_where"] = f"line {reader.line_num}"
                 rows.append(r)
+            if unknown:
+                rows.append({"_unknown": unknown})
             return rows
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise InputError(f"{src}: cannot read catalog: {e}") from None
 
 
 def _read_toml(path: Path, src: str) -> list[dict]:
+    """[[model]] tables (name, family, params_m, gflops, ...) each with [[model.task]] tables (name, zero_shot,
+    ...) -> one row per (model, task), as the CSV gives them. Types are checked here, with TOML's key names."""
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        doc = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise InputError(f"{src}: cannot read catalog: {e}") from None
+    extra = [k for k in doc if k != "model"]
+    if extra:
+        raise InputError(f"{src}: unknown top-level key(s) {', '.join(map(repr, extra))}: a catalog TOML has only "
+                         "[[model]] tables (see `pfmbench models --template --toml`)")
+    models = doc.get("model", [])
+    if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
+        raise InputError(f"{src}: `model` must be an array of tables, written [[model]], got {models!r:.60}")
+    model_keys = {"name", "task", *MODEL_KEYS, *TASK_KEYS}
+    task_keys = {"name", *MODEL_KEYS, *TASK_KEYS}
     rows = []
-    for n, m in enumerate(doc.get("model", []), start=1):
-        if not isinstance(m, dict):
-            raise InputError(f"{src}: [[model]] #{n} is not a table")
-        tasks = m.get("task") or [{"name": "default"}]
-        for t in tasks:
+    for n, m in enumerate(models, start=1):
+        name = m.get("name")
+        where = f"[[model]] #{n}" + (f" ({name!r})" if isinstance(name, str) else "")
+        if name is None or (isinstance(name, str) and not name.strip()):
+            raise InputError(f"{src}: {where}: missing name")
+        if not isinstance(name, str):
+            raise InputError(f"{src}: {where}: name must be a string, got {name!r}")
+        _check_toml_keys(src, where, m, model_keys)
+        tasks = m.get("task", [{"name": "default"}])
+        if not isinstance(tasks, list) or not tasks or not all(isinstance(t, dict) for t in tasks):
+            raise InputError(f"{src}: {where}: `task` must be a non-empty array of tables, written [[model.task]] "
+                             f"with name = ..., got {tasks!r:.60}")
+        for j, t in enumerate(tasks, start=1):
+            tname = t.get("name")
+            twhere = f"{where} task #{j}" + (f" ({tname!r})" if isinstance(tname, str) else "")
+            if tname is None or (isinstance(tname, str) and not tname.strip()):
+                raise InputError(f"{src}: {twhere}: missing name")
+            if not isinstance(tname, str):
+                raise InputError(f"{src}: {twhere}: name must be a string, got {tname!r}")
+            _check_toml_keys(src, twhere, t, task_keys)
+            rwhere = twhere if "task" in m else where
             r = {k: v for k, v in m.items() if k not in ("task", "name")}
             r.update({k: v for k, v in t.items() if k != "name"})
-            r["model"], r["task"] = m.get("name"), t.get("name")
-            r["_where"] = f"[[model]] #{n} ({m.get('name')!r})"
+            for k in ("family", "precision"):
+                if k in r and not isinstance(r[k], str):
+                    raise InputError(f"{src}: {rwhere}: {k} must be a string, got {r[k]!r}")
+            for k in (*MODEL_KEYS[1:3], *MODEL_KEYS[4:], *TASK_KEYS):
+                if k in r and (isinstance(r[k], bool) or not isinstance(r[k], (int, float))):
+                    raise InputError(f"{src}: {rwhere}: {k} must be a number, got {r[k]!r}")
+            r["model"], r["task"] = name, tname
+            r["_where"] = rwhere
             rows.append(r)
     return rows
+
+
+def _check_toml_keys(src: str, where: str, table: dict, allowed: set) -> None:
+    unknown = [k for k in table if k not in allowed]
+    if unknown:
+        raise InputError(f"{src}: {where}: unknown key(s) {', '.join(map(repr, unknown))} (allowed: "
+                         f"{', '.join(sorted(allowed))})")
+
+
+_TEMPLATE_CSV = """\
+model,family,task,params_m,gflops,k_few,zero_shot,one_shot,few_shot,precision,memory_gb,context_window
+My-LLM-7B,LFM,translation,7000,14,32,20.5,27.0,31.2,fp16,,
+My-LLM-7B,LFM,summarization,7000,14,32,30.1,35.4,38.0,fp16,,
+My-ViT-B,VFM,image_classification,86,17.6,,81.2,,,fp16,,
+"""
+
+_TEMPLATE_TOML = """\
+# A pfmbench catalog (docs/catalogs.md). One [[model]] table per cacheable model, one [[model.task]] per task.
+# Units: params_m millions of parameters; gflops GFLOP per unit of work (per token for LFMs, per input
+# otherwise); accuracies in percent points (0-100); memory_gb GB (10^9 bytes); k_few and context_window examples.
+
+[[model]]
+name = "My-LLM-7B"          # what a trace's `model` column names (matched case-insensitively)
+family = "LFM"              # LFM | VFM | MFM
+params_m = 7000             # > 0, at most 1e8
+gflops = 14
+precision = "fp16"          # optional: fp32 | fp16 | bf16 | int8 | int4 (default: the scenario's)
+# memory_gb = 16.8          # optional: runtime GPU memory; default params x bytes/param x (1 + runtime_overhead)
+# context_window = 32       # optional: most examples in context; default for LFMs: the largest k_few
+
+[[model.task]]
+name = "translation"
+zero_shot = 20.5            # required
+one_shot = 27.0             # optional, with few_shot and k_few: the in-context learning curve a(K)
+few_shot = 31.2
+k_few = 32
+
+[[model.task]]
+name = "summarization"
+zero_shot = 30.1
+one_shot = 35.4
+few_shot = 38.0
+k_few = 32
+
+[[model]]
+name = "My-ViT-B"
+family = "VFM"
+params_m = 86
+gflops = 17.6
+
+[[model.task]]
+name = "image_classification"
+zero_shot = 81.2            # no in-context learning: a flat curve
+"""
+
+
+def catalog_template(form: str = "csv") -> str:
+    """A small catalog in CSV or TOML form, with every field: a starting point (it loads as it is)."""
+    if form not in ("csv", "toml"):
+        raise InputError(f"template form must be csv or toml, got {form!r}")
+    return _TEMPLATE_TOML if form == "toml" else _TEMPLATE_CSV
 
 
 def load_catalog(path: str | Path | None = None, *, runtime_overhead: float = DEFAULT_RUNTIME_OVERHEAD,
@@ -313,6 +472,9 @@ def load_catalog(path: str | Path | None = None, *, runtime_overhead: float = DE
         return _build(rows, "table1", runtime_overhead, precision)
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"{p}: catalog file not found")
+        raise InputError(f"{p}: catalog file not found" if not p.exists() else f"{p}: catalog is not a regular file")
     rows = _read_toml(p, str(p)) if p.suffix.lower() == ".toml" else _read_csv(p, str(p))
-    return _build(rows, str(p), runtime_overhead, precision)
+    warnings = []
+    if rows and "_unknown" in rows[-1]:
+        warnings.append(f"{p}: ignored unknown column(s) {', '.join(rows.pop()['_unknown'])}")
+    return _build(rows, str(p), runtime_overhead, precision, warnings)

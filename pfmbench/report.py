@@ -16,6 +16,8 @@ def _fmt(key: str, v) -> str:
         return f"{v:,}"
     if key == "average_accuracy_cost":
         return f"{v:.4f}"
+    if abs(v) >= 1e9:  # bounded inputs can still give large totals: keep the cell narrow
+        return f"{v:.4g}"
     return f"{v:,.2f}" if abs(v) >= 100 else f"{v:.4g}" if abs(v) < 0.01 and v != 0 else f"{v:.3f}"
 
 

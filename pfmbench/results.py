@@ -12,28 +12,48 @@ from .fileio import write_parquet_atomic
 from .scenario import Scenario
 from .version import __version__
 
-# (key, label, better) for the Table II-shaped report; better: "min" | "max" | None.
+# (key, label, better) for the Table II-shaped report; better: "min" | "max" | None. Every label says its unit
+# and whether it is a total over the run, a mean over all requests, or a mean over edge-served requests
+# (docs/results.md describes every column).
 TABLE_ROWS = [
-    ("system_cost", "System cost", "min"),
-    ("switching_cost", "Switching cost", "min"),
-    ("total_accuracy_cost", "Total accuracy cost", "min"),
-    ("average_accuracy_cost", "Average accuracy cost", "min"),
-    ("inference_latency", "Inference latency (s)", "min"),
-    ("offloading_latency", "Offloading latency (s)", "min"),
-    ("cloud_cost", "Cloud cost ($)", "min"),
-    ("edge_execution_ratio", "Edge execution ratio", "max"),
-    ("cloud_latency", "Cloud latency (s)", "min"),
-    ("queueing_share", "Queueing share of edge latency", "min"),
-    ("hit_ratio", "Hit ratio", "max"),
-    ("loads", "Loads", "min"),
-    ("evictions", "Evictions", "min"),
-    ("load_energy_j", "Load energy (J)", "min"),
-    ("compute_energy_j", "Compute energy (J)", "min"),
-    ("inference_latency_p50", "Edge latency p50 (s)", "min"),
-    ("inference_latency_p95", "Edge latency p95 (s)", "min"),
-    ("inference_latency_p99", "Edge latency p99 (s)", "min"),
-    ("mean_examples_in_context", "Mean examples in context", "max"),
+    ("system_cost", "System cost (total)", "min"),
+    ("system_cost_per_request", "System cost per request", "min"),
+    ("switching_cost", "Switching cost (total: s + kJ + wear)", "min"),
+    ("total_accuracy_cost", "Accuracy cost (total)", "min"),
+    ("average_accuracy_cost", "Average accuracy cost (per edge request)", "min"),
+    ("inference_latency_s", "Inference latency (total, s)", "min"),
+    ("offloading_latency_s", "Offloading latency (total, s)", "min"),
+    ("cloud_cost", "Cloud cost (total, $)", "min"),
+    ("edge_execution_ratio", "Edge execution ratio (% of requests)", "max"),
+    ("cloud_latency_s", "Cloud latency (total, s)", "min"),
+    ("queueing_share", "Queueing share of edge latency (%)", "min"),
+    ("hit_ratio", "Hit ratio (% of requests)", "max"),
+    ("loads", "Loads (count)", "min"),
+    ("evictions", "Evictions (count)", "min"),
+    ("load_energy_j", "Load energy (total, J)", "min"),
+    ("compute_energy_j", "Compute energy (total, J)", "min"),
+    ("inference_latency_mean_edge_s", "Edge latency mean (per edge request, s)", "min"),
+    ("inference_latency_p50_edge_s", "Edge latency p50 (per edge request, s)", "min"),
+    ("inference_latency_p95_edge_s", "Edge latency p95 (per edge request, s)", "min"),
+    ("inference_latency_p99_edge_s", "Edge latency p99 (per edge request, s)", "min"),
+    ("examples_in_context_mean_edge", "Examples in context (mean per edge request)", "max"),
 ]
+
+# Old summary keys (before units were part of every name) -> the current ones; docs/results.md lists them.
+RENAMED = {
+    "inference_latency": "inference_latency_s",
+    "offloading_latency": "offloading_latency_s",
+    "inference_latency_per_request": "inference_latency_per_request_s",
+    "offloading_latency_per_request": "offloading_latency_per_request_s",
+    "mean_accuracy": "accuracy_per_request_pct",
+    "inference_latency_mean": "inference_latency_mean_edge_s",
+    "inference_latency_p50": "inference_latency_p50_edge_s",
+    "inference_latency_p95": "inference_latency_p95_edge_s",
+    "inference_latency_p99": "inference_latency_p99_edge_s",
+    "inference_latency_max": "inference_latency_max_edge_s",
+    "queue_wait": "queue_wait_s",
+    "mean_examples_in_context": "examples_in_context_mean_edge",
+}
 
 
 def percentile(hist: np.ndarray, q: float, max_value: float) -> float | None:
@@ -46,8 +66,38 @@ def percentile(hist: np.ndarray, q: float, max_value: float) -> float | None:
     return min(C.hist_value(i), max_value)
 
 
+def never_fit(scenario: Scenario, catalog) -> list[str]:
+    """Models larger than the edge GPU memory: every request for them goes to the cloud."""
+    cap = round(scenario.edge.gpu_memory_gb * 1e9)
+    return [m.name for m in catalog.models if m.memory_bytes > cap]
+
+
+def run_notes(row: dict, scenario: Scenario, catalog=None) -> list[str]:
+    """Plain-language notes about one summary row: what a reader might otherwise misread.
+
+    The `notes` column joins them with "; " (no note contains that separator)."""
+    notes = []
+    if catalog is not None:
+        big = never_fit(scenario, catalog)
+        if big:
+            sizes = {m.name: m.memory_gb for m in catalog.models}
+            shown = ", ".join(f"{n} ({sizes[n]:,.1f} GB)" for n in big[:4]) + (f" and {len(big) - 4} more"
+                                                                              if len(big) > 4 else "")
+            notes.append(f"{len(big)} model(s) can never fit the {scenario.edge.gpu_memory_gb:g} GB GPU and always "
+                         f"go to the cloud: {shown}")
+        notes += list(getattr(catalog, "warnings", ()))
+    if row["loads"] > 0 and row["evictions"] == 0:
+        notes.append("no model was ever evicted, so every eviction policy gives these same numbers "
+                     "(every model that fits stays cached: try a smaller --gpu-memory)")
+    return notes
+
+
 def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: str, catalog_name: str,
-              engine: str = "fast", admission: str | None = None) -> dict:
+              engine: str = "fast", catalog=None, admission: str | None = None) -> dict:
+    """One flat summary row (MODEL.md §6); the keys and their units are documented in docs/results.md.
+
+    catalog (optional): the catalog replayed, for the `never_fit_models` column and the notes.
+    """
     w = scenario.weights
     n = int(counts[C.C_REQUESTS])
     hits, loads, offloads = int(counts[C.C_HITS]), int(counts[C.C_LOADS]), int(counts[C.C_OFFLOADS])
@@ -83,29 +133,29 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
         "total_accuracy_cost": acc_cost,
         # Per request served at the edge (the cloud has none): this is how Table II's figures relate.
         "average_accuracy_cost": acc_cost / edge if edge else 0.0,
-        "inference_latency": edge_lat,
-        "offloading_latency": off_lat,
-        "cloud_latency": cloud_lat,
+        "inference_latency_s": edge_lat,
+        "offloading_latency_s": off_lat,
+        "cloud_latency_s": cloud_lat,
         "cloud_cost": cloud,
         "system_cost_per_request": per(system),
         "switching_cost_per_request": per(switching),
         "accuracy_cost_per_request": per(acc_cost),
-        "inference_latency_per_request": per(edge_lat),
-        "offloading_latency_per_request": per(off_lat),
-        "cloud_latency_per_request": per(cloud_lat),
+        "inference_latency_per_request_s": per(edge_lat),
+        "offloading_latency_per_request_s": per(off_lat),
+        "cloud_latency_per_request_s": per(cloud_lat),
         "cloud_cost_per_request": per(cloud),
         "load_energy_j": float(sums[C.S_LOAD_ENERGY]),
         "compute_energy_j": float(sums[C.S_COMPUTE_ENERGY]),
         "load_time_s": float(sums[C.S_LOAD_TIME]),
-        "mean_accuracy": per(float(sums[C.S_ACCURACY])),
-        "inference_latency_mean": edge_lat / edge if edge else None,
-        "inference_latency_p50": percentile(hist, 50, lat_max),
-        "inference_latency_p95": percentile(hist, 95, lat_max),
-        "inference_latency_p99": percentile(hist, 99, lat_max),
-        "inference_latency_max": lat_max if edge else None,
-        "queue_wait": float(sums[C.S_WAIT]),
+        "accuracy_per_request_pct": per(float(sums[C.S_ACCURACY])),
+        "inference_latency_mean_edge_s": edge_lat / edge if edge else None,
+        "inference_latency_p50_edge_s": percentile(hist, 50, lat_max),
+        "inference_latency_p95_edge_s": percentile(hist, 95, lat_max),
+        "inference_latency_p99_edge_s": percentile(hist, 99, lat_max),
+        "inference_latency_max_edge_s": lat_max if edge else None,
+        "queue_wait_s": float(sums[C.S_WAIT]),
+        "examples_in_context_mean_edge": float(sums[C.S_K_EFF]) / edge if edge else 0.0,
         "queueing_share": float(sums[C.S_WAIT]) / edge_lat if edge_lat > 0 else 0.0,  # of edge inference latency
-        "mean_examples_in_context": float(sums[C.S_K_EFF]) / edge if edge else 0.0,
         "context_discarded": float(sums[C.S_CONTEXT_DISCARDED]),
         "edge_gflop": float(sums[C.S_EDGE_GFLOP]),
         "cloud_gflop": float(sums[C.S_CLOUD_GFLOP]),
@@ -114,6 +164,8 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
         "catalog": catalog_name,
         "pfmbench_version": __version__,
     }
+    row["never_fit_models"] = ",".join(never_fit(scenario, catalog)) if catalog is not None else ""
+    row["notes"] = "; ".join(run_notes(row, scenario, catalog))
     for k, v in scenario.as_dict().items():
         if k not in ("name", "seed"):
             row["setting_" + k.replace(".", "_")] = v

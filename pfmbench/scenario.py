@@ -8,6 +8,7 @@ and overrides by key name (`gpu_memory_gb=40`, `half_life_s=300`, or `cloud.tflo
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -132,33 +133,36 @@ class Scenario:
     SECTIONS = ("edge", "cloud", "context", "weights", "serving", "catalog", "trace")
 
     def validate(self) -> Scenario:
-        e, c, x, w = self.edge, self.cloud, self.context, self.weights
-        where = self.source
+        """Check every value's type and bounds (BOUNDS): finite, physically sensible, every cost finite."""
+        where = _where(self)
 
         def need(ok, key, what):
             if not ok:
                 raise InputError(f"{where}: {key} must be {what}")
 
-        for sect in (e, c, x, w):
-            for f in fields(sect):
-                v = getattr(sect, f.name)
-                if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    need(math.isfinite(v) and v >= 0, f.name, "a finite number >= 0")
-        need(e.gpu_memory_gb >= 0, "gpu_memory_gb", ">= 0")
-        need(e.tflops > 0 and e.utilization > 0 and c.tflops > 0 and c.utilization > 0, "tflops/utilization", "> 0")
-        need(e.load_gbps > 0, "load_gbps", "> 0")
-        need(c.uplink_mbps > 0, "uplink_mbps", "> 0")
-        need(isinstance(e.executors, int) and e.executors >= 1, "executors", "an integer >= 1")
-        need(x.utility in UTILITIES, "utility", f"one of {', '.join(UTILITIES)}")
-        need(x.half_life_s > 0, "half_life_s", "> 0")
-        need(e.radio_uplink_mbps > 0, "radio_uplink_mbps", "> 0")
-        need(self.serving.admission in ADMISSIONS, "admission",
+        for sect in self.SECTIONS:
+            obj = getattr(self, sect)
+            for f in fields(obj):
+                v = getattr(obj, f.name)
+                kind = _field_type(sect, f.name)
+                key = f"{sect}.{f.name}"
+                need(kind is not float or (isinstance(v, (int, float)) and not isinstance(v, bool)), key, "a number")
+                need(kind is not int or (isinstance(v, int) and not isinstance(v, bool)), key, "a whole number")
+                need(kind is not bool or isinstance(v, bool), key, "true or false")
+                need(kind is not str or isinstance(v, str), key, "a string")
+                if (sect, f.name) in BOUNDS:
+                    lo, hi = BOUNDS[sect, f.name]
+                    need(math.isfinite(v) and lo <= v <= hi, key, f"{_range(lo, hi, kind)}, got {v!r}")
+        need(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= MAX_SEED, "seed",
+             f"a whole number from 0 to 2**64-1, got {self.seed!r}")
+        need(self.edge.preset in EDGE_PRESETS, "edge.preset", f"one of {', '.join(EDGE_PRESETS)}")
+        need(self.context.utility in UTILITIES, "context.utility", f"one of {', '.join(UTILITIES)}")
+        need(self.catalog.precision in BYTES_PER_PARAM, "catalog.precision", f"one of {', '.join(BYTES_PER_PARAM)}")
+        need(bool(self.catalog.path.strip()), "catalog.path", "a file name or table1")
+        need(self.serving.admission in ADMISSIONS, "serving.admission",
              f"one of {', '.join(ADMISSIONS)}, not {self.serving.admission!r}")
-        need(self.serving.dispatch in DISPATCHES, "dispatch", f"one of {', '.join(DISPATCHES)}, not {self.serving.dispatch!r}")
-        need(math.isfinite(self.serving.cost_horizon_s) and self.serving.cost_horizon_s > 0, "cost_horizon_s", "> 0")
-        need(0 <= x.relevance <= 1, "relevance", "between 0 and 1")
-        need(self.catalog.precision in BYTES_PER_PARAM, "precision", f"one of {', '.join(BYTES_PER_PARAM)}")
-        need(self.trace.requests >= 1 and self.trace.rate > 0, "trace.requests/rate", "positive")
+        need(self.serving.dispatch in DISPATCHES, "serving.dispatch",
+             f"one of {', '.join(DISPATCHES)}, not {self.serving.dispatch!r}")
         return self
 
     # -- derived -------------------------------------------------------------------------------
@@ -186,7 +190,7 @@ class Scenario:
         return out
 
     def to_toml(self) -> str:
-        lines = [f'name = "{self.name}"', f"seed = {self.seed}"]
+        lines = [f"name = {_toml_value(self.name)}", f"seed = {self.seed}"]
         for s in self.SECTIONS:
             lines.append(f"\n[{s}]")
             for k, v in dataclasses.asdict(getattr(self, s)).items():
@@ -195,75 +199,170 @@ class Scenario:
 
     # -- changing values ------------------------------------------------------------------------
     def with_overrides(self, **overrides) -> Scenario:
-        """A copy with values set by key: `gpu_memory_gb`, `cloud.tflops` or `cloud_tflops`, `seed`."""
+        """A copy with values set by key: `gpu_memory_gb`, `cloud.tflops` or `cloud_tflops`, `seed`.
+
+        A bare key must be unique across sections (`tflops` is not: say edge.tflops or cloud.tflops).
+        String values (from `--set`) are parsed to the key's type; other values must already have it.
+        """
         sc = dataclasses.replace(self, **{s: dataclasses.replace(getattr(self, s)) for s in self.SECTIONS})
-        index = _key_index()
+        resolved = [(resolve_key(key), value) for key, value in overrides.items() if value is not None]
         # A preset sets several edge values: apply it before any single value, whatever the order given.
-        items = sorted(overrides.items(), key=lambda kv: index.get(kv[0], ("", ""))[1] != "preset")
-        for key, value in items:
-            if value is None:
-                continue
-            if key in ("seed", "name"):
-                setattr(sc, key, value)
-                continue
-            if key not in index:
-                raise InputError(f"unknown scenario key {key!r} (see `pfmbench scenario show`)")
-            sect, name = index[key]
-            _set(sc, sect, name, value, f"{key}")
+        resolved.sort(key=lambda kv: kv[0] != ("edge", "preset"))
+        for (sect, name), value in resolved:
+            if sect == "":
+                _set_top(sc, name, value, name)
+            else:
+                _set(sc, sect, name, value, f"{sect}.{name}")
         return sc.validate()
+
+
+MAX_SEED = 2**64 - 1
+# (section, key) -> (lowest, highest) allowed, inclusive: finite, physically sensible, and small enough that
+# every cost of a replay stays finite (docs/model.md). Keys not listed are strings or booleans.
+BOUNDS = {
+    ("edge", "gpu_memory_gb"): (0.0, 1e6),
+    ("edge", "tflops"): (1e-3, 1e6),
+    ("edge", "utilization"): (1e-6, 1.0),
+    ("edge", "load_gbps"): (1e-6, 1e6),
+    ("edge", "load_overhead_s"): (0.0, 1e6),
+    ("edge", "power_w"): (0.0, 1e6),
+    ("edge", "executors"): (1, 4096),
+    ("edge", "radio_rtt_s"): (0.0, 1e6),
+    ("edge", "radio_uplink_mbps"): (1e-6, 1e9),
+    ("cloud", "rtt_s"): (0.0, 1e6),
+    ("cloud", "uplink_mbps"): (1e-6, 1e9),
+    ("cloud", "tflops"): (1e-3, 1e9),
+    ("cloud", "utilization"): (1e-6, 1.0),
+    ("cloud", "price_per_request"): (0.0, 1e9),
+    ("cloud", "price_per_tflop"): (0.0, 1e9),
+    ("context", "half_life_s"): (1e-6, 1e12),
+    ("context", "linear_rate"): (0.0, 1e9),
+    ("context", "relevance"): (0.0, 1.0),
+    ("context", "example_units"): (0.0, 1e6),
+    ("weights", "switch"): (0.0, 1e9),
+    ("weights", "accuracy"): (0.0, 1e9),
+    ("weights", "latency"): (0.0, 1e9),
+    ("weights", "cloud"): (0.0, 1e9),
+    ("weights", "cloud_latency"): (0.0, 1e9),
+    ("serving", "cost_horizon_s"): (1e-6, 1e12),
+    ("weights", "wear_per_load"): (0.0, 1e9),
+    ("catalog", "runtime_overhead"): (0.0, 100.0),
+    ("trace", "requests"): (1, 10**8),
+    ("trace", "rate"): (1e-9, 1e9),
+    ("trace", "alpha"): (0.0, 100.0),
+    ("trace", "seed"): (0, MAX_SEED),
+}
+
+
+def _range(lo, hi, kind) -> str:
+    what = "a whole number" if kind is int else "a number"
+    fmt = (lambda v: "2**64-1" if v == MAX_SEED else f"{v:g}") if kind is int else (lambda v: f"{v:g}")
+    return f"{what} from {fmt(lo)} to {fmt(hi)}"
+
+
+def _field_type(sect: str, name: str) -> type:
+    """The declared type of a scenario field (from its default value)."""
+    return type(getattr(getattr(Scenario(), sect), name))
 
 
 def _toml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        return f'"{v}"'
+        return json.dumps(v)  # a TOML basic string: quotes, backslashes and control characters escaped
     return repr(v)
 
 
-def _key_index() -> dict[str, tuple[str, str]]:
-    """Every key by `section.key` and `section_key`; bare `key` where it is unique across sections."""
+TOP_KEYS = ("seed", "name")  # top-level keys: bare `seed` is the scenario's (random policy) seed
+
+
+def _key_index() -> tuple[dict[str, tuple[str, str]], dict[str, list[str]]]:
+    """({key: (section, name)} by `section.key`, `section_key` and bare `key` where unique across sections,
+    {ambiguous bare key: [section.key, ...]})."""
     index, counts = {}, {}
     proto = Scenario()
     for s in Scenario.SECTIONS:
         for f in fields(getattr(proto, s)):
             index[f"{s}.{f.name}"] = index[f"{s}_{f.name}"] = (s, f.name)
             counts.setdefault(f.name, []).append(s)
+    ambiguous = {}
     for name, sects in counts.items():
+        if name in TOP_KEYS:
+            continue
         if len(sects) == 1:
             index[name] = (sects[0], name)
-    # MODEL.md's words for the edge where a bare name is shared with the cloud.
-    index.setdefault("tflops", ("edge", "tflops"))
-    index.setdefault("utilization", ("edge", "utilization"))
-    return index
+        else:
+            ambiguous[name] = [f"{s}.{name}" for s in sects]
+    for k in TOP_KEYS:
+        index[k] = ("", k)
+    return index, ambiguous
 
 
-def _set(sc: Scenario, sect: str, name: str, value, where: str) -> None:
+def resolve_key(key: str) -> tuple[str, str]:
+    """(section, name) of a scenario key; section "" for a top-level key. InputError for unknown/ambiguous keys."""
+    index, ambiguous = _key_index()
+    k = str(key).strip()
+    if k in index:
+        return index[k]
+    if k in ambiguous:
+        raise InputError(f"ambiguous scenario key {k!r}: say {' or '.join(ambiguous[k])}")
+    import difflib
+
+    close = difflib.get_close_matches(k, [x for x in index if "_" not in x or "." in x] + list(ambiguous), n=3)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    raise InputError(f"unknown scenario key {k!r}{hint} (see `pfmbench scenario show`)")
+
+
+def parse_value(kind: type, value, where: str, *, strict: bool = False):
+    """`value` as `kind`. A string (from --set or the API) is parsed; with strict (TOML) it must have the type."""
+    if kind is str:
+        if not isinstance(value, str):
+            raise InputError(f"{where}: expected a string, got {value!r}")
+        return value
+    if isinstance(value, str) and not strict:
+        text = value.strip()
+        try:
+            if kind is bool:
+                low = text.lower()
+                if low not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                return low in ("true", "1", "yes")
+            if kind is int:
+                try:
+                    return int(text)
+                except ValueError:
+                    f = float(text)  # 1e3 or 7.0: a whole number written as a float
+                    if not (math.isfinite(f) and f.is_integer()):
+                        raise
+                    return int(f)
+            return float(text)
+        except ValueError:
+            want = {bool: "true or false", int: "a whole number", float: "a number"}[kind]
+            raise InputError(f"{where}: expected {want}, got {value!r}") from None
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise InputError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        want = "a whole number" if kind is int else "a number"
+        raise InputError(f"{where}: expected {want}, got {value!r}")
+    if kind is int:
+        if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+            raise InputError(f"{where}: expected a whole number, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def _set(sc: Scenario, sect: str, name: str, value, where: str, strict: bool = False) -> None:
     obj = getattr(sc, sect)
     if (sect, name) == ("edge", "preset"):
-        apply_preset(obj, value, sc.source if where.startswith("[") else where)
+        apply_preset(obj, parse_value(str, value, f"{_where(sc)}: {where}", strict=strict), f"{_where(sc)}: {where}")
         return
-    current = getattr(obj, name)
-    try:
-        if isinstance(current, bool):
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError
-                value = value.lower() in ("true", "1", "yes")
-            value = bool(value)
-        elif isinstance(current, int):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            value = int(value)
-        elif isinstance(current, float):
-            if isinstance(value, bool):
-                raise TypeError
-            value = float(value)
-        else:
-            value = str(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{sc.source}: {where}: expected {type(current).__name__}, got {value!r}") from None
-    setattr(obj, name, value)
+    setattr(obj, name, parse_value(_field_type(sect, name), value, f"{_where(sc)}: {where}", strict=strict))
+
+
+def _where(sc: Scenario) -> str:
+    return f"scenario {sc.name}" if sc.source == "built-in" else sc.source
 
 
 def default_scenario() -> Scenario:
@@ -289,7 +388,7 @@ def load_scenario(path: str | Path | None = None, **overrides) -> Scenario:
         if not p.is_file():
             raise InputError(f"{p}: scenario file not found (built-in scenarios: {', '.join(SCENARIOS)})")
         try:
-            doc = tomllib.loads(p.read_text(encoding="utf-8"))
+            doc = tomllib.loads(p.read_text(encoding="utf-8-sig"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
             raise InputError(f"{p}: cannot read scenario: {e}") from None
         sc = default_scenario()
@@ -300,12 +399,14 @@ def load_scenario(path: str | Path | None = None, **overrides) -> Scenario:
                     raise InputError(f"{p}: [{key}] must be a table")
                 for k, v in sorted(value.items(), key=lambda kv: kv[0] != "preset"):  # a preset first
                     if k not in {f.name for f in fields(getattr(sc, key))}:
-                        raise InputError(f"{p}: [{key}] has unknown key {k!r}")
-                    _set(sc, key, k, v, f"[{key}] {k}")
-            elif key in ("name", "seed"):
-                _set_top(sc, key, value, p)
+                        raise InputError(f"{p}: [{key}] has unknown key {k!r} (one of "
+                                         f"{', '.join(f.name for f in fields(getattr(sc, key)))})")
+                    _set(sc, key, k, v, f"[{key}] {k}", strict=True)
+            elif key in TOP_KEYS:
+                _set_top(sc, key, value, key, strict=True)
             else:
-                raise InputError(f"{p}: unknown key or section {key!r}")
+                raise InputError(f"{p}: unknown key or section {key!r} (sections: {', '.join(Scenario.SECTIONS)}; "
+                                 f"top-level keys: {', '.join(TOP_KEYS)})")
         if sc.catalog.path != "table1" and not Path(sc.catalog.path).is_absolute():
             # A catalog path in a scenario file is relative to that file.
             sc.catalog.path = str(p.parent / sc.catalog.path)
@@ -313,7 +414,6 @@ def load_scenario(path: str | Path | None = None, **overrides) -> Scenario:
     return sc.with_overrides(**overrides) if overrides else sc
 
 
-def _set_top(sc, key, value, p):
-    if key == "seed" and not isinstance(value, int):
-        raise InputError(f"{p}: seed must be an integer")
-    setattr(sc, key, value if key == "seed" else str(value))
+def _set_top(sc: Scenario, key: str, value, where: str, strict: bool = False) -> None:
+    kind = int if key == "seed" else str
+    setattr(sc, key, parse_value(kind, value, f"{_where(sc)}: {where}", strict=strict))

@@ -12,8 +12,8 @@ from pfmbench import api
 
 GOLDEN = Path(__file__).parent / "golden_default.json"
 PINNED = ("n_requests", "edge_hits", "loads", "evictions", "offloads")
-COSTS = ("system_cost", "switching_cost", "total_accuracy_cost", "inference_latency", "offloading_latency",
-         "cloud_cost", "context_discarded", "mean_examples_in_context")
+COSTS = ("system_cost", "switching_cost", "total_accuracy_cost", "inference_latency_s", "offloading_latency_s",
+         "cloud_cost", "context_discarded", "examples_in_context_mean_edge")
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +63,10 @@ def test_request_log_matches_summary(trace_file):
     assert log["evictions"].sum() == s["evictions"]
     assert log["accuracy_cost"].sum() == pytest.approx(s["total_accuracy_cost"], rel=1e-9)
     edge = log.filter(pl.col("outcome") != "cloud")["latency"].to_numpy()
-    assert edge.sum() == pytest.approx(s["inference_latency"], rel=1e-9)
+    assert edge.sum() == pytest.approx(s["inference_latency_s"], rel=1e-9)
     for q in (50, 95, 99):  # histogram percentiles within 0.1% of exact nearest-rank
         exact = np.sort(edge)[max(0, int(np.ceil(q / 100 * len(edge))) - 1)]
-        assert s[f"inference_latency_p{q}"] == pytest.approx(exact, rel=1e-3)
+        assert s[f"inference_latency_p{q}_edge_s"] == pytest.approx(exact, rel=1e-3)
 
 
 def golden_rows():

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 SUMMARY_KEYS = {"policy", "n_requests", "edge_hits", "loads", "evictions", "offloads", "system_cost",
                 "switching_cost", "edge_execution_ratio", "total_accuracy_cost", "average_accuracy_cost",
-                "inference_latency", "offloading_latency", "cloud_cost", "hit_ratio", "mean_accuracy",
-                "inference_latency_p50", "inference_latency_p95", "inference_latency_p99",
-                "mean_examples_in_context", "context_discarded", "load_energy_j", "compute_energy_j",
+                "inference_latency_s", "offloading_latency_s", "cloud_cost", "hit_ratio", "accuracy_per_request_pct",
+                "inference_latency_p50_edge_s", "inference_latency_p95_edge_s", "inference_latency_p99_edge_s",
+                "examples_in_context_mean_edge", "context_discarded", "load_energy_j", "compute_energy_j",
                 "seed", "catalog", "pfmbench_version"}
 
 
@@ -144,7 +144,10 @@ def test_out_folder_missing(cli, small_trace):
 
 def test_models_and_scenario_show(cli):
     r = cli("models")
-    assert r.code == 0 and "GPT3-13B" in r.out and "UniFormer-S/pose_estimation" in r.out and "α=" in r.out
+    assert r.code == 0 and "GPT3-13B" in r.out and "UniFormer-S/pose_estimation" in r.out
+    assert "GPT3-175B" in r.out and "NEVER" in r.out and "can never fit" in r.out
+    r = cli("models", "--wide")
+    assert r.code == 0 and "α=" in r.out
     j = json.loads(cli("models", "--json").out)
     assert any(x["curve"].startswith("log") for x in j)
     r = cli("scenario", "show", "--set", "gpu_memory_gb=33")

@@ -64,12 +64,17 @@ def test_inspect_json_only_json(cli, trace):
     r = cli("trace", "inspect", trace, "--json")
     assert r.code == 0, r.err
     s = json.loads(r.out)
-    assert s["n_requests"] == 5000 and s["n_pairs"] == 22 and s["n_models"] == 14
+    assert s["n_requests"] == 5000 and s["n_pairs"] == 22 and s["n_model_names"] == 14
+    assert s["n_models"] == 18  # as replay caches them: the default scenario runs one GPT-3 copy per task
+    assert s["never_fit_models"] == ["GPT3-175B/translation", "GPT3-175B/basic_arithmetic", "GPT3-175B/superglue"]
     assert s["zipf_alpha"] == pytest.approx(1.0, abs=0.1)
     assert s["rate_mean"] == pytest.approx(5.0, rel=0.1)
     assert s["interarrival_cv"] == pytest.approx(1.0, abs=0.1)
     assert s["requests_per_minute_peak"] >= s["requests_per_minute_mean"]
-    assert s["working_set_gb"] == pytest.approx(sum(m.memory_gb for m in load_catalog().models))
+    assert s["working_set_gb"] == pytest.approx(sum(m.memory_gb for m in load_catalog().with_task_copies().models))
+    shared = json.loads(cli("trace", "inspect", trace, "--json", "--shared-tasks").out)
+    assert shared["n_models"] == 14
+    assert shared["working_set_gb"] == pytest.approx(sum(m.memory_gb for m in load_catalog().models))
     assert s["popularity"][0] == {"model": "GPT3-13B", "task": "translation", "requests": s["popularity"][0]["requests"],
                                   "share": s["popularity"][0]["share"]}
 
@@ -85,7 +90,8 @@ def test_inspect_counts_unknown_models(cli, tmp_path):
     p = tmp_path / "u.parquet"
     pq.write_table(pa.table({"ts": [0.0, 30.0, 90.0, 91.0], "model": ["GPT3-13B", "mystery", "mystery", "GPT3-13B"]}), p)
     s = json.loads(cli("trace", "inspect", p, "--json").out)
-    assert s["unknown_requests"] == 2 and s["n_models"] == 2 and s["requests_per_minute_peak"] == 2
+    assert s["unknown_requests"] == 2 and s["n_model_names"] == 2 and s["requests_per_minute_peak"] == 2
+    assert s["n_models"] == 1 and s["models"] == ["GPT3-13B/translation"]
     assert s["working_set_gb"] == pytest.approx(30.84)
 
 
@@ -183,7 +189,8 @@ def test_import_azure_cli(cli, tmp_path):
     r = cli("import", "azure-llm", AZURE, "-o", out, "--alpha", "1.2", "--seed", "5")
     assert r.code == 0, r.err
     s = json.loads(cli("trace", "inspect", out, "--json").out)
-    assert s["n_requests"] == 19_366 and s["n_models"] == 2 and s["n_pairs"] == 6
+    assert s["n_requests"] == 19_366 and s["n_model_names"] == 2 and s["n_pairs"] == 6
+    assert s["n_models"] == 6  # one copy per GPT-3 task, as replay caches them
 
 
 def test_cli_default_sdxl_fraction_is_the_importers():

@@ -1,15 +1,24 @@
 """The command line: thin Typer commands over the library, one module per command group.
 
 Library errors (PfmError) become one line on stderr and exit code 2, never a traceback.
+Exit codes: 0 ok, 1 a failed check, 2 bad usage or input (including an output that cannot be written),
+130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import typer
 
-from ..errors import PfmError
+from ..errors import PfmError, Terminated
+
+try:  # typer >= 0.16 vendors click as typer._click; older versions use click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors
 
 app = typer.Typer(
     name="pfmbench",
@@ -45,14 +54,71 @@ def _register() -> None:
     from . import models, policies, replay, scenario, synth, traces  # noqa: F401
 
 
+def _terminate(signum, frame):
+    # Unwind like Ctrl-C, so that atomic writes remove their temporary files on the way out.
+    raise Terminated()
+
+
+def _quiet_stdout() -> None:
+    """After a failed write to stdout, point it at /dev/null so that the exit flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _usage_line(e: click_errors.ClickException) -> str:
+    """A click usage error (bad option value, unknown option, missing argument) as one line."""
+    ctx = getattr(e, "ctx", None)
+    where = f"{ctx.command_path}: " if ctx is not None else ""
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    return f"error: {where}{' '.join(e.format_message().split())}{hint}"
+
+
 def main(argv: list[str] | None = None) -> None:
+    """The `pfmbench` script: run a command; every failure is one line on stderr and an exit code
+    (0 ok, 1 a failed check, 2 bad usage or input, 130 SIGINT, 143 SIGTERM; docs/results.md)."""
     _register()
     try:
-        # Standalone mode: click reports usage errors itself (one message, exit 2).
-        app(args=argv, standalone_mode=True)
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (an embedding application): leave its handler alone
+        previous = None
+    code = 0
+    try:
+        try:
+            rv = app(args=argv, standalone_mode=False, prog_name="pfmbench")
+            code = rv if isinstance(rv, int) else 0
+            if code == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into exit code 130, silently
+                print("error: interrupted (SIGINT); no output written", file=sys.stderr)
+        finally:
+            sys.stdout.flush()  # a full disk behind `> file` shows here: report it below, not at exit
+    except click_errors.ClickException as e:
+        if type(e).__name__ != "NoArgsIsHelpError":  # `pfmbench trace`: typer has printed the group's help
+            print(_usage_line(e), file=sys.stderr)
+        code = e.exit_code if e.exit_code else 2
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        code = 1
     except PfmError as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        code = 2
+    except Terminated:
+        print("error: terminated (SIGTERM); no output written", file=sys.stderr)
+        code = 143
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+        print("error: interrupted (SIGINT); no output written", file=sys.stderr)
+        code = 130
+    except BrokenPipeError:  # `pfmbench ... | head`: the reader left; stay quiet as typer does
+        _quiet_stdout()
+        code = 1
+    except OSError as e:  # e.g. stdout on a full disk
+        _quiet_stdout()
+        where = f"{e.filename}: " if getattr(e, "filename", None) else "stdout: " if e.errno else ""
+        msg = os.strerror(e.errno) if e.errno else (str(e).splitlines() or [type(e).__name__])[0]
+        print(f"error: {where}{msg}", file=sys.stderr)
+        code = 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    sys.exit(code)

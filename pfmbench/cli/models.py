@@ -1,18 +1,41 @@
-"""`pfmbench models`: the catalog with sizes and fitted accuracy curves."""
+"""`pfmbench models`: the catalog with sizes, whether each model fits the GPU, and fitted accuracy curves."""
 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from ..api import resolve
-from ..catalog import best_accuracy
+from ..catalog import best_accuracy, catalog_template
+from ..errors import InputError
+from ..results import never_fit
 from . import app
 from .options import CatalogOpt, JsonOpt, ScenarioOpt
+from .replay import parse_sets
+
+
+def catalog_rows(sc, cat) -> list[dict]:
+    """One dict per (model, task) of the catalog as replay sees it (per-task copies included)."""
+    big = set(never_fit(sc, cat))
+    rows = []
+    for m in cat.models:
+        for t in m.tasks:
+            rows.append({
+                "model": m.name, "family": m.family, "params_m": m.params_m, "precision": m.precision,
+                "memory_gb": m.memory_gb, "fits_gpu": m.name not in big, "gflops": m.gflops,
+                "context_window": m.context_window, "task": t.name,
+                "curve": t.curve_label, "c": t.c, "alpha": t.alpha,
+                "a0": t.accuracy(0), "a1": t.accuracy(1),
+                "k_few": t.k_few, "a_k_few": t.accuracy(t.k_few) if t.k_few else None,
+                "a_ref": best_accuracy(t, m.context_window),
+            })
+    return rows
 
 
 @app.command()
@@ -21,44 +44,83 @@ def models(
     scenario: ScenarioOpt = None,
     copies_per_task: Annotated[bool | None, typer.Option("--copies-per-task/--shared-tasks",
                                help="One fine-tuned copy per LFM task (the default scenario's choice).")] = None,
+    gpu: Annotated[str | None, typer.Option("--gpu", help="Edge GPU preset (for which models fit).")] = None,
+    gpu_memory: Annotated[float | None, typer.Option("--gpu-memory", help="Edge GPU memory, GB.")] = None,
+    sets: Annotated[list[str] | None, typer.Option("--set", help="Any scenario value, KEY=VALUE (repeatable).")]
+    = None,
     json_out: JsonOpt = False,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column (family, parameters, precision, GFLOPs, "
+                                       "window, curve); needs about 160 columns.")] = False,
+    template: Annotated[bool, typer.Option("--template", help="Print a catalog template to start from "
+                                           "(CSV, or TOML with --toml) and exit.")] = False,
+    toml: Annotated[bool, typer.Option("--toml", help="With --template: the TOML form.")] = False,
+    csv: Annotated[bool, typer.Option("--csv", help="With --template: the CSV form (the default).")] = False,
 ) -> None:
-    """List the catalog: size, memory, GFLOPs, context window and the fitted accuracy curve a(K) per task.
+    """List the catalog as replay sees it: memory, whether each model fits the GPU, and accuracy a(K) per task.
 
-    Example: pfmbench models --catalog my_models.csv
+    Example: pfmbench models --catalog my_models.csv --gpu l4
     """
-    overrides = {} if copies_per_task is None else {"copies_per_task": copies_per_task}
+    if toml and csv:
+        raise InputError("--toml and --csv: give one of them")
+    if (toml or csv) and not template:
+        raise InputError("--toml/--csv choose the form of --template")
+    if template:
+        typer.echo(catalog_template("toml" if toml else "csv"), nl=False)
+        return
+    overrides = parse_sets(sets)
+    overrides.update({k: v for k, v in {"copies_per_task": copies_per_task, "preset": gpu,
+                                         "gpu_memory_gb": gpu_memory}.items() if v is not None})
     sc, cat, _ = resolve(scenario, str(catalog) if catalog else None, **overrides)
-    rows = []
-    for m in cat.models:
-        for t in m.tasks:
-            rows.append({
-                "model": m.name, "family": m.family, "params_m": m.params_m, "precision": m.precision,
-                "memory_gb": m.memory_gb, "gflops": m.gflops, "context_window": m.context_window, "task": t.name,
-                "curve": t.curve_label, "c": t.c, "alpha": t.alpha,
-                "a0": t.accuracy(0), "a1": t.accuracy(1),
-                "k_few": t.k_few, "a_k_few": t.accuracy(t.k_few) if t.k_few else None, "a_ref": best_accuracy(t, m.context_window),
-            })
+    rows = catalog_rows(sc, cat)
+    big = never_fit(sc, cat)
     if json_out:
         typer.echo(json.dumps(rows, indent=2))
         return
-    copies = " · one fine-tuned copy per LFM task (--shared-tasks: as the table prints them)" \
+    copies = " · one fine-tuned copy per LFM task (--shared-tasks: one model for all its tasks)" \
         if sc.catalog.copies_per_task else ""
-    table = Table(title=f"catalog {cat.source} · {len(cat.models)} models · {len(rows)} (model, task) pairs{copies}",
-                  title_justify="left")
-    for col, just in [("model", "left"), ("family", "left"), ("params (M)", "right"), ("prec.", "left"),
-                      ("memory GB", "right"), ("GFLOPs", "right"), ("window", "right"), ("task", "left"),
-                      ("accuracy curve", "left"), ("a(0)", "right"), ("a(1)", "right"), ("a(k_few)", "right"),
-                      ("a_ref", "right")]:
-        table.add_column(col, justify=just)
-    last = None
+    title = (f"catalog {cat.source} · {len(cat.models)} models · {len(rows)} (model, task) pairs{copies} · "
+             f"GPU {sc.edge.gpu_memory_gb:g} GB")
+    console = Console(width=200) if wide and not sys.stdout.isatty() else Console()
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True,
+                  caption="accuracies a(K) in %, with K examples in context; a_ref: the best, what the cloud serves",
+                  caption_justify="left")
+    if wide:
+        cols = [("model", "left"), ("fits", "left"), ("GB", "right"), ("family", "left"), ("params (M)", "right"),
+                ("prec.", "left"), ("GFLOP/unit", "right"), ("window", "right"), ("task", "left"), ("a(0)", "right"),
+                ("a(1)", "right"), ("a(k_few)", "right"), ("a_ref", "right"), ("accuracy curve", "left")]
+    else:
+        cols = [("model / task", "left"), ("fits", "left"), ("GB", "right"), ("a(0)", "right"), ("a(1)", "right"),
+                ("a(k_few)", "right"), ("a_ref", "right")]
+    for col, just in cols:
+        table.add_column(col, justify=just, overflow="fold")
+    by_model: dict[str, list[dict]] = {}
     for r in rows:
-        first = r["model"] != last
-        last = r["model"]
-        table.add_row(
-            r["model"] if first else "", r["family"] if first else "", f"{r['params_m']:,.0f}" if first else "",
-            r["precision"] if first else "", f"{r['memory_gb']:.2f}" if first else "",
-            f"{r['gflops']:g}" if first else "", f"{r['context_window']:g}" if first else "", r["task"], r["curve"],
-            f"{r['a0']:.2f}", f"{r['a1']:.2f}",
-            f"{r['a_k_few']:.2f} @{r['k_few']:g}" if r["k_few"] else "-", f"{r['a_ref']:.2f}")
-    Console().print(table)
+        by_model.setdefault(r["model"], []).append(r)
+    for name, rs in by_model.items():
+        r0 = rs[0]
+        fits, gb = ("yes" if r0["fits_gpu"] else "NEVER"), f"{r0['memory_gb']:.1f}"
+        for i, r in enumerate(rs):
+            acc = [f"{r['a0']:.2f}", f"{r['a1']:.2f}", f"{r['a_k_few']:.2f} @{r['k_few']:g}" if r["k_few"] else "-",
+                   f"{r['a_ref']:.2f}"]
+            if wide:
+                first = i == 0
+                table.add_row(name if first else "", fits if first else "", gb if first else "",
+                              r["family"] if first else "", f"{r['params_m']:,.0f}" if first else "",
+                              r["precision"] if first else "", f"{r['gflops']:g}" if first else "",
+                              f"{r['context_window']:g}" if first else "", r["task"], *acc, r["curve"])
+            elif len(rs) == 1:  # the task is in the name (a per-task copy) or the model's only task
+                label = name if name.lower().endswith("/" + r["task"].lower()) else f"{name} · {r['task']}"
+                table.add_row(label, fits, gb, *acc)
+            else:
+                if i == 0:
+                    table.add_row(name, fits, gb, "", "", "", "")
+                table.add_row(f"  {r['task']}", "", "", *acc)
+    console.print(table)
+    if big:
+        console.print(f"note: {len(big)} model(s) can never fit the {sc.edge.gpu_memory_gb:g} GB GPU; their requests "
+                      f"always go to the cloud: {', '.join(big)}", highlight=False)
+    for w in cat.warnings:
+        console.print(f"warning: {w}", highlight=False)
+    if not wide:
+        console.print("More columns (family, parameters, GFLOP/unit, window, the fitted curve's c and α): --wide; "
+                      "machine-readable: --json", highlight=False)

@@ -9,9 +9,12 @@ from typing import Annotated
 
 import typer
 
+from ..errors import InputError
+from ..fileio import check_outputs, is_stdout, stdout_is_terminal
+
 ScenarioOpt = Annotated[str | None, typer.Option("--scenario", "-s", help="Scenario TOML file or built-in name (default).")]
 CatalogOpt = Annotated[Path | None, typer.Option("--catalog", "-c", help="Catalog CSV or TOML (default: Table I).")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the random policy (scenario `seed`).")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the random policy (scenario `seed`, 0 to 2**64-1).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")]
 
 
@@ -19,24 +22,28 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout and 
 def progress_bar(description: str, total: float | None = None):
     """Yield update(done, total=None) drawing a rich bar on stderr, or a no-op when stderr is not a terminal.
 
-    Ctrl-C inside it ends the command with one line and exit code 130; atomic writes inside have removed
-    their temporary files by then.
+    Ctrl-C (exit 130) and SIGTERM (exit 143) pass through: main() reports them in one line, after atomic
+    writes inside have removed their temporary files.
     """
-    try:
-        if not sys.stderr.isatty():
-            yield lambda done, total=None: None
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    if not sys.stderr.isatty():
+        yield lambda done, total=None: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task(description, total=total)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=total)
 
-            def update(done, total=None):
-                bar.update(task, completed=done, **({"total": total} if total is not None else {}))
+        def update(done, total=None):
+            bar.update(task, completed=done, **({"total": total} if total is not None else {}))
 
-            yield update
-    except KeyboardInterrupt:
-        print(f"error: {description} interrupted; no output written", file=sys.stderr)
-        raise typer.Exit(130) from None
+        yield update
+
+
+def guard_outputs(outputs: dict, inputs: list, *, parquet: list[str] = (), stdout_taken: str | None = None) -> None:
+    """The output-path rules (pfmbench.fileio.check_outputs), and no binary Parquet on a terminal."""
+    check_outputs(outputs, inputs, stdout_taken=stdout_taken)
+    for label in parquet:
+        if is_stdout(outputs.get(label)) and stdout_is_terminal():
+            raise InputError(f"{label} -: refusing to write Parquet to a terminal; redirect stdout to a file or pipe")

@@ -27,6 +27,7 @@ def policies(
     for col in ("name", "engine", "what it evicts"):
         table.add_column(col)
     for name, cls in REGISTRY.items():
-        doc = (cls.description or (cls.__doc__ or "").strip().splitlines()[0]).strip()
+        lines = (cls.description or cls.__doc__ or "").strip().splitlines()
+        doc = lines[0].strip() if lines else "(no description: set `description` or a docstring)"
         table.add_row(name, "fast + reference" if cls.fast is not None else "reference", doc)
     Console().print(table)

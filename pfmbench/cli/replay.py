@@ -9,12 +9,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ..api import replay_many
+from ..api import replay_many, resolve
 from ..errors import InputError
+from ..fileio import is_stdout
+from ..policies import load_policy_file
 from ..report import comparison_table
 from ..results import to_json, write_summary
+from ..scenario import EDGE_PRESETS, SCENARIOS, resolve_key
 from . import app
-from .options import CatalogOpt, JsonOpt, ScenarioOpt, SeedOpt, progress_bar
+from .options import CatalogOpt, JsonOpt, ScenarioOpt, SeedOpt, guard_outputs, progress_bar
 
 
 def parse_sets(sets: list[str] | None) -> dict:
@@ -24,6 +27,58 @@ def parse_sets(sets: list[str] | None) -> dict:
         if not eq or not key.strip():
             raise InputError(f"--set expects KEY=VALUE, got {s!r}")
         out[key.strip()] = value.strip()
+    return out
+
+
+def refuse_ignored(sets: dict, flags: dict, sc) -> None:
+    """A value the run would ignore is refused: a half-life without the exp utility, a linear rate without
+    the linear one. `sets`: --set overrides; `flags`: {option: scenario key} of the options given."""
+    needs = {("context", "half_life_s"): "exp", ("context", "linear_rate"): "linear"}
+    given = [(f"--set {k}", resolve_key(k)) for k in sets] + [(f, resolve_key(k)) for f, k in flags.items()]
+    for label, key in given:
+        if key in needs and sc.context.utility != needs[key]:
+            raise InputError(f"{label} applies to the {needs[key]} utility only, not {sc.context.utility!r}: it "
+                             f"would be ignored (drop it, or add --utility {needs[key]})")
+
+
+def _policy_files(policy: str) -> list[str]:
+    return [n.strip() for n in policy.split(",") if n.strip().endswith(".py") or "/" in n]
+
+
+def refuse_duplicate_policies(policy: str) -> None:
+    """Two policies of one run with one name would give two indistinguishable result rows."""
+    seen: dict[str, str] = {}
+    for spec in filter(None, (n.strip() for n in policy.split(","))):
+        name = (load_policy_file(spec).name if spec in _policy_files(spec) else spec).lower()
+        if name in seen:
+            same = "" if seen[name] == spec else f" ({seen[name]} and {spec})"
+            raise InputError(f"--policy: policy {name!r} is given twice{same}")
+        seen[name] = spec
+
+
+def header(r0: dict) -> str:
+    """The run's title line: trace, scenario, requests, and the GPU in effect (not just the preset's name)."""
+    mem, preset = r0["setting_edge_gpu_memory_gb"], r0["setting_edge_preset"]
+    preset_mem = EDGE_PRESETS.get(preset, {}).get("gpu_memory_gb")
+    gpu = f"{mem:g} GB GPU memory ({preset} preset" + \
+        (f", its {preset_mem:g} GB overridden)" if preset_mem is not None and preset_mem != mem else ")")
+    return (f"{r0['trace']} · scenario {r0['scenario']} · {r0['n_requests']:,} requests · {gpu}, "
+            f"{r0['setting_edge_tflops']:g} TFLOPS · catalog {r0['catalog']}")
+
+
+def table_notes(rows: list[dict]) -> list[str]:
+    """The notes of every row, once each; a per-policy note names its policies."""
+    by_note: dict[str, list[str]] = {}
+    for r in rows:
+        for n in filter(None, r["notes"].split("; ")):
+            by_note.setdefault(n, []).append(r["policy"])
+    out = []
+    for note, pols in by_note.items():
+        out.append(note if len(pols) == len(rows) else f"{note} [{', '.join(pols)}]")
+    queued = [r["policy"] for r in rows if r["queueing_share"] > 0.5]
+    if queued:  # the server cannot keep up: latency is mostly waiting, whatever the policy does
+        out.append(f"queueing is more than half the edge latency under {', '.join(queued)}; the edge cannot keep "
+                   "up with this trace (try --dispatch cheapest, --set executors=N or a faster --gpu)")
     return out
 
 
@@ -38,7 +93,8 @@ def replay(
     gpu: Annotated[str | None, typer.Option("--gpu", help="Edge GPU preset: a100-80, h100-80, l40s, l4, rtx4090 "
                                             "(memory, TFLOPS, power, load rate; docs/model.md).")] = None,
     gpu_memory: Annotated[float | None, typer.Option("--gpu-memory", help="Edge GPU memory, GB.")] = None,
-    half_life: Annotated[float | None, typer.Option("--half-life", help="Age-of-Context half-life, s (exp utility).")] = None,
+    half_life: Annotated[float | None, typer.Option("--half-life", help="Age-of-Context half-life, s (exp utility "
+                                                    "only).")] = None,
     utility: Annotated[str | None, typer.Option("--utility", help="Age-of-Context utility: exp, linear or none.")] = None,
     admission: Annotated[str | None, typer.Option("--admission", help="On a miss, load: always, outrank (only if "
                                                   "it would not be the first victim), cost (only if it pays back), "
@@ -48,8 +104,10 @@ def replay(
     seed: SeedOpt = None,
     sets: Annotated[list[str] | None, typer.Option("--set", help="Any scenario value, KEY=VALUE (repeatable), "
                                                    "e.g. --set cloud.rtt_s=0.2; see `pfmbench scenario show`.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write one summary row per policy to this Parquet file.")] = None,
-    requests_out: Annotated[Path | None, typer.Option("--requests-out", help="Write one row per request and policy to this Parquet file.")] = None,
+    out: Annotated[str | None, typer.Option("--out", "-o", help="Write one summary row per policy to this Parquet "
+                                            "file (`-`: stdout).")] = None,
+    requests_out: Annotated[str | None, typer.Option("--requests-out", help="Write one row per request and policy "
+                                                     "to this Parquet file (`-`: stdout).")] = None,
     json_out: JsonOpt = False,
     engine: Annotated[str, typer.Option("--engine", help="auto (numba kernel for built-ins), fast, or reference.")] = "auto",
 ) -> None:
@@ -60,30 +118,35 @@ def replay(
     Example: pfmbench replay --admission outrank --dispatch cheapest --json
     """
     overrides = parse_sets(sets)
-    overrides.update({k: v for k, v in {"preset": gpu, "gpu_memory_gb": gpu_memory, "half_life_s": half_life, "utility": utility,
-                                         "admission": admission, "dispatch": dispatch, "seed": seed}.items() if v is not None})
+    overrides.update({k: v for k, v in {"preset": gpu, "gpu_memory_gb": gpu_memory, "half_life_s": half_life,
+                                         "utility": utility, "admission": admission, "dispatch": dispatch,
+                                         "seed": seed}.items() if v is not None})
+    if trace is not None and str(trace) in SCENARIOS and not trace.exists():  # `replay default`: its own trace
+        if scenario is not None:
+            raise InputError(f"{trace} names a built-in scenario and its trace; give --scenario or it, not both")
+        scenario, trace = str(trace), None
+    sc, cat, _ = resolve(scenario, str(catalog) if catalog else None, **overrides)
+    refuse_ignored(parse_sets(sets), {"--half-life": "half_life_s"} if half_life is not None else {}, sc)
+    inputs = [trace, catalog, scenario, sc.catalog.path, *_policy_files(policy)]
+    refuse_duplicate_policies(policy)
+    guard_outputs({"--out": out, "--requests-out": requests_out}, inputs, parquet=["--out", "--requests-out"],
+                  stdout_taken="--json" if json_out else None)
     with progress_bar("replay") as update:
-        rows = replay_many(str(trace) if trace else None, policy, scenario,
-                           str(catalog) if catalog else None, engine=engine, requests_out=requests_out,
-                           progress=update, **overrides)
+        rows = replay_many(str(trace) if trace else None, policy, sc, cat, engine=engine,
+                           requests_out=requests_out, progress=update)
     if out is not None:
         write_summary(rows, out)
     if json_out:
         typer.echo(to_json(rows))
         return
-    r0 = rows[0]
-    title = (f"{r0['trace']} · scenario {r0['scenario']} · {r0['n_requests']:,} requests · "
-             f"GPU {r0['setting_edge_preset']}, {r0['setting_edge_gpu_memory_gb']:g} GB")
+    streamed = is_stdout(out) or is_stdout(requests_out)  # stdout carries Parquet: the table goes to stderr
     # Off a terminal (a pipe, a CI log) rich would wrap the table at 80 columns: give it room instead.
-    console = Console() if sys.stdout.isatty() else Console(width=160)
-    console.print(title, style="bold", highlight=False)
+    console = Console(stderr=True) if streamed else Console() if sys.stdout.isatty() else Console(width=160)
+    console.print(header(rows[0]), style="bold", highlight=False, soft_wrap=True)
     console.print(comparison_table(rows, None))
-    queued = [r["policy"] for r in rows if r["queueing_share"] > 0.5]
-    if queued:  # the server cannot keep up: latency is mostly waiting, whatever the policy does
-        console.print(f"note: queueing is more than half the edge latency under {', '.join(queued)}; "
-                      "the edge cannot keep up with this trace (try --dispatch cheapest, --set executors=N or a "
-                      "faster --gpu)", style="yellow", highlight=False)
-    if out is not None:
+    for note in table_notes(rows):
+        console.print(f"note: {note}", style="yellow", highlight=False, soft_wrap=True)
+    if out is not None and not is_stdout(out):
         console.print(f"summary: {out}")
-    if requests_out is not None:
+    if requests_out is not None and not is_stdout(requests_out):
         console.print(f"requests: {requests_out}")

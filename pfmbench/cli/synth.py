@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..catalog import load_catalog
 from ..errors import InputError
-from ..trace.synth import ARRIVALS, MMPP_DEFAULT, write_synth
+from ..trace.synth import (
+    ARRIVALS,
+    BYTES_PER_REQUEST,
+    MMPP_DEFAULT,
+    check_args,
+    estimate_requests,
+    write_synth,
+)
 from . import app
-from .options import CatalogOpt, progress_bar
+from .options import CatalogOpt, guard_outputs, progress_bar
 
 
 @app.command()
 def synth(
-    output: Annotated[Path, typer.Option("-o", "--output", help="Parquet file to write.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Parquet file to write (`-`: stdout).")],
     requests: Annotated[int | None, typer.Option(help="Number of requests.")] = None,
     duration: Annotated[float | None, typer.Option(help="Trace length in seconds (with or instead of --requests).")] = None,
     rate: Annotated[float, typer.Option(help="Mean arrival rate, requests/s.")] = 1.0,
@@ -35,7 +41,9 @@ def synth(
     shuffle: Annotated[bool, typer.Option(help="Rank pairs in a seeded random order instead of catalog order.")]
     = False,
     catalog: CatalogOpt = None,
-    seed: Annotated[int, typer.Option(help="Random seed; same arguments and seed give the same file.")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed, 0 to 2**64-1; same arguments and seed give the same file.")]
+    = 0,
+    force: Annotated[bool, typer.Option("--force", help="Write more than 1e9 requests (refused otherwise).")] = False,
 ) -> None:
     """Write a synthetic request trace (ts, model, task, units, input_mb) to Parquet.
 
@@ -43,9 +51,16 @@ def synth(
     """
     if requests is None and duration is None:
         raise InputError("synth: give --requests N or --duration S")
+    guard_outputs({"--output": output}, [catalog], parquet=["--output"])
     cat = load_catalog(catalog)
-    with progress_bar("synth", requests) as update:
-        n = write_synth(output, cat, progress=update, requests=requests, duration=duration, rate=rate,
-                        arrivals=arrivals, cv=cv, mmpp=(mmpp_on, mmpp_off, mmpp_off_ratio), diurnal=diurnal,
-                        alpha=alpha, drift_every=drift_every, shuffle=shuffle, seed=seed)
-    print(f"wrote {n} requests to {output}", file=sys.stderr)
+    kwargs = {"requests": requests, "duration": duration, "rate": rate, "arrivals": arrivals, "cv": cv,
+              "mmpp": (mmpp_on, mmpp_off, mmpp_off_ratio), "diurnal": diurnal, "alpha": alpha,
+              "drift_every": drift_every, "shuffle": shuffle, "seed": seed, "force": force}
+    check_args(cat, **kwargs)
+    est = estimate_requests(requests, duration, rate)
+    if est >= 1e6:
+        print(f"synth: about {est:,.0f} requests, ~{est * BYTES_PER_REQUEST / 1e9:.2g} GB of Parquet",
+              file=sys.stderr)
+    with progress_bar("synth", requests if requests is not None else round(est)) as update:
+        n = write_synth(output, cat, progress=update, **kwargs)
+    print(f"wrote {n} requests to {'stdout' if output == '-' else output}", file=sys.stderr)

@@ -13,7 +13,7 @@ from ..catalog import load_catalog
 from ..errors import InputError
 from ..trace.schema import trace_problems
 from . import app
-from .options import CatalogOpt, progress_bar
+from .options import CatalogOpt, ScenarioOpt, guard_outputs, progress_bar
 
 IMPORT_FORMATS = ("alibaba-genai", "azure-llm", "csv")
 EXPORT_FORMATS = ("libcachesim",)
@@ -22,6 +22,23 @@ SDXL_FRACTION = 0.25  # importers.SDXL_FRACTION, kept here so that --help need n
 trace_app = typer.Typer(help="Look at trace files.\n\nExample: pfmbench trace inspect t.parquet",
                         no_args_is_help=True)
 app.add_typer(trace_app, name="trace")
+
+
+MAX_SOURCE_GB = 4.0  # importers read the whole source into memory, a few times its size at peak
+
+
+def _check_source_size(src: Path, force: bool) -> None:
+    """Show the size of a large source, and refuse one beyond MAX_SOURCE_GB unless forced."""
+    try:
+        size = src.stat().st_size / 1e9
+    except OSError:
+        return  # the importer reports a missing or unreadable file
+    if size > MAX_SOURCE_GB and not force:
+        raise InputError(f"{src}: {size:.1f} GB is beyond the {MAX_SOURCE_GB:g} GB limit: an import holds its "
+                         "source in memory, several times its size at peak; pass --force to import it")
+    if size > 0.1:
+        print(f"import: {src} is {size:.2f} GB, held in memory whole (several times that at peak)",
+              file=sys.stderr)
 
 
 def _only(fmt: str, allowed: str, **given) -> None:
@@ -34,13 +51,13 @@ def _only(fmt: str, allowed: str, **given) -> None:
 def import_(
     fmt: Annotated[str, typer.Argument(metavar="FORMAT", help=f"One of: {', '.join(IMPORT_FORMATS)}.")],
     src: Annotated[Path, typer.Argument(metavar="SRC", help="Source CSV file.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Parquet trace to write.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Parquet trace to write (`-`: stdout).")],
     catalog: CatalogOpt = None,
-    catalog_out: Annotated[Path | None, typer.Option(help="alibaba-genai: write the matching catalog (CSV).")]
+    catalog_out: Annotated[str | None, typer.Option(help="alibaba-genai: write the matching catalog (CSV).")]
     = None,
-    scenario_out: Annotated[Path | None, typer.Option(
-        help="alibaba-genai: write a scenario TOML fragment with load_overhead_s/load_gbps fitted to the "
-             "measured base-model load latencies.")] = None,
+    scenario_out: Annotated[str | None, typer.Option(
+        help="alibaba-genai: write a scenario TOML with load_overhead_s/load_gbps fitted to the measured "
+             "base-model load latencies, and the catalog written by --catalog-out.")] = None,
     latency: Annotated[Path | None, typer.Option(
         help="alibaba-genai: load-latency CSV; default base_model_update_latency_anon.csv beside SRC.")] = None,
     only_succeeded: Annotated[bool, typer.Option(help="alibaba-genai: drop FAILED/PENDING/PROCESSING requests.")]
@@ -48,7 +65,7 @@ def import_(
     sdxl_fraction: Annotated[float, typer.Option(help="alibaba-genai: share of base models assigned SDXL "
                                                      "(by a hash of the id).")] = SDXL_FRACTION,
     alpha: Annotated[float, typer.Option(help="azure-llm: Zipf exponent of the model mix.")] = 0.8,
-    seed: Annotated[int, typer.Option(help="azure-llm: seed of the model mix.")] = 0,
+    seed: Annotated[int, typer.Option(help="azure-llm: seed of the model mix, 0 to 2**64-1.")] = 0,
     ts: Annotated[str, typer.Option(help="csv: time column.")] = "ts",
     model: Annotated[str, typer.Option(help="csv: model column.")] = "model",
     task: Annotated[str | None, typer.Option(help="csv: task column (default: 'task' if present).")] = None,
@@ -57,6 +74,8 @@ def import_(
     = None,
     time_format: Annotated[str, typer.Option(
         help="csv: 'seconds', 'ms', 'auto', or a strftime format like '%Y-%m-%d %H:%M:%S'.")] = "auto",
+    force: Annotated[bool, typer.Option("--force", help=f"Import a source larger than {MAX_SOURCE_GB:g} GB "
+                                        "(it is read whole into memory).")] = False,
 ) -> None:
     """Import a real or custom trace into pfmbench's Parquet schema.
 
@@ -65,6 +84,10 @@ def import_(
     """
     if fmt not in IMPORT_FORMATS:
         raise InputError(f"import: FORMAT must be one of {', '.join(IMPORT_FORMATS)}, got {fmt!r}")
+    default_latency = src.with_name("base_model_update_latency_anon.csv") if fmt == "alibaba-genai" else None
+    guard_outputs({"--output": output, "--catalog-out": catalog_out, "--scenario-out": scenario_out},
+                  [src, catalog, latency, default_latency], parquet=["--output"])
+    _check_source_size(src, force)
     from ..trace import importers  # polars-heavy: loaded only by this command
 
     with progress_bar(f"import {fmt}", importers.STEPS) as update:
@@ -84,7 +107,8 @@ def import_(
                                               units=units, input_mb=input_mb, time_format=time_format,
                                               progress=update)
     dropped = "".join(f"; dropped {n} ({why})" for why, n in report.dropped.items())
-    print(f"wrote {report.rows} requests to {report.output}{dropped}", file=sys.stderr)
+    print(f"wrote {report.rows} requests to {'stdout' if output == '-' else report.output}{dropped}",
+          file=sys.stderr)
     for note in report.notes:
         print(f"  {note}", file=sys.stderr)
 
@@ -93,7 +117,7 @@ def import_(
 def export(
     fmt: Annotated[str, typer.Argument(metavar="FORMAT", help=f"One of: {', '.join(EXPORT_FORMATS)}.")],
     trace: Annotated[Path, typer.Argument(help="Parquet trace.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="CSV file to write.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="CSV file to write (`-`: stdout).")],
     catalog: CatalogOpt = None,
 ) -> None:
     """Export a trace for another simulator: libcachesim writes time,obj_id,obj_size (bytes) CSV.
@@ -102,11 +126,12 @@ def export(
     """
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"export: FORMAT must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
+    guard_outputs({"--output": output}, [trace, catalog])
     with progress_bar("export", None) as update:
         from ..trace import export
 
         n = export.export_libcachesim(trace, output, catalog=catalog, progress=update)
-    print(f"wrote {n} requests to {output}", file=sys.stderr)
+    print(f"wrote {n} requests to {'stdout' if output == '-' else output}", file=sys.stderr)
 
 
 def _fmt(v) -> str:
@@ -121,17 +146,28 @@ def _fmt(v) -> str:
 def inspect_(
     trace: Annotated[Path, typer.Argument(help="Parquet trace.")],
     catalog: CatalogOpt = None,
+    scenario: ScenarioOpt = None,
+    copies_per_task: Annotated[bool | None, typer.Option("--copies-per-task/--shared-tasks",
+                               help="One fine-tuned copy per LFM task (the default scenario's choice).")] = None,
+    gpu: Annotated[str | None, typer.Option("--gpu", help="Edge GPU preset (for which models fit).")] = None,
+    gpu_memory: Annotated[float | None, typer.Option("--gpu-memory", help="Edge GPU memory, GB.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")] = False,
     top: Annotated[int, typer.Option(help="Rows of the popularity table to show.")] = 20,
 ) -> None:
-    """Requests, time span, rates, models, popularity (fitted Zipf α), burstiness and working set.
+    """Requests, time span, rates, models (as replay caches them), popularity (fitted Zipf α), burstiness,
+    working set and the models that can never fit the GPU.
 
-    Example: pfmbench trace inspect t.parquet --json
+    Example: pfmbench trace inspect t.parquet --catalog my_models.csv --json
     """
+    from ..api import resolve
+
+    overrides = {k: v for k, v in {"copies_per_task": copies_per_task, "preset": gpu,
+                                   "gpu_memory_gb": gpu_memory}.items() if v is not None}
+    sc, cat, _ = resolve(scenario, str(catalog) if catalog else None, **overrides)
     with progress_bar("inspect", None) as update:
         from ..trace.inspect import inspect_trace
 
-        stats = inspect_trace(trace, catalog, progress=update)
+        stats = inspect_trace(trace, cat, progress=update, gpu_memory_gb=sc.edge.gpu_memory_gb)
     if as_json:
         print(json.dumps(stats, indent=2))
         return
@@ -141,12 +177,15 @@ def inspect_(
     summary = Table(title=str(trace), show_header=False)
     labels = {"n_requests": "requests", "span_s": "time span (s)", "rate_mean": "mean rate (req/s)",
               "requests_per_minute_mean": "mean requests/minute", "requests_per_minute_peak": "peak requests/minute",
-              "n_models": "models", "n_tasks": "tasks", "n_pairs": "(model, task) pairs",
+              "n_models": "models (as replay caches them)", "n_model_names": "model names in the trace",
+              "n_tasks": "tasks", "n_pairs": "(model, task) pairs",
               "zipf_alpha": "Zipf α (fit over pairs)", "interarrival_cv": "inter-arrival CV",
-              "units_mean": "mean units", "working_set_gb": f"working set (GB, {stats['catalog']})",
+              "units_mean": "mean units per request", "working_set_gb": f"working set (GB, {stats['catalog']})",
               "unknown_requests": "requests not in catalog"}
     for key, label in labels.items():
         summary.add_row(label, _fmt(stats[key]))
+    big = stats["never_fit_models"]
+    summary.add_row(f"never fit the {stats['gpu_memory_gb']:g} GB GPU", ", ".join(big) if big else "none")
     pop = Table(title=f"popularity (top {min(top, len(stats['popularity']))} of {stats['n_pairs']})")
     for col in ("rank", "model", "task", "requests", "share"):
         pop.add_column(col, justify="right" if col in ("rank", "requests", "share") else "left")

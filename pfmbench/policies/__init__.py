@@ -21,9 +21,16 @@ benchmarks and docs read.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 import importlib.util
 import inspect
+import io
+import math
+import numbers
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -92,27 +99,94 @@ def _builtins() -> None:
         importlib.import_module(mod)
 
 
+_LOADED: dict[tuple, type[Policy]] = {}  # (resolved path, mtime, size) -> the file's first policy class
+
+
 def load_policy_file(path: str | Path) -> type[Policy]:
-    """Import a drop-in policy file and register the Policy subclasses it defines; return the first."""
+    """Import a drop-in policy file and register the Policy subclasses it defines; return the first.
+
+    A file is imported once (again only if it changed). Refused, in one line naming the file: a file that
+    cannot be imported, that exits or prints on import, that defines no Policy, or whose policy name is a
+    built-in's. Its `key` is checked on every call (a number that is not NaN, a string, or a tuple of
+    them: NaN and None cannot be ordered). A later file may register a drop-in name again.
+    """
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: policy file not found")
-    spec = importlib.util.spec_from_file_location(f"pfmbench_user_policy_{p.stem}", p)
+    _builtins()
+    real = Path(os.path.realpath(p))
+    st = real.stat()
+    ident = (str(real), st.st_mtime_ns, st.st_size)
+    if ident in _LOADED:
+        return _LOADED[ident]
+    stem = re.sub(r"\W", "_", p.stem)
+    mod_name = f"pfmbench_user_policy_{len(_LOADED)}_{stem}"
+    spec = importlib.util.spec_from_file_location(mod_name, p)
+    if spec is None or spec.loader is None:
+        raise InputError(f"{p}: cannot load policy: not a Python file")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module  # dataclasses and pickling look the module up by name
+    printed = io.StringIO()
     try:
-        spec.loader.exec_module(module)
+        with contextlib.redirect_stdout(printed):
+            spec.loader.exec_module(module)
+    except SystemExit as e:
+        del sys.modules[mod_name]
+        raise InputError(f"{p}: cannot load policy: the file calls sys.exit({e.code!r}) when imported") from None
     except Exception as e:  # noqa: BLE001  (a user's file: report it, don't crash)
-        raise InputError(f"{p}: cannot load policy: {type(e).__name__}: {e}") from None
+        del sys.modules[mod_name]
+        msg = (str(e).strip().splitlines() or [""])[0]
+        raise InputError(f"{p}: cannot load policy: {type(e).__name__}: {msg}") from None
+    if printed.getvalue():
+        del sys.modules[mod_name]
+        first = printed.getvalue().strip().splitlines()[0] if printed.getvalue().strip() else "blank lines"
+        raise InputError(f"{p}: the policy file prints when imported ({first[:60]!r}), which would corrupt "
+                         "--json output; remove the print")
     found = [c for _, c in inspect.getmembers(module, inspect.isclass)
              if issubclass(c, Policy) and c is not Policy and c.__module__ == module.__name__]
     if not found:
         raise InputError(f"{p}: defines no subclass of pfmbench.policies.Policy")
     for c in found:
-        c.source_file = str(p)  # for error messages
         if not c.name:
             c.name = p.stem
+        if not isinstance(c.name, str) or not c.name.strip():
+            raise InputError(f"{p}: policy class {c.__name__}: name must be a non-empty string, got {c.name!r}")
+        key = c.name.lower()
+        taken = REGISTRY.get(key)
+        if taken is not None and taken.__module__.startswith("pfmbench.policies"):
+            raise InputError(f"{p}: policy name {c.name!r} is a built-in policy's; give the class another name")
+    for c in found:
+        c.source_file = str(p)  # for error messages
+        key_fn = c.__dict__.get("key")
+        if callable(key_fn) and not isinstance(key_fn, (staticmethod, classmethod)):
+            c.key = _checked_key(key_fn, c)
         register(c)
+    _LOADED[ident] = found[0]
     return found[0]
+
+
+def _orderable(k) -> bool:
+    if isinstance(k, (tuple, list)):
+        return all(_orderable(x) for x in k)
+    if isinstance(k, str):
+        return True
+    if isinstance(k, numbers.Real):
+        return not math.isnan(k)
+    return False
+
+
+def _checked_key(key, cls):
+    """Wrap a drop-in policy's key: an unorderable key (NaN, None, a dict) would make min() pick any entry."""
+
+    @functools.wraps(key)
+    def checked(self, entry, now):
+        k = key(self, entry, now)
+        if not _orderable(k):
+            raise InputError(f"key() returned {k!r} for model {getattr(entry, 'name', '?')!r}: a key must be a "
+                             "number (not NaN), a string, or a tuple of them")
+        return k
+
+    return checked
 
 
 def policy_names() -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -202,16 +203,28 @@ def calibrate_load(latency_csv, memory_gb: np.ndarray) -> dict:
     lat = _number(df, "value", latency_csv).to_numpy() / 1000.0  # ms -> s
     p5, p50, p95 = np.percentile(lat, [5, 50, 95])
     mem = float(np.median(memory_gb))
+    if not p50 > p5:
+        raise InputError(f"{latency_csv}: cannot calibrate loads: the median latency ({p50:g} s) is not above "
+                         f"the 5th percentile ({p5:g} s)")
     return {"load_overhead_s": round(float(p5), 3), "load_gbps": round(mem / (p50 - p5), 4), "samples": lat.size,
             "p5_s": float(p5), "p50_s": float(p50), "p95_s": float(p95), "median_memory_gb": mem}
 
 
-def _write_scenario(path, cal: dict, latency_csv) -> None:
+def _write_scenario(path, cal: dict, latency_csv, catalog_out=None) -> None:
+    """The calibration as a scenario TOML; [catalog] path names the catalog written beside it (relative to
+    the scenario file, as load_scenario() reads it), so that `--scenario` alone replays the trace."""
     text = (f"# From `pfmbench import alibaba-genai`: {cal['samples']} base-model loads in {Path(latency_csv).name}\n"
             f"# (p5 {cal['p5_s']:.2f} s, median {cal['p50_s']:.2f} s, p95 {cal['p95_s']:.2f} s).\n"
             f"# load_overhead_s = p5; load_gbps = median model memory over the requests ({cal['median_memory_gb']:.2f}"
             f" GB) / (median - p5). See docs/traces.md.\n"
             f"[edge]\nload_overhead_s = {cal['load_overhead_s']}\nload_gbps = {cal['load_gbps']}\n")
+    if catalog_out is not None and str(catalog_out) != "-" and str(path) != "-":
+        rel = os.path.relpath(os.path.abspath(catalog_out), os.path.dirname(os.path.abspath(path)))
+        text += f"\n[catalog]\npath = {json.dumps(Path(rel).as_posix())}  # written by --catalog-out\n" \
+                "copies_per_task = false\n"
+    else:
+        text += ("\n# [catalog] path: the trace's models were not written to a file (give --catalog-out "
+                 "to record it here)\n")
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
@@ -228,6 +241,8 @@ def import_alibaba(src, out, *, catalog_out=None, scenario_out=None, latency_csv
     """
     if not 0 <= sdxl_fraction <= 1:
         raise InputError(f"sdxl_fraction must be in [0, 1], got {sdxl_fraction}")
+    if latency_csv is not None and not Path(latency_csv).is_file():
+        raise InputError(f"{latency_csv}: latency file not found")
     need = ["gmt_create", "predict_type", "predict_status", "num_images_per_prompt", "num_inference_steps",
             "checkpoint_model_version_id"]
     df = _read_csv(src, need).with_row_index("_line", offset=2)
@@ -265,7 +280,7 @@ def import_alibaba(src, out, *, catalog_out=None, scenario_out=None, latency_csv
     model_tasks = {m: sorted(ts_, key=order.index) for m, ts_ in model_tasks.items()}
     cat = alibaba_catalog(model_tasks, sdxl_fraction, str(catalog_out or "alibaba-genai"))
     _step(progress, 2)
-    if scenario_out is not None:
+    if scenario_out is not None or latency_csv is not None:  # a latency file given is always read and checked
         latency_csv = latency_csv or Path(src).with_name("base_model_update_latency_anon.csv")
         mem_of = {m.name: m.memory_gb for m in cat.models}
         cal = calibrate_load(latency_csv, trace["model"].replace_strict(mem_of, return_dtype=pl.Float64).to_numpy())
@@ -276,9 +291,12 @@ def import_alibaba(src, out, *, catalog_out=None, scenario_out=None, latency_csv
         write_catalog_csv(cat, catalog_out)
         notes.append(f"catalog: {catalog_out}")
     if scenario_out is not None:
-        _write_scenario(scenario_out, cal, latency_csv)
+        _write_scenario(scenario_out, cal, latency_csv, catalog_out)
         notes.append(f"scenario: {scenario_out} (load_overhead_s {cal['load_overhead_s']}, "
                      f"load_gbps {cal['load_gbps']})")
+    elif latency_csv is not None:
+        notes.append(f"load calibration from {latency_csv} (not written; give --scenario-out): "
+                     f"load_overhead_s {cal['load_overhead_s']}, load_gbps {cal['load_gbps']}")
     return ImportReport(rows, Path(out), {k: v for k, v in dropped.items() if v}, notes)
 
 
@@ -301,6 +319,8 @@ def import_azure(src, out, *, catalog: Catalog | str | Path | None = None, alpha
         raise InputError(f"{cat.source}: the catalog has no LFM models to lay on an LLM trace")
     if not (alpha >= 0 and math.isfinite(alpha)):
         raise InputError(f"alpha must be >= 0, got {alpha}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+        raise InputError(f"seed must be a whole number from 0 to 2**64-1, got {seed!r}")
     df = _read_csv(src, ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]).with_row_index("_line", offset=2)
     _step(progress, 1)
     ts, epoch = _seconds(df, "TIMESTAMP", AZURE_TIME_FORMAT, src)

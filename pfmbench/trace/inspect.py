@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from ..catalog import Catalog, load_catalog
 from ..errors import InputError
-from .schema import _seconds, open_parquet
+from .schema import MAX_ABS_TS, _seconds, open_parquet
 
 MAX_MINUTE_BINS = 50_000_000  # beyond this span, per-minute counts are kept sparse
 
@@ -39,9 +39,10 @@ def _batches(pf: pq.ParquetFile, src: str, columns: list[str], batch_rows: int):
         for b in pf.iter_batches(batch_size=batch_rows, columns=columns):
             ts = _seconds(b.column("ts"))
             valid = np.asarray(b.column("ts").is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-            bad = np.flatnonzero(~valid | ~np.isfinite(ts))
+            bad = np.flatnonzero(~valid | ~(np.abs(ts) <= MAX_ABS_TS))
             if bad.size:
-                raise InputError(f"{src}: row {row + int(bad[0])}: ts is null or not finite")
+                raise InputError(f"{src}: row {row + int(bad[0])}: ts is null, not finite or beyond "
+                                 f"±{MAX_ABS_TS:g} s")
             yield row, ts, b
             row += b.num_rows
     except pa.ArrowException as e:
@@ -49,12 +50,15 @@ def _batches(pf: pq.ParquetFile, src: str, columns: list[str], batch_rows: int):
 
 
 def inspect_trace(path: str | Path, catalog: Catalog | str | Path | None = None, *, batch_rows: int = 1 << 20,
-                  progress: Callable[[int], None] | None = None) -> dict:
+                  progress: Callable[[int], None] | None = None, gpu_memory_gb: float | None = None) -> dict:
     """Statistics of a trace file as a JSON-ready dict (rates in requests/s; sizes in GB).
 
+    Models are counted as replay caches them: catalog models (with a scenario's per-task copies, pass the
+    catalog it resolves), not the distinct names in the trace (n_model_names).
     Keys: n_requests, start_s, span_s, rate_mean, requests_per_minute_mean, requests_per_minute_peak,
-    rate_peak_minute, n_models, n_tasks, n_pairs, zipf_alpha, interarrival_cv, units_mean,
-    working_set_gb, unknown_requests, catalog, popularity [{model, task, requests, share}] (descending).
+    rate_peak_minute, n_models, n_model_names, n_tasks, n_pairs, zipf_alpha, interarrival_cv, units_mean,
+    working_set_gb, models, gpu_memory_gb, never_fit_models, unknown_requests, catalog,
+    popularity [{model, task, requests, share}] (descending).
     """
     cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
     src = str(path)
@@ -122,6 +126,8 @@ def inspect_trace(path: str | Path, catalog: Catalog | str | Path | None = None,
         else:
             used.add(cat.pairs[p][0])
     popularity = sorted(pair_counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    models = [cat.models[i] for i in sorted(used)]
+    cap = None if gpu_memory_gb is None else round(gpu_memory_gb * 1e9)
     span = t1 - t0
     peak = int(minutes.max()) if minutes is not None else max(sparse.values())
     return {
@@ -132,13 +138,17 @@ def inspect_trace(path: str | Path, catalog: Catalog | str | Path | None = None,
         "requests_per_minute_mean": n / (span / 60) if span > 0 else None,
         "requests_per_minute_peak": peak,
         "rate_peak_minute": peak / 60,
-        "n_models": len({m for m, _ in pair_counts}),
+        "n_models": len(used),
+        "n_model_names": len({m for m, _ in pair_counts}),
         "n_tasks": len({t for _, t in pair_counts if t is not None}),
         "n_pairs": len(pair_counts),
         "zipf_alpha": fit_zipf_alpha(pair_counts.values()),
         "interarrival_cv": cv,
         "units_mean": units_sum / n if has_units else None,
-        "working_set_gb": sum(cat.models[i].memory_gb for i in used),
+        "working_set_gb": sum(m.memory_gb for m in models),
+        "models": [m.name for m in models],
+        "gpu_memory_gb": gpu_memory_gb,
+        "never_fit_models": None if cap is None else [m.name for m in models if m.memory_bytes > cap],
         "unknown_requests": unknown,
         "catalog": cat.source,
         "popularity": [{"model": m, "task": t, "requests": c, "share": c / n} for (m, t), c in popularity],

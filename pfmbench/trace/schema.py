@@ -1,11 +1,11 @@
 """The request-trace schema and its conversion to the engine's numpy arrays.
 
 A trace is Parquet (or a polars DataFrame / Arrow table) with columns
-  ts        float seconds, or a timestamp/date/duration type        required
+  ts        float seconds, or a timestamp/date/duration type        required, within ±1e15 s
   model     string (plain or dictionary)                             required
   task      string; null means the model's first task                optional
-  units     tokens (LFM) or inputs (VFM, MFM) of the request         optional, default per family
-  input_mb  request payload sent to the cloud on offload, MB         optional, default per family
+  units     tokens (LFM) or inputs (VFM, MFM) of the request         optional, default per family, 0..1e9
+  input_mb  request payload sent to the cloud on offload, MB         optional, default per family, 0..1e6
 Rows are numbered from 0, as polars and pyarrow number them.
 """
 
@@ -28,6 +28,10 @@ REQUIRED = ("ts", "model")
 # one image or clip for vision and multimodal models; payload ~4 kB of text or a 0.5 MB image.
 DEFAULT_UNITS = {"LFM": 256.0, "VFM": 1.0, "MFM": 1.0}
 DEFAULT_INPUT_MB = {"LFM": 0.004, "VFM": 0.5, "MFM": 0.5}
+# Upper bounds per request that keep every cost finite whatever the catalog and scenario (docs/traces.md):
+# a billion tokens or inputs, a terabyte of payload.
+MAX_VALUE = {"units": 1e9, "input_mb": 1e6}
+MAX_ABS_TS = 1e15  # seconds (30 million years): keeps every time difference finite and exact to the millisecond
 
 
 @dataclass
@@ -157,11 +161,14 @@ def _numeric(table: pa.Table, name: str, default: np.ndarray | None, codes: np.n
         vals = np.where(valid, vals, np.nan)
     else:
         valid = None
-    ok = np.isfinite(vals) if name == "ts" else (vals >= 0) & (vals < np.inf)  # NaN fails both
+    if name == "ts":
+        ok = np.abs(vals) <= MAX_ABS_TS  # NaN and infinities fail too
+    else:
+        ok = (vals >= 0) & (vals <= MAX_VALUE[name])
     if ok.all():
         return vals
     for r in np.flatnonzero(~ok)[:1000]:
-        rule = "finite" if name == "ts" else "finite and >= 0"
+        rule = f"finite, within ±{MAX_ABS_TS:g} s" if name == "ts" else f"finite, >= 0 and <= {MAX_VALUE[name]:g}"
         what = "null" if valid is not None and not valid[r] else f"{float(vals[r])!r} (must be {rule})"
         problems.append((int(r), f"{name} is {what}"))
     return vals

@@ -59,32 +59,63 @@ def zipf_probabilities(n: int, alpha: float) -> np.ndarray:
     return w / w.sum()
 
 
-def _check(catalog, requests, duration, rate, arrivals, cv, mmpp, diurnal, alpha, drift_every, batch_rows):
+MAX_REQUESTS = 10**9  # beyond this synth refuses unless forced (about 11 GB of Parquet; minutes to write)
+MAX_SEED = 2**64 - 1
+BYTES_PER_REQUEST = 11  # Parquet bytes per synthetic request, measured (docs/traces.md)
+
+
+def estimate_requests(requests: int | None, duration: float | None, rate: float) -> float:
+    """The expected number of requests: `requests`, or rate x duration if that comes first."""
+    est = math.inf if requests is None else float(requests)
+    if duration is not None:
+        est = min(est, rate * duration)
+    return est
+
+
+def _check(catalog, requests, duration, rate, arrivals, cv, mmpp, diurnal, alpha, drift_every, batch_rows,
+           seed=0, force=False):
     if requests is None and duration is None:
         raise InputError("synth: give the number of requests or a duration")
+    if requests is not None and (isinstance(requests, bool) or not isinstance(requests, (int, np.integer))):
+        raise InputError(f"synth: requests must be a whole number, got {requests!r}")
     if requests is not None and requests < 1:
         raise InputError(f"synth: requests must be at least 1, got {requests}")
-    if duration is not None and not duration > 0:
-        raise InputError(f"synth: duration must be > 0 seconds, got {duration}")
-    if not (rate > 0 and math.isfinite(rate)):
-        raise InputError(f"synth: rate must be a positive number of requests/s, got {rate}")
+    if duration is not None and not (duration > 0 and math.isfinite(duration)):
+        raise InputError(f"synth: duration must be a finite number of seconds > 0, got {duration}")
+    if not (1e-9 <= rate <= 1e9):
+        raise InputError(f"synth: rate must be between 1e-9 and 1e9 requests/s, got {rate}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"synth: seed must be a whole number from 0 to 2**64-1, got {seed!r}")
+    est = estimate_requests(requests, duration, rate)
+    if est > MAX_REQUESTS and not force:
+        raise InputError(f"synth: about {est:.3g} requests (~{est * BYTES_PER_REQUEST / 1e9:.3g} GB) is beyond "
+                         f"the limit of {MAX_REQUESTS:.0e}; pass --force (force=True) to write it anyway")
     if arrivals not in ARRIVALS:
         raise InputError(f"synth: arrivals must be one of {', '.join(ARRIVALS)}, got {arrivals!r}")
-    if arrivals == "gamma" and not (cv > 0 and math.isfinite(cv)):
-        raise InputError(f"synth: cv must be > 0, got {cv}")
+    if arrivals == "gamma" and not (0 < cv <= 100):
+        raise InputError(f"synth: cv must be > 0 and <= 100, got {cv}")
     on, off, ratio = mmpp
-    if arrivals == "mmpp" and not (on > 0 and off > 0 and 0 <= ratio <= 1):
+    if arrivals == "mmpp" and not (0 < on <= 1e9 and 0 < off <= 1e9 and 0 <= ratio <= 1):
         raise InputError(f"synth: mmpp needs on_s > 0, off_s > 0 and 0 <= off_ratio <= 1, got {mmpp}")
     if diurnal is not None and not 0 <= diurnal <= 1:
         raise InputError(f"synth: diurnal amplitude must be in [0, 1], got {diurnal}")
-    if not (alpha >= 0 and math.isfinite(alpha)):
-        raise InputError(f"synth: alpha must be >= 0, got {alpha}")
-    if drift_every is not None and not drift_every > 0:
+    if not (0 <= alpha <= 100):
+        raise InputError(f"synth: alpha must be between 0 and 100, got {alpha}")
+    if drift_every is not None and not (drift_every > 0 and math.isfinite(drift_every)):
         raise InputError(f"synth: drift_every must be > 0 seconds, got {drift_every}")
     if batch_rows < 1:
         raise InputError(f"synth: batch_rows must be >= 1, got {batch_rows}")
     if not catalog.pairs:
         raise InputError(f"{catalog.source}: the catalog has no (model, task) pairs")
+
+
+def check_args(catalog: Catalog, *, requests: int | None = None, duration: float | None = None, rate: float = 1.0,
+               arrivals: str = "poisson", cv: float = 2.0, mmpp: tuple = MMPP_DEFAULT, diurnal: float | None = None,
+               alpha: float = 0.8, drift_every: float | None = None, shuffle: bool = False, seed: int = 0,
+               batch_rows: int = 1 << 20, force: bool = False) -> None:
+    """Raise InputError now for arguments synthesize() would refuse (it checks only when iterated)."""
+    _check(catalog, requests, duration, rate, arrivals, cv, mmpp, diurnal, alpha, drift_every, batch_rows, seed,
+           force)
 
 
 class _Arrivals:
@@ -144,7 +175,7 @@ def synthesize(catalog: Catalog, *, requests: int | None = None, duration: float
                rate: float = 1.0, arrivals: str = "poisson", cv: float = 2.0,
                mmpp: tuple[float, float, float] = MMPP_DEFAULT, diurnal: float | None = None,
                alpha: float = 0.8, drift_every: float | None = None, shuffle: bool = False,
-               seed: int = 0, batch_rows: int = 1 << 20) -> Iterator[pa.RecordBatch]:
+               seed: int = 0, batch_rows: int = 1 << 20, force: bool = False) -> Iterator[pa.RecordBatch]:
     """Yield a synthetic trace as Arrow record batches of at most `batch_rows` rows.
 
     requests / duration: stop after this many requests / at this time (s); the first reached wins.
@@ -155,8 +186,10 @@ def synthesize(catalog: Catalog, *, requests: int | None = None, duration: float
     alpha: Zipf exponent over the catalog's (model, task) pairs; rank 1 is pair 0 in catalog order
     (or after a seeded shuffle with `shuffle`). drift_every: every this many seconds the ranking
     rotates by one (rank r then names the pair that had rank r+1; the top pair drops to the bottom).
+    seed: 0 to 2**64-1. More than MAX_REQUESTS expected requests are refused unless `force`.
     """
-    _check(catalog, requests, duration, rate, arrivals, cv, mmpp, diurnal, alpha, drift_every, batch_rows)
+    _check(catalog, requests, duration, rate, arrivals, cv, mmpp, diurnal, alpha, drift_every, batch_rows, seed,
+           force)
     names = catalog.pair_names()
     n_pairs = len(names)
     model_names = [m.name for m in catalog.models]
