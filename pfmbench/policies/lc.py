@@ -49,12 +49,8 @@ def victim(ps, es, tab, now):
 
 @njit(inline="always")
 def outranks(ps, es, tab, m, now):
-    # A newcomer has no context: it outranks the first victim only if that has none either (it is then the
-    # more recent of the two).
-    v = victim(ps, es, tab, now)
-    if tab.utility == UTIL_LINEAR:
-        return _context_now(tab, es.context, v, now) <= 0.0
-    return es.context.ctx[v] <= 0.0
+    # MODEL.md §4: a newcomer has no context yet, so under `outrank` LC loads only into free memory.
+    return False
 
 
 @njit(inline="always")
@@ -106,4 +102,4 @@ class LC(Policy):
         return (entry.context_rank(now), entry.last_use)
 
     def outranks(self, model, cache, now):
-        return not self.victim(cache, now, None).has_context(now)
+        return False  # a newcomer has no context yet: under `outrank` LC loads only into free memory (MODEL.md §4)
