@@ -33,6 +33,19 @@ TABLE_ROWS = [
     ("mean_examples_in_context", "Mean examples in context", "max"),
 ]
 
+# Metrics `pfmbench check` and `compare` use unless told otherwise: every row of the report above (the
+# cost terms, ratios, counts and latencies), so that a rename there reaches them.
+REPORT_METRICS = tuple(key for key, _, _ in TABLE_ROWS)
+# The summands of system_cost as summarize() adds them: (column, weight in scenario [weights]). Plots
+# stack them; tests/test_plot.py checks that they add up to system_cost.
+COST_TERMS = (
+    ("switching_cost", "switch"),
+    ("total_accuracy_cost", "accuracy"),
+    ("inference_latency", "latency"),
+    ("offloading_latency", "latency"),
+    ("cloud_cost", "cloud"),
+)
+
 
 def percentile(hist: np.ndarray, q: float, max_value: float) -> float | None:
     """Nearest-rank percentile from the latency histogram (bucket midpoint, at most the observed max)."""

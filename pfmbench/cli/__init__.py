@@ -42,7 +42,7 @@ def _root(
 
 def _register() -> None:
     # Each command module adds its commands to `app`.
-    from . import models, policies, replay, scenario, synth, traces  # noqa: F401
+    from . import compare, models, plot, policies, replay, scenario, sweep, synth, traces  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:
