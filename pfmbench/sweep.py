@@ -203,7 +203,7 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
         spec.engine = _need(doc["engine"], str, p, "engine", "auto, fast or reference")
     if "policies" in doc:
         pol = doc["policies"]
-        pol = [pol] if isinstance(pol, str) else pol
+        pol = [x.strip() for x in pol.split(",") if x.strip()] if isinstance(pol, str) else pol
         if not isinstance(pol, list) or not pol or not all(isinstance(x, str) for x in pol):
             raise InputError(f"{p}: policies must be a list of names or paths, or \"all\"")
         spec.policies = [_policy_ref(x, base) for x in pol]
@@ -500,16 +500,29 @@ def _run_processes(points: list[Point], workers: int, done: Done) -> None:
     try:
         while pending:
             finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            broken = []
             for f in sorted(finished, key=lambda f: futures[f].index):
                 try:
                     rows, err = f.result()
                 except BrokenProcessPool:
-                    rows, err = None, "a worker process died (killed, or out of memory); rerun with --resume"
+                    broken.append(futures[f])
+                    continue
                 done(futures[f], rows, err)
+            if broken:  # every point not finished is lost with the pool
+                raise WorkerDied(sorted(broken + [futures[f] for f in pending], key=lambda p: p.index))
     except BaseException:
         _stop(pool)
         raise
     pool.shutdown(wait=True)
+
+
+class WorkerDied(Exception):
+    """A worker process died (a signal, the OOM killer): the points it and the pool had not finished."""
+
+    def __init__(self, points: list[Point]):
+        super().__init__(f"a worker process died (killed by a signal, or out of memory); {len(points)} points "
+                         "were not finished")
+        self.points = points
 
 
 def _stop(pool) -> None:
@@ -536,8 +549,11 @@ def _run_ray(points: list[Point], address: str | None, workers: int, done: Done)
 
         kwargs = {"address": address, "include_dashboard": False, "log_to_driver": False,
                   "logging_level": logging.ERROR, "configure_logging": True}
-        if address is None and workers > 1:
-            kwargs["num_cpus"] = workers
+        if address is None:
+            if workers > 1:
+                kwargs["num_cpus"] = workers
+            # Local workers import this very pfmbench (a source tree may shadow an installed copy).
+            kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": worker_pythonpath()}}
         try:
             ray.init(**kwargs)
         except Exception as e:  # noqa: BLE001  (no cluster at that address, ...)
@@ -568,6 +584,12 @@ def _run_ray(points: list[Point], address: str | None, workers: int, done: Done)
             ray.shutdown()
 
 
+def worker_pythonpath() -> str:
+    """PYTHONPATH for local Ray workers: the folder this pfmbench is imported from, then the caller's."""
+    here = str(Path(__file__).resolve().parent.parent)
+    return os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
+
+
 # -- a whole sweep --------------------------------------------------------------------------------
 
 @dataclass
@@ -578,6 +600,7 @@ class SweepResult:
     rows: int = 0
     failed: list[tuple[Point, str]] = field(default_factory=list)
     out: Path | None = None
+    lost: str | None = None  # why points were lost at once (a dead worker process)
 
 
 def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int = 1, executor: str = "local",
@@ -623,7 +646,11 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int = 1, executor: s
         elif workers == 1 or len(todo) == 1:
             _run_inline(todo, done)
         else:
-            _run_processes(todo, min(workers, len(todo)), done)
+            try:
+                _run_processes(todo, min(workers, len(todo)), done)
+            except WorkerDied as e:
+                result.lost = str(e)
+                result.failed.extend((p, "not finished: a worker process died") for p in e.points)
     result.failed.sort(key=lambda pf: pf[0].index)
     if result.computed + result.resumed:  # the finished points, in point order
         result.rows = store.merge(points, spec.axes, spec.source)

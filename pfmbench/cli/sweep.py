@@ -139,6 +139,8 @@ def sweep(
         from ..results import to_json
 
         typer.echo(to_json(pl.read_parquet(result.out).to_dicts()))
+    if result.lost:
+        print(f"error: {result.lost}", file=sys.stderr)
     if result.failed:
         print(f"error: {len(result.failed)} of {result.points} points failed"
               + (f"; the other points' {result.rows} rows are in {output}" if result.rows else "")
