@@ -39,7 +39,7 @@ def _v(v) -> str:
     if isinstance(v, float):
         if not math.isfinite(v):
             return str(v)
-        return f"{v:,.6g}" if abs(v) < 1e6 else f"{v:,.0f}"
+        return f"{v:,.2f}" if abs(v) >= 100 else f"{v:.6g}"
     return str(v)
 
 
@@ -88,7 +88,7 @@ def compare(
     file, no matching rows, an unknown metric).
     """
     res = compare_results(a, b, metric)
-    rows = [r for r in res["rows"] if not changed or r["abs_diff"] != 0]
+    rows = [r for r in res["rows"] if not changed or r["a"] != r["b"]]
     if json_out:
         typer.echo(json.dumps(_clean({**res, "rows": rows}), indent=2))
         return
@@ -105,7 +105,7 @@ def compare(
     for side, only in (("A", res["only_a"]), ("B", res["only_b"])):
         if only:
             console.print(_rows_table(f"only in {side} ({len(only)} rows)", res["keys"], only))
-    differ = sum(1 for r in res["rows"] if r["abs_diff"] != 0)
+    differ = sum(1 for r in res["rows"] if r["a"] != r["b"])
     console.print(f"{len(res['rows']) // max(1, len(res['metrics']))} rows matched; {differ} of "
                   f"{len(res['rows'])} values differ; {len(res['only_a'])} rows only in A, "
                   f"{len(res['only_b'])} only in B")
