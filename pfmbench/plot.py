@@ -225,8 +225,8 @@ def plot_sweep(fig, df, policies: list[str], x: str, metric: str, panel_keys: li
     handles, labels = first.get_legend_handles_labels()
     fig.legend(handles, labels, frameon=False, loc="upper right", bbox_to_anchor=(1.0, 0.95), title="policy")
     note = f"mean of {seeds} seeds, 95% confidence band" if seeds > 1 else "one seed"
-    fig.suptitle(f"{label(metric)} against {label(x)} ({note})", fontsize=10)
-    fig.subplots_adjust(right=1 - 1.4 / fig.get_size_inches()[0], top=1 - 0.75 / fig.get_size_inches()[1],
+    fig.suptitle(f"{label(metric)} against {label(x)}\n{note}", fontsize=10)
+    fig.subplots_adjust(right=1 - 1.4 / fig.get_size_inches()[0], top=1 - 0.95 / fig.get_size_inches()[1],
                         wspace=0.25, hspace=0.5)
 
 
@@ -255,9 +255,18 @@ def plot_timeline(fig, df, policies: list[str], bins: int = 60) -> None:
         # Each load inserts one model and each eviction removes one: their running difference is the
         # number of models in GPU memory after each request.
         resident = np.cumsum(outcome == "load") - np.cumsum(d["evictions"].to_numpy())
-        axes[0][j].step((ts - t0) / scale, resident, where="post", color=colours[p], linewidth=1.2)
-        axes[0][j].set_title(p, fontsize=10)
         which = np.clip(np.searchsorted(edges, ts, side="right") - 1, 0, bins - 1)
+        # Per bin: the mean after each request (line) and the range (band), readable at any trace length.
+        count = np.bincount(which, minlength=bins)
+        mean_r = np.divide(np.bincount(which, weights=resident, minlength=bins), count,
+                           out=np.full(bins, np.nan), where=count > 0)
+        lo_r, hi_r = np.full(bins, np.nan), np.full(bins, np.nan)
+        np.fmin.at(lo_r, which, resident.astype(float))
+        np.fmax.at(hi_r, which, resident.astype(float))
+        axes[0][j].fill_between((mids - t0) / scale, lo_r, hi_r, color=colours[p], alpha=0.2, linewidth=0,
+                                step="mid")
+        axes[0][j].plot((mids - t0) / scale, mean_r, color=colours[p], linewidth=1.2, drawstyle="steps-mid")
+        axes[0][j].set_title(p, fontsize=10)
         total = np.bincount(which, minlength=bins).astype(float)
         shares = []
         for o in ("hit", "load", "cloud"):
@@ -274,7 +283,7 @@ def plot_timeline(fig, df, policies: list[str], bins: int = 60) -> None:
         axes[2][j].set_xlabel(f"time ({unit})")
         for i in range(3):
             axes[i][j].grid(alpha=0.3)
-    axes[0][0].set_ylabel("models in GPU memory")
+    axes[0][0].set_ylabel("models in GPU memory\n(mean, range per bin)")
     axes[1][0].set_ylabel("share of requests")
     axes[2][0].set_ylabel("examples in context\n(mean K_eff, edge)")
     handles, labels = axes[1][0].get_legend_handles_labels()
@@ -357,7 +366,8 @@ def plot(path, out, *, kind: str = "auto", x: str | None = None, metric: str | N
         from .fileio import atomic_path
 
         with atomic_path(out) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=120 if fmt == "png" else None, metadata=_metadata(fmt))
+            fig.savefig(tmp, format=fmt, dpi=120 if fmt == "png" else None, metadata=_metadata(fmt),
+                        bbox_inches="tight")
     return fig
 
 
