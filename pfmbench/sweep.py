@@ -95,6 +95,7 @@ class Point:
     scenario: str | None
     catalog: str | None
     engine: str
+    cwd: str = ""  # the driver's folder: relative paths (scenario, catalog) are read from there
 
     def describe(self) -> str:
         """The point's grid values, for messages."""
@@ -273,6 +274,8 @@ def expand(spec: SweepSpec) -> list[Point]:
         policies = tuple(parse_policies(spec.policies))
     except InputError as e:
         raise InputError(f"{src}: policies: {e}") from None
+    # Workers may run elsewhere (a Ray worker's folder is not ours): files go to them as absolute paths.
+    policies = tuple(os.path.abspath(p) if p.endswith(".py") or "/" in p else p for p in policies)
     for t in spec.traces:
         if t.kind == "file" and not Path(t.path).is_file():
             raise InputError(f"{src}: trace file not found: {t.path}")
@@ -302,6 +305,8 @@ def expand(spec: SweepSpec) -> list[Point]:
                 overrides.update(axis_values)
                 where = _describe(axis_values, trace, seed)
                 tref = trace
+                if trace.kind == "file":
+                    tref = TraceRef("file", trace.name, path=os.path.abspath(trace.path))
                 try:
                     sc = base.with_overrides(**overrides)
                     if spec.catalog is not None:  # as api.resolve does
@@ -326,7 +331,7 @@ def expand(spec: SweepSpec) -> list[Point]:
                     raise InputError(f"{src}: {where} repeats point {ids[run_id]}: every point must differ")
                 ids[run_id] = len(points)
                 points.append(Point(len(points), run_id, axis_values, overrides, seed, tref, policies,
-                                    spec.scenario, spec.catalog, spec.engine))
+                                    spec.scenario, spec.catalog, spec.engine, os.getcwd()))
     return points
 
 
@@ -369,6 +374,8 @@ def run_point(point: Point) -> tuple[list[dict] | None, str | None]:
     from .api import replay_many, resolve
     from .errors import PfmError
 
+    if point.cwd and os.path.isdir(point.cwd) and os.getcwd() != point.cwd:
+        os.chdir(point.cwd)  # a Ray worker starts in a folder of its own
     try:
         sc, cat, _ = resolve(point.scenario, point.catalog, **point.overrides)
         if point.trace.kind == "synth":
