@@ -31,6 +31,7 @@ A seed sets the scenario `seed` (the random policy) and the seed of a synthetic 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import itertools
@@ -581,10 +582,8 @@ def _run_ray(points: list[Point], address: str | None, workers: int, done: Done)
                 done(refs[ref], rows, err)
     except BaseException:
         for ref in pending:
-            try:
+            with contextlib.suppress(Exception):  # already finished or gone
                 ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001
-                pass
         raise
     finally:
         if started:
@@ -626,6 +625,10 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int = 1, executor: s
         raise InputError(f"--workers must be at least 1, got {workers}")
     points = expand(spec)
     store = PartStore(out)
+    target = Path(out).resolve()
+    inputs = {Path(p.trace.path).resolve() for p in points if p.trace.kind == "file"}
+    if target in inputs or (Path(spec.source).is_file() and target == Path(spec.source).resolve()):
+        raise InputError(f"{out}: is an input of this sweep; choose another output file")
     if not resume:
         store.clear()
     todo = [p for p in points if not (resume and store.valid(p))]

@@ -74,7 +74,7 @@ def test_check_names_a_changed_cost(cli, files, tmp_path):
 
 def test_check_fails_when_a_policy_costs_more(cli, files, tmp_path, monkeypatch):
     """A deliberate change in one policy's switching cost, through a real sweep, fails the check."""
-    import pfmbench.api as api
+    from pfmbench import api
 
     real = api.summarize
 

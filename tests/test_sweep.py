@@ -103,8 +103,8 @@ def test_killed_worker_then_resume(cli, reference, tmp_path):
     parts = tmp_path / ".k.parquet.parts"
     p = _start(out, 2, 0.3)
     _wait_for_parts(p, parts, 2)
-    workers = [int(x) for x in subprocess.run(["pgrep", "-P", str(p.pid), "-f", "spawn_main"], capture_output=True,
-                                              text=True).stdout.split()]
+    workers = [int(x) for x in subprocess.run(["pgrep", "-P", str(p.pid), "-f", "spawn_main"], check=False,
+                                              capture_output=True, text=True).stdout.split()]
     assert workers, "no worker process found"
     os.kill(workers[0], signal.SIGKILL)
     _, stderr = p.communicate(timeout=60)
@@ -146,7 +146,7 @@ gpu_memory_gb = [20, 40]
     assert first["trace"] == "synth:alpha=1,rate=0.5,requests=200,seed=4"  # the point's seed
     assert df["trace"].to_list()[-1] == "synth:rate=0.5,requests=200,seed=9"  # its own seed wins
     assert first["n_requests"] == 200 and first["seed"] == 4
-    assert set(zip(df["preset"], df["setting_edge_gpu_memory_gb"], df["setting_edge_tflops"])) == \
+    assert set(zip(df["preset"], df["setting_edge_gpu_memory_gb"], df["setting_edge_tflops"], strict=True)) == \
         {("l4", 20.0, 121.0), ("a100-80", 40.0, 312.0)}
     from pfmbench.sweep import sweep_axes
 

@@ -32,7 +32,7 @@ def _console() -> Console:
 def _v(v) -> str:
     if v is None:
         return "-"
-    if isinstance(v, bool) or isinstance(v, str):
+    if isinstance(v, (bool, str)):
         return str(v)
     if isinstance(v, int):
         return f"{v:,}"

@@ -32,7 +32,14 @@ def _sweep_progress(show: bool):
         yield (lambda done, total: None), (lambda line: print(line, file=sys.stderr))
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True, highlight=False)
     with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("points"),
@@ -118,7 +125,10 @@ def sweep(
         key, values = parse_grid_option(item)
         spec.groups.append(((key,), [(v,) for v in values]))
 
-    old = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        old = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (an embedding program): leave its signals alone
+        old = None
     try:
         with _sweep_progress(not quiet) as (update, echo):
             def failed(point, message):
@@ -132,7 +142,8 @@ def sweep(
               f"rerun with --resume to compute only the rest", file=sys.stderr)
         raise typer.Exit(code) from None
     finally:
-        signal.signal(signal.SIGTERM, old)
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
     if json_out and result.out is not None:
         import polars as pl
 
