@@ -359,7 +359,8 @@ def plot(path, out, *, kind: str = "auto", x: str | None = None, metric: str | N
             metric = metric or "system_cost"
             if metric not in df.columns or not df[metric].dtype.is_numeric():
                 raise InputError(f"{src}: no numeric column {metric!r}")
-            panel = [a for a in varying if a != x]
+            # A key that varies with x (zipped with it, or the setting behind it) is not a panel of its own.
+            panel = [a for a in varying if a != x and df.group_by(x).agg(pl.col(a).n_unique())[a].max() > 1]
             if "trace" in df.columns and df["trace"].n_unique() > 1:
                 panel.append("trace")
             plot_sweep(fig, df, chosen, x, metric, panel)

@@ -98,13 +98,28 @@ def test_interrupted_sweep_resumes_to_the_same_rows(cli, reference, tmp_path, si
     assert not parts.exists()
 
 
+def _children(pid: int, needle: str) -> list[int]:
+    """Child processes of `pid` whose command line contains `needle` (from /proc: no pgrep needed)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and needle in cmd:
+            out.append(int(d.name))
+    return sorted(out)
+
+
 def test_killed_worker_then_resume(cli, reference, tmp_path):
     out = tmp_path / "k.parquet"
     parts = tmp_path / ".k.parquet.parts"
     p = _start(out, 2, 0.3)
     _wait_for_parts(p, parts, 2)
-    workers = [int(x) for x in subprocess.run(["pgrep", "-P", str(p.pid), "-f", "spawn_main"], check=False,
-                                              capture_output=True, text=True).stdout.split()]
+    workers = _children(p.pid, "spawn_main")
     assert workers, "no worker process found"
     os.kill(workers[0], signal.SIGKILL)
     _, stderr = p.communicate(timeout=60)
