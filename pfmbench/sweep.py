@@ -152,8 +152,10 @@ def _trace_ref(value, where: str, base: Path | None) -> TraceRef:
         for k, v in spec.items():
             if k not in known:
                 raise InputError(f"{where}: synth has no key {k!r} (keys: {', '.join(sorted(known))})")
-            if k == "mmpp":
-                spec[k] = tuple(v) if isinstance(v, list) else v
+            if k == "mmpp" and isinstance(v, list):
+                spec[k] = tuple(v)
+            elif isinstance(v, (list, dict)):
+                raise InputError(f"{where}: synth {k} must be a single value, got {v!r} (sweep it as another trace)")
         return TraceRef("synth", "", spec=tuple(sorted(spec.items())))
     if not isinstance(value, str) or not value:
         raise InputError(f"{where}: a trace is a path or an inline synth spec, got {value!r}")
@@ -319,7 +321,10 @@ def expand(spec: SweepSpec) -> list[Point]:
                     if trace.kind == "synth":
                         tref = _synth_ref(trace, seed)
                         if (key, tref.spec) not in synth_checked:  # its first block checks every argument
-                            next(_synthesize()(catalogs[key], batch_rows=1, **dict(tref.spec)))
+                            try:
+                                next(_synthesize()(catalogs[key], batch_rows=1, **dict(tref.spec)))
+                            except (TypeError, ValueError) as e:
+                                raise InputError(f"synth: {e}") from None
                             synth_checked.add((key, tref.spec))
                 except InputError as e:
                     raise InputError(f"{src}: {where}: {e}") from None

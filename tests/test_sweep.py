@@ -200,6 +200,8 @@ def test_failing_point_is_reported_and_others_kept(cli, tmp_path):
     ("traces = ['no/such.parquet']\n", "trace file not found"),
     ("traces = [{synth = {requests = 10, rat = 2}}]\n", "synth has no key 'rat'"),
     ("traces = [{synth = {requests = 10, rate = -1}}]\n", "rate must be a positive"),
+    ("traces = [{synth = {requests = [10, 20]}}]\n", "synth requests must be a single value"),
+    ("traces = [{synth = {requests = 10, rate = 'fast'}}]\n", "synth: "),
     ("seeds = [-1]\n", "seeds must be"),
     ("colour = 'red'\n", "unknown key 'colour'"),
     ("[grid]\nseed = [1, 2]\n", "seeds = [...]"),
