@@ -6,6 +6,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from pfmbench.results import REPORT_METRICS
+
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--set", "trace.requests=300", "--policy", "lc,lfu,cloud"]
 
@@ -47,14 +49,14 @@ def test_compare_table_shows_differences(cli, files, tmp_path):
     assert r.code == 0, r.err
     lines = [x for x in r.out.splitlines() if "hit_ratio" in x]
     assert len(lines) == 2 and all("lfu" in x and "-50.00%" in x for x in lines)
-    assert "2 of 102 values differ" in r.out  # 6 rows x 17 metrics
+    assert f"2 of {6 * len(REPORT_METRICS)} values differ" in r.out  # 6 rows x the report's metrics
     r = cli("compare", files / "sweep.parquet", b, "--metric", "no_such_metric")
     assert r.code == 2 and "no metric 'no_such_metric'" in r.err
 
 
 def test_check_same_is_ok(cli, files):
     r = cli("check", files / "sweep.parquet", "--baseline", files / "sweep.parquet")
-    assert r.code == 0 and r.out.startswith("ok: 6 rows x 17 metrics within 1%")
+    assert r.code == 0 and r.out.startswith(f"ok: 6 rows x {len(REPORT_METRICS)} metrics within 1%")
     assert cli("check", files / "replay.parquet", "--baseline", files / "sweep.parquet", "-q").code == 1  # rows missing
     assert cli("check", files / "sweep.parquet", "--baseline", files / "replay.parquet", "-q").code == 0  # new rows only
 
