@@ -97,7 +97,7 @@ def sweep(
 
     Example: pfmbench sweep --set-grid gpu_memory_gb=16,24,40,80 --set-grid half_life_s=60,600 --seeds 1,2,3 -o sweep.parquet
 
-    Example: pfmbench sweep reports/calibration.toml -o cal.parquet --workers 2
+    Example: pfmbench sweep reports/calibration.toml -o cal.parquet --resume
 
     Exit codes: 0 all points done; 1 some point failed (reported with its grid values; the output
     holds the others; --resume redoes only the missing); 2 unusable sweep file or option (nothing run);
