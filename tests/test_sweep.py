@@ -242,3 +242,14 @@ def test_quick_form_with_a_trace_matches_replay(cli, tmp_path):
     assert df["trace"].to_list() == [str(trace)] * 2
     for row, swept in zip(rows, df.to_dicts(), strict=True):
         assert {k: v for k, v in swept.items() if k in row} == row
+
+
+def test_dry_run_lists_points_and_runs_nothing(cli, tmp_path):
+    r = cli("sweep", *GRID, "--dry-run")
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    assert len(lines) == 24 and lines[0].split("\t")[2] == "gpu_memory_gb=16 half_life_s=60 trace=scenario seed=1"
+    j = __import__("json").loads(cli("sweep", *GRID, "--dry-run", "--json").out)
+    assert [p["run_id"] for p in j] == [x.split("\t")[1] for x in lines]
+    assert cli("sweep", *GRID).code == 2  # no output file
+    assert not list(tmp_path.iterdir())

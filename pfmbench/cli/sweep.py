@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from ..errors import InputError
-from ..sweep import SweepSpec, TraceRef, load_sweep_file, parse_grid_option, run_sweep
+from ..sweep import SweepSpec, TraceRef, expand, load_sweep_file, parse_grid_option, run_sweep
 from . import app
 from .options import CatalogOpt, JsonOpt, ScenarioOpt
 from .replay import parse_sets
@@ -68,12 +68,26 @@ def _seeds(seeds: str | None, seed: int | None) -> list[int] | None:
     return out
 
 
+def _print_points(points, json_out: bool) -> None:
+    rows = [{"point": p.index, "run_id": p.run_id, **p.axes, "trace": p.trace.name or "scenario", "seed": p.seed,
+             "policies": list(p.policies)} for p in points]
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        values = " ".join(f"{k}={v}" for k, v in r.items() if k not in ("point", "run_id", "policies") and v is not None)
+        typer.echo(f"{r['point']}\t{r['run_id']}\t{values}")
+
+
 @app.command()
 def sweep(
     target: Annotated[Path | None, typer.Argument(
         help="A sweep file (.toml), or a Parquet trace for a quick grid given by --set-grid. "
              "Omit both to sweep the scenario's own synthetic trace.")] = None,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Parquet file: one row per (point, policy).")] = ...,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Parquet file: one row per (point, policy) "
+                                                "(required unless --dry-run).")] = None,
     set_grid: Annotated[list[str] | None, typer.Option(
         "--set-grid", help="A grid axis KEY=V1,V2,... over any scenario key (repeatable; axes multiply).")] = None,
     sets: Annotated[list[str] | None, typer.Option("--set", help="A fixed scenario value KEY=VALUE (repeatable).")] = None,
@@ -92,6 +106,8 @@ def sweep(
                                          "sweep finished; compute only the rest.")] = False,
     json_out: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line on stderr.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the grid and print its points (run id and "
+                                          "values; --json: as JSON); run nothing.")] = False,
 ) -> None:
     """Replay every point of a grid (scenario keys x traces x seeds) under each policy; write all rows.
 
@@ -125,6 +141,11 @@ def sweep(
         key, values = parse_grid_option(item)
         spec.groups.append(((key,), [(v,) for v in values]))
 
+    if dry_run:
+        _print_points(expand(spec), json_out)
+        return
+    if output is None:
+        raise InputError("sweep: give the output file, -o OUT.parquet")
     try:
         old = signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread (an embedding program): leave its signals alone
