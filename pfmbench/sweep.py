@@ -637,6 +637,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int = 1, executor: s
     if not resume:
         store.clear()
     todo = [p for p in points if not (resume and store.valid(p))]
+    for p in todo:  # an unusable part (another sweep's, or a damaged file) is redone, never merged
+        store.path(p).unlink(missing_ok=True)
     result = SweepResult(points=len(points), resumed=len(points) - len(todo))
     finished = result.resumed
     if progress:
