@@ -38,6 +38,7 @@ import itertools
 import json
 import os
 import signal
+import sys
 import time
 import tomllib
 from collections.abc import Callable
@@ -323,6 +324,8 @@ def expand(spec: SweepSpec) -> list[Point]:
                         if (key, tref.spec) not in synth_checked:  # its first block checks every argument
                             try:
                                 next(_synthesize()(catalogs[key], batch_rows=1, **dict(tref.spec)))
+                            except InputError:
+                                raise
                             except (TypeError, ValueError) as e:
                                 raise InputError(f"synth: {e}") from None
                             synth_checked.add((key, tref.spec))
@@ -576,23 +579,25 @@ def _run_ray(points: list[Point], address: str | None, workers: int, done: Done)
     task = ray.remote(max_retries=3, num_cpus=1)(run_point)
     refs = {task.remote(p): p for p in points}
     pending = list(refs)
-    try:
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1, timeout=0.5)
-            for ref in ready:
-                try:
-                    rows, err = ray.get(ref)
-                except Exception as e:  # noqa: BLE001  (the task's node or worker was lost for good)
-                    rows, err = None, f"Ray task failed: {type(e).__name__}; rerun with --resume"
-                done(refs[ref], rows, err)
-    except BaseException:
-        for ref in pending:
-            with contextlib.suppress(Exception):  # already finished or gone
-                ray.cancel(ref, force=True)
-        raise
-    finally:
-        if started:
-            ray.shutdown()
+    # Ray prints its own notes (object store, scheduling) on stdout at times: stdout is for results only.
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1, timeout=0.5)
+                for ref in ready:
+                    try:
+                        rows, err = ray.get(ref)
+                    except Exception as e:  # noqa: BLE001  (the task's node or worker was lost for good)
+                        rows, err = None, f"Ray task failed: {type(e).__name__}; rerun with --resume"
+                    done(refs[ref], rows, err)
+        except BaseException:
+            for ref in pending:
+                with contextlib.suppress(Exception):  # already finished or gone
+                    ray.cancel(ref, force=True)
+            raise
+        finally:
+            if started:
+                ray.shutdown()
 
 
 def worker_pythonpath() -> str:

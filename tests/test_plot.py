@@ -32,7 +32,7 @@ def test_cost_terms_add_up_to_system_cost(runs):
 
 
 def test_cost_bars_are_the_weighted_terms(runs, tmp_path):
-    from pfmbench.plot import plot
+    from pfmbench.plot import label, plot
     from pfmbench.results import COST_TERMS
 
     out = tmp_path / "cost.png"
@@ -47,11 +47,12 @@ def test_cost_bars_are_the_weighted_terms(runs, tmp_path):
             assert bar.get_height() == pytest.approx(rows[policy][f"setting_weights_{weight}"] * rows[policy][col])
     tops = [b.get_y() + b.get_height() for b in ax.containers[-1].patches]
     assert tops == pytest.approx([rows[p]["system_cost"] for p in ("lc", "lfu", "lru", "cloud")])
-    assert "Switching cost × w_switch" in [t.get_text() for t in ax.get_legend().get_texts()]  # weight 2
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert f"{label('switching_cost')} × w_switch" in legend  # its weight is 2
 
 
 def test_sweep_lines_are_means_over_seeds(runs, tmp_path):
-    from pfmbench.plot import plot
+    from pfmbench.plot import label, plot
 
     out = tmp_path / "sweep.svg"
     fig = plot(runs / "sweep.parquet", out, x="gpu_memory_gb", metric="hit_ratio")
@@ -63,7 +64,7 @@ def test_sweep_lines_are_means_over_seeds(runs, tmp_path):
     [line] = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "lfu"]
     assert list(line.get_xdata()) == expected["gpu_memory_gb"].to_list()
     assert list(line.get_ydata()) == pytest.approx(expected["hit_ratio"].to_list())
-    assert fig.axes[0].get_xlabel() == "gpu memory (GB)" and fig.axes[0].get_ylabel() == "Hit ratio"
+    assert fig.axes[0].get_xlabel() == "gpu memory (GB)" and fig.axes[0].get_ylabel() == label("hit_ratio")
 
 
 def test_cli_kinds_and_formats(cli, runs, tmp_path):

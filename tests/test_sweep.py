@@ -200,7 +200,7 @@ def test_failing_point_is_reported_and_others_kept(cli, tmp_path):
     ("policies = ['lc', 'nope']\n", "unknown policy 'nope'"),
     ("traces = ['no/such.parquet']\n", "trace file not found"),
     ("traces = [{synth = {requests = 10, rat = 2}}]\n", "synth has no key 'rat'"),
-    ("traces = [{synth = {requests = 10, rate = -1}}]\n", "rate must be a positive"),
+    ("traces = [{synth = {requests = 10, rate = -1}}]\n", "synth: rate must be"),
     ("traces = [{synth = {requests = [10, 20]}}]\n", "synth requests must be a single value"),
     ("traces = [{synth = {requests = 10, rate = 'fast'}}]\n", "synth: "),
     ("seeds = [-1]\n", "seeds must be"),
