@@ -188,3 +188,17 @@ def to_json(rows: list[dict]) -> str:
         return None if isinstance(v, float) and not math.isfinite(v) else v
 
     return json.dumps([{k: clean(v) for k, v in r.items()} for r in rows], indent=2)
+
+
+# Metrics `pfmbench check` and `compare` use unless told otherwise: every row of the report (TABLE_ROWS:
+# the cost terms, ratios, counts and latencies), so that a rename there reaches them.
+REPORT_METRICS = tuple(key for key, _, _ in TABLE_ROWS)
+# The summands of system_cost as summarize() adds them: (column, weight in scenario [weights]). `pfmbench
+# plot` stacks them; tests/test_plot.py checks that they add up to system_cost.
+COST_TERMS = (
+    ("switching_cost", "switch"),
+    ("total_accuracy_cost", "accuracy"),
+    ("inference_latency", "latency"),
+    ("offloading_latency", "latency"),
+    ("cloud_cost", "cloud"),
+)

@@ -51,7 +51,7 @@ def _root(
 
 def _register() -> None:
     # Each command module adds its commands to `app`.
-    from . import models, policies, replay, scenario, synth, table2, traces  # noqa: F401
+    from . import compare, models, plot, policies, replay, scenario, sweep, synth, table2, traces  # noqa: F401
 
 
 def _terminate(signum, frame):
