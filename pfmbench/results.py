@@ -198,7 +198,8 @@ REPORT_METRICS = tuple(key for key, _, _ in TABLE_ROWS)
 COST_TERMS = (
     ("switching_cost", "switch"),
     ("total_accuracy_cost", "accuracy"),
-    ("inference_latency", "latency"),
-    ("offloading_latency", "latency"),
+    ("inference_latency_s", "latency"),
+    ("offloading_latency_s", "latency"),
     ("cloud_cost", "cloud"),
+    ("cloud_latency_s", "cloud_latency"),
 )

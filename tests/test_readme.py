@@ -34,6 +34,8 @@ def project(tmp_path):
     for d in ("traces", "policies"):
         shutil.copytree(ROOT / d, proj / d)
     (proj / "reports").mkdir()
+    for f in [*(ROOT / "reports").glob("*.toml"), *(ROOT / "reports").glob("baseline*.parquet")]:
+        shutil.copy(f, proj / "reports" / f.name)  # the sweep files and the baseline the README runs
     shared = ROOT.parent / "shared"
     if shared.is_dir():
         (tmp_path / "shared").symlink_to(shared)
