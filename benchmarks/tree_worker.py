@@ -8,8 +8,6 @@ to the tree under test; prints one JSON object on its last line. Speaks both eng
 Modes:
   kernel   the kernel alone over a whole pre-read trace, per policy: best-of-N CPU time of the replaying
            thread (time.thread_time) and wall time, and the counts (the two trees must agree on them).
-  compile  CPU seconds (the whole process) of the first replay of every built-in on a tiny trace: a cold
-           compile when the tree has no numba cache files yet, else the cost of loading them.
   e2e      replay_many(path, policies) in this process, after a warm-up that loads the kernel: wall time
            and process CPU time (all threads), best of N.
 """
@@ -86,30 +84,6 @@ def kernel(a):
     return {"requests": len(trace), "policies": out}
 
 
-def compile_(a):
-    from pathlib import Path
-
-    import numpy as np
-
-    import pfmbench
-
-    pkg = Path(pfmbench.__file__).parent
-    cached = sorted(str(p.relative_to(pkg)) for p in pkg.rglob("*") if p.suffix in (".nbi", ".nbc"))
-    cat, tables = _tables(a["catalog"], a["gpu_gb"])
-    from pfmbench.trace.schema import TraceArrays
-
-    n = 1000
-    rng = np.random.default_rng(0)
-    trace = TraceArrays(np.arange(n, dtype=np.float64), rng.integers(0, len(cat.pairs), n).astype(np.int32),
-                        np.full(n, 64.0), np.full(n, 0.1))
-    names = _policies()
-    c0, w0 = time.process_time(), time.perf_counter()
-    for name in names:
-        _runner(tables, name)(trace)
-    c1, w1 = time.process_time(), time.perf_counter()
-    return {"cache_files_before": cached, "policies": names, "cpu_s": c1 - c0, "wall_s": w1 - w0}
-
-
 def e2e(a):
     from pfmbench.api import replay_many
     from pfmbench.catalog import load_catalog
@@ -133,6 +107,6 @@ if __name__ == "__main__":
     mode, args = sys.argv[1], json.loads(sys.argv[2])
     import pfmbench
 
-    res = {"compile": compile_, "kernel": kernel, "e2e": e2e}[mode](args)
+    res = {"kernel": kernel, "e2e": e2e}[mode](args)
     res["pfmbench"] = pfmbench.__file__
     print(json.dumps(res))
