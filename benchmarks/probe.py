@@ -2,6 +2,7 @@
 
     python benchmarks/probe.py costs      # kernel M req/s with parts of the cost model switched off
     python benchmarks/probe.py compile    # first-compile CPU seconds of the kernel for subsets of the built-ins
+    python benchmarks/probe.py inline     # the shared cost functions LLVM-inlined instead of inline="always"
 
 costs    copies pfmbench/ twice to a temp dir: as it is, and patched so that the accuracy curve returns its
          zero-shot value and the latency histogram is not counted (catalog.accuracy_at, record.count_latency;
@@ -11,6 +12,8 @@ costs    copies pfmbench/ twice to a temp dir: as it is, and patched so that the
 compile  one copy with no numba cache; for each subset of policy modules the kernel generated for just those
          is compiled once (pfmbench.engine.kernel.load_kernel): CPU seconds. Subsets: each built-in alone, lru +
          fifo + random, all six.
+inline   a copy whose shared functions (jit.compiled) are plain njit functions, inlined (or not) by LLVM
+         instead of numba's IR inliner: compile CPU of all six built-ins, and the lru and cloud kernel rates.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TREE = HERE.parent
 
+INLINE_PATCH = {"engine/jit.py": ('twin = njit(inline="always")(f)', "twin = njit(f)  # probe: LLVM inlining")}
 PATCHES = {  # file -> (text, replacement): the "no accuracy curve, no histogram" copy
     "catalog.py": ("    if kind == CURVE_FLAT or k <= 0.0:\n        return zero_shot",
                    "    if True:  # probe: no accuracy curve\n        return zero_shot"),
@@ -35,12 +39,12 @@ PATCHES = {  # file -> (text, replacement): the "no accuracy curve, no histogram
 }
 
 
-def copy_tree(dst: Path, patched: bool) -> Path:
+def copy_tree(dst: Path, patched: bool | dict) -> Path:
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(TREE / "pfmbench", dst / "pfmbench",
                     ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc", "*.pyc"))
     if patched:
-        for rel, (old, new) in PATCHES.items():
+        for rel, (old, new) in (patched if isinstance(patched, dict) else PATCHES).items():
             f = dst / "pfmbench" / rel
             text = f.read_text()
             assert old in text, f"{rel}: the code to patch has changed; update PATCHES"
@@ -115,7 +119,7 @@ def main(argv=None) -> None:
         print(json.dumps({"_costs": _costs, "_compile": _compile}[argv[0]](json.loads(argv[1]))))
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=["costs", "compile"])
+    ap.add_argument("what", choices=["costs", "compile", "inline"])
     ap.add_argument("--requests", type=int, default=10_000_000)
     ap.add_argument("--workdir", type=Path)
     a = ap.parse_args(argv)
@@ -143,6 +147,18 @@ def main(argv=None) -> None:
             print(f"{'M req/s (thread CPU), 100 models':<34}" + "".join(f"{k:>13}" for k in keys))
             for label, r in rows.items():
                 print(f"{label:<34}" + "".join(f"{r[k]:13.1f}" for k in keys))
+        elif a.what == "inline":
+            tpath = work / "trace100.parquet"
+            if not tpath.exists():
+                synth_trace(tpath, load_catalog(cpath), a.requests)
+            pol = [f"pfmbench.policies.{p}" for p in ("lc", "lfu", "lru", "fifo", "random", "cloud")]
+            for label, patch in (("inline='always' (as is)", False), ("LLVM inlining", INLINE_PATCH)):
+                tree = copy_tree(work / "inline", patch)
+                c = child(tree, "compile", {"catalog": str(cpath), "gpu_gb": gpu, "modules": pol}, work)
+                r = child(tree, "costs", {"catalog": str(cpath), "trace": str(tpath), "gpu_gb": gpu,
+                                          "policies": ["lru", "cloud"]}, work)
+                print(f"{label:<26} compile (six) {c['cpu_s']:5.1f} s CPU · lru {r['lru/exp']:.1f} M/s, "
+                      f"cloud {r['cloud/exp']:.1f} M/s", flush=True)
         else:
             tree = copy_tree(work / "compile", False)
             pol = [f"pfmbench.policies.{p}" for p in ("lc", "lfu", "lru", "fifo", "random", "cloud")]
