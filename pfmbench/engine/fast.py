@@ -152,19 +152,16 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
         input_mb = rq.input_mb[i]
         es.seen[m] += 1
         evictions = 0
-        loaded = False
-        if es.cached[m]:
+        cached = es.cached[m] != 0
+        if cached:
+            admitted = True
             k_own, k_eff, f = examples_at_service(tab, cx, p, m, now)
-            if tab.dispatch == DISPATCH_CHEAPEST:
-                j = first_free_executor(es.free_at)
-                wait = max(now, es.free_at[j], es.ready_at[m]) - now
-                if edge_is_dearer(tab, p, units, input_mb, k_eff, wait, 0.0):
-                    rec.counts[C_DISPATCHED] += 1
-                    serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, 0)
-                    continue
+            load = 0.0
         else:
             # A model larger than the GPU is always offloaded; otherwise the policy and the admission
-            # rule decide (MODEL.md §4), and the dispatch rule may still prefer the cloud.
+            # rule decide (MODEL.md §4). A model loaded now serves zero-shot: its context is empty.
+            k_own, k_eff, f = 0.0, 0.0, 1.0
+            load = tab.load_time[m]
             admitted = tab.mem_bytes[m] <= tab.capacity_bytes
             if admitted:
                 admitted = admit(code, pss, es, tab, m, now)
@@ -174,15 +171,17 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                     admitted = worth_loading(tab, es.seen[m], p, m, now, units, input_mb)
                 if not admitted:
                     rec.counts[C_DECLINED] += 1
-                elif tab.dispatch == DISPATCH_CHEAPEST:
-                    j = first_free_executor(es.free_at)
-                    wait = max(now, es.free_at[j]) - now
-                    if edge_is_dearer(tab, p, units, input_mb, 0.0, wait, tab.load_time[m]):
-                        rec.counts[C_DISPATCHED] += 1
-                        admitted = False
-            if not admitted:
-                serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, 0)
-                continue
+        if admitted and tab.dispatch == DISPATCH_CHEAPEST:  # the edge may still cost more than the cloud now
+            j = first_free_executor(es.free_at)
+            wait = max(now, es.free_at[j], es.ready_at[m] if cached else now) - now
+            if edge_is_dearer(tab, p, units, input_mb, k_eff, wait, load):
+                rec.counts[C_DISPATCHED] += 1
+                admitted = False
+        if not admitted:
+            serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, 0)
+            continue
+        loaded = not cached
+        if loaded:
             while es.used[0] + tab.mem_bytes[m] > tab.capacity_bytes:
                 v = victim(code, pss, es, tab, now)
                 on_evict(code, pss, es, tab, v)
@@ -190,12 +189,9 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 evictions += 1
             _insert(tab, es, m, seq0 + i, now)
             on_insert(code, pss, es, tab, m)
-            loaded = True
-            k_own, k_eff, f = examples_at_service(tab, cx, p, m, now)  # zero-shot: an empty context
         # Served at the edge with the examples in context this copy has, on the first free executor,
         # once the model is in memory.
         work, compute = edge_work(tab, p, units, k_eff)
-        load = tab.load_time[m] if loaded else 0.0
         j = first_free_executor(es.free_at)
         start = max(now, es.free_at[j], es.ready_at[m])
         es.free_at[j] = start + load + compute
