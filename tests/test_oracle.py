@@ -1,4 +1,4 @@
-"""libCacheSim as an independent oracle for LRU, FIFO and LFU (MODEL.md §5).
+"""libCacheSim as an independent oracle for LRU, FIFO, LFU and the newer policies (MODEL.md §5, issue 10).
 
 MODEL.md §5: LRU, FIFO and LFU must agree exactly, request by request, with the standard size-aware
 definitions of established cache simulators (evict until the new object fits; an object larger than
@@ -18,6 +18,9 @@ What libCacheSim does, from its source (libCacheSim/cache/cache.c, cache/evictio
     frequency, objects sit in a FIFO list in the order they reached it, and the head is evicted.
     An object reaches its current frequency at its last request, so that is "fewest requests since
     load, ties to the least recent last use": exactly pfmbench's key (requests, last_use).
+  * Sieve (Sieve.c): insert at the queue's head with freq 0, a hit sets freq 1; the hand starts at the
+    tail (the oldest), walks towards the head clearing freq, wrapping to the tail, evicts the first
+    object with freq 0 and rests on the next newer one (NULL past the newest: the tail again).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from pfmbench.policies import get_policy
 from pfmbench.scenario import load_scenario
 from pfmbench.trace.schema import TraceArrays
 
-ORACLES = {"lru": lcs.LRU, "fifo": lcs.FIFO, "lfu": lcs.LFU}
+ORACLES = {"lru": lcs.LRU, "fifo": lcs.FIFO, "lfu": lcs.LFU, "sieve": lcs.Sieve}
 GB = 10**9
 
 
