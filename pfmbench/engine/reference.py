@@ -83,6 +83,8 @@ class ReferenceEngine:
     def __init__(self, tables: Tables, policy, seed: int = 0, names=None, families=None):
         self.t = tables = tables.for_policy(policy)
         self.policy = policy
+        if hasattr(policy, "bind"):  # a policy that needs the tables (capacity, model sizes) sees them first
+            policy.bind(tables)
         self.names, self.families = names, families
         n, k = tables.n_models, len(tables.pair_model)
         self.context = _Context([0.0] * k, [0.0] * k, [0.0] * n, [0.0] * n)
