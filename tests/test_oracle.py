@@ -42,7 +42,7 @@ from pfmbench.policies import get_policy, s3fifo
 from pfmbench.scenario import load_scenario
 from pfmbench.trace.schema import TraceArrays
 
-ORACLES = {"lru": lcs.LRU, "fifo": lcs.FIFO, "lfu": lcs.LFU, "sieve": lcs.Sieve, "s3fifo": lcs.S3FIFO}
+ORACLES = {"lru": lcs.LRU, "fifo": lcs.FIFO, "lfu": lcs.LFU, "sieve": lcs.Sieve, "s3fifo": lcs.S3FIFO, "gdsf-unit": lcs.GDSF}
 GB = 10**9
 
 
@@ -223,7 +223,8 @@ def test_zipf_trace_agrees_with_libcachesim(policy, request):
 
 
 # -- hand-made cases ----------------------------------------------------------------------------------
-ADMIT_ALL = [p for p in ORACLES if p != "s3fifo"]  # S3-FIFO loads only models smaller than its small queue
+# S3-FIFO loads only models smaller than its small queue; GDSF loads a model only if it outranks its victims.
+ADMIT_ALL = [p for p in ORACLES if p not in ("s3fifo", "gdsf-unit")]
 
 
 @pytest.mark.parametrize("policy", ADMIT_ALL)
@@ -299,3 +300,13 @@ def test_s3fifo_model_of_the_small_queues_size_is_offloaded_without_evicting():
     tables = make_tables([4] * 30 + [10], 100, [1] * 31)
     out, ev, _ = fast_replay(tables, "s3fifo", make_trace(list(range(31))))
     assert out[-1] == C.CLOUD and ev[-1] == 0
+
+
+def test_gdsf_newcomer_that_ranks_lowest_is_offloaded_after_evicting():
+    """Capacity 10: A, B of 5 bytes (priority 2e5 each), A hit (4e5). C of 8 bytes ranks 1.25e5, lowest:
+    offloaded, L = 1.25e5. C again ranks 2.5e5: B (2e5) goes, then C is lowest: offloaded after 1 eviction."""
+    tables = make_tables([5, 5, 8], 10, [1, 1, 1])
+    a, b, c = 0, 1, 2
+    out, ev = assert_agree("gdsf-unit", tables, make_trace([a, b, a, c, c, b]))
+    assert out.tolist() == [C.LOAD, C.LOAD, C.HIT, C.CLOUD, C.CLOUD, C.LOAD]
+    assert ev.tolist() == [0, 0, 0, 0, 1, 0]

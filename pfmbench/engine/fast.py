@@ -4,7 +4,8 @@ The loop owns find -> admit -> evict until it fits -> insert -> serve and the me
 built-in policy's module supplies up to five hooks, which the loop calls in one place each:
 
   admit(ps, es, tab, m, now) -> bool   on a miss for model m that fits the GPU: load it, or offload
-  victim(ps, es, tab, now) -> model    the next model to evict (called until m fits)
+  victim(ps, es, tab, now) -> model    the next model to evict (called until m fits); -1: m itself,
+                                       which is then offloaded (after the evictions made so far)
   on_evict(ps, es, tab, v)             v is leaving: drop it from the policy's structure
   on_insert(ps, es, tab, m)            m was loaded (cached, last_use = this request, no context yet)
   on_hit(ps, es, tab, m, loaded)       m served a request (a hit, or the load's first request);
@@ -185,9 +186,15 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 continue
             while es.used[0] + tab.mem_bytes[m] > tab.capacity_bytes:
                 v = victim(code, pss, es, tab, now)
+                if v < 0:
+                    break  # the policy ranks the newcomer itself lowest (GDSF): offloaded after these evictions
                 on_evict(code, pss, es, tab, v)
                 _evict(tab, es, v, now)
                 evictions += 1
+            if es.used[0] + tab.mem_bytes[m] > tab.capacity_bytes:
+                rec.counts[C_DECLINED] += 1
+                serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, evictions)
+                continue
             _insert(tab, es, m, seq0 + i, now)
             on_insert(code, pss, es, tab, m)
             loaded = True

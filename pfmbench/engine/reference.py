@@ -173,7 +173,12 @@ class ReferenceEngine:
                 serve_cloud(t, self.totals, log_on, log, i, pair, units, input_mb, 0)
                 return
             while self.used + t.mem_bytes[m] > t.capacity_bytes:
-                self._evict(self.policy.victim(self.cache, now, self._rng), now)
+                v = self.policy.victim(self.cache, now, self._rng)
+                if v is None:  # the policy ranks the newcomer itself lowest (GDSF): offloaded after these evictions
+                    self.totals.counts[C_DECLINED] += 1
+                    serve_cloud(t, self.totals, log_on, log, i, pair, units, input_mb, evictions)
+                    return
+                self._evict(v, now)
                 evictions += 1
             entry = CacheEntry(self, m, seq, now)
             self.cache.append(entry)

@@ -38,7 +38,7 @@ from ..errors import InputError
 
 # The built-in policies, by module: one module each (pfmbench/policies/NAME.py). Adding one is a new
 # module and a line here; the CLI, tests, benchmarks and docs read this list through the registry.
-BUILTINS = ("lc", "lfu", "lru", "fifo", "random", "cloud", "sieve", "s3fifo")
+BUILTINS = ("lc", "lfu", "lru", "fifo", "random", "cloud", "sieve", "s3fifo", "gdsf", "gdsf_unit")
 
 
 class Policy:
