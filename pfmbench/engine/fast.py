@@ -65,6 +65,8 @@ class EngineState(NamedTuple):
     clist_pos: np.ndarray  # int32 per model (-1: not cached)
     free_at: np.ndarray  # float64 per executor: when it is free
     seen: np.ndarray  # int64 per model: its requests over the whole trace so far, this one included
+    next_use: np.ndarray  # float64 per model: sequence number of its next request after its last service
+    #                       (inf: none), for policies that need it (Policy.needs_next_use); inf otherwise
     context: Context
     totals: Totals
 
@@ -74,7 +76,7 @@ def new_engine_state(tables: Tables) -> EngineState:
     return EngineState(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(n, np.int8),
                        np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n), np.zeros(n, np.int32),
                        np.full(n, -1, np.int32), np.zeros(tables.executors), np.zeros(n, np.int64),
-                       new_context(n, k), new_totals())
+                       np.full(n, np.inf), new_context(n, k), new_totals())
 
 
 class Requests(NamedTuple):
@@ -84,6 +86,8 @@ class Requests(NamedTuple):
     pair: np.ndarray  # int32 (model, task) pair
     units: np.ndarray  # float64
     input_mb: np.ndarray  # float64
+    next_use: np.ndarray  # float64: sequence number of the same model's next request (inf: none); empty
+    #                       unless the policy needs it (Policy.needs_next_use)
 
 
 def _readonly(a: np.ndarray, dtype) -> np.ndarray:
@@ -93,9 +97,24 @@ def _readonly(a: np.ndarray, dtype) -> np.ndarray:
     return v
 
 
-def requests(trace) -> Requests:
+def requests(trace, next_use=None) -> Requests:
     return Requests(_readonly(trace.ts, np.float64), _readonly(trace.pair, np.int32),
-                    _readonly(trace.units, np.float64), _readonly(trace.input_mb, np.float64))
+                    _readonly(trace.units, np.float64), _readonly(trace.input_mb, np.float64),
+                    _readonly(next_use if next_use is not None else _NO_NEXT_USE, np.float64))
+
+
+_NO_NEXT_USE = np.zeros(0)
+
+
+def next_uses(models: np.ndarray, start: int = 0) -> np.ndarray:
+    """For each request (its model's index), the sequence number (start + position) of the same model's next
+    request, inf if none: one reverse look over a whole trace, in memory."""
+    models = np.asarray(models)
+    out = np.full(len(models), np.inf)
+    order = np.argsort(models, kind="stable")
+    same = models[order[1:]] == models[order[:-1]]
+    out[order[:-1][same]] = order[1:][same] + start
+    return out
 
 
 # -- the engine's own bookkeeping ---------------------------------------------------------------------------
@@ -211,6 +230,8 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
         serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, start - now, loaded, evictions)
         add_demonstration(tab, cx, p, m, now, k_own, f)
         es.last_use[m] = seq0 + i
+        if rq.next_use.shape[0] > 0:
+            es.next_use[m] = rq.next_use[i]
         es.requests[m] += 1
         on_hit(code, pss, es, tab, m, loaded)
     es.seq[0] = seq0 + n
@@ -264,7 +285,7 @@ class FastEngine:
         self.pstates = tuple(sys.modules[mod].new_state(tables, seed) for mod in modules)
         self.last_ts = -math.inf  # chunks must continue in time order
         if not self.kernel.replay.signatures:  # compile it (or load it from the cache) here, on one thread
-            empty = requests(Requests(np.zeros(0), np.zeros(0, np.int32), np.zeros(0), np.zeros(0)))
+            empty = requests(Requests(np.zeros(0), np.zeros(0, np.int32), np.zeros(0), np.zeros(0), _NO_NEXT_USE))
             with compiling():
                 self.kernel.replay(self.code, tables, self.state, self.pstates, empty, False, _NO_LOG)
 
@@ -288,15 +309,16 @@ class FastEngine:
     def hist(self):
         return self.state.totals.hist
 
-    def run(self, trace, log: RequestLog | None = None) -> None:
-        """Replay one chunk of TraceArrays; fill `log` (new_log(len(trace))) if given."""
+    def run(self, trace, log: RequestLog | None = None, next_use=None) -> None:
+        """Replay one chunk of TraceArrays; fill `log` (new_log(len(trace))) if given. next_use: this
+        chunk's slice of next_uses() over the whole trace, for a policy that needs_next_use."""
         if len(trace.ts) == 0:
             return
         if trace.ts[0] < self.last_ts:
             from ..errors import InputError
             raise InputError(f"{trace.source}: chunk starts at t={trace.ts[0]} before the previous chunk ended "
                              f"(t={self.last_ts}); chunked replay needs a time-sorted trace")
-        rq = requests(trace)
+        rq = requests(trace, next_use)
         self.kernel.replay(self.code, self.tables, self.state, self.pstates, rq, log is not None,
                            log if log is not None else _NO_LOG)
         self.last_ts = float(trace.ts[-1])
