@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from pfmbench.catalog import load_catalog
-from pfmbench.engine.fast import FastEngine
+from pfmbench.engine.fast import FastEngine, next_uses
 from pfmbench.engine.tables import build_tables
 from pfmbench.policies import get_policy, policy_names
 from pfmbench.scenario import load_scenario
@@ -90,12 +90,14 @@ def kernel_rates(catalog, gpu_gb: float, trace, repeat: int) -> list[dict]:
     out = []
     for name in POLICIES:
         policy = get_policy(name)
-        FastEngine(tables, policy, 0).run(warm)  # compile or load from numba's cache
+        # An offline policy (belady) gets each request's next use, computed outside the timed replay.
+        nxt = next_uses(tables.pair_model[trace.pair]) if policy.needs_next_use else None
+        FastEngine(tables, policy, 0).run(warm, None, nxt[:len(warm)] if nxt is not None else None)  # compile
         best = float("inf")
         for _ in range(repeat):
             eng = FastEngine(tables, policy, 0)
             t0 = time.perf_counter()
-            eng.run(trace)
+            eng.run(trace, None, nxt)
             best = min(best, time.perf_counter() - t0)
         state = eng.state
         c = state.totals.counts
