@@ -147,29 +147,29 @@ class S3FIFO(Policy):
         self.count = {}  # model -> (count when it last entered its place, requests then)
         self.ghost = []  # model ids, oldest first
         self.evicted = False
-        self.ghost_hit = False
+        self.ghost_hit = {}  # model -> whether its last admit found it in the ghost
 
     def _place(self, cache):
-        """Place a model loaded since the last call (at most one: every load follows an admit)."""
-        for e in cache:
+        """Place the models loaded since the last call, in load order (no eviction since, so the engine's
+        list is in load order for them)."""
+        for e in sorted(cache, key=lambda e: e.loaded_at):
             if self.where.get(e.model, (0, None))[1] != e.loaded_at:
-                q = MAIN if self.ghost_hit or (not self.evicted and self.used[SMALL] >= self.cap[CAP_SMALL]) else SMALL
+                hit = self.ghost_hit.get(e.model, False)
+                q = MAIN if hit or (not self.evicted and self.used[SMALL] >= self.cap[CAP_SMALL]) else SMALL
                 self.queues[q].append(e.model)
                 self.used[q] += self.mem[e.model]
                 self.where[e.model] = (q, e.loaded_at)
                 self.count[e.model] = (0, 1)  # the load's own request is no hit
-                self.ghost_hit = False
 
     def _freq(self, e) -> int:
         base, at = self.count[e.model]
         return base + e.requests - at
 
     def admit(self, model, now):
-        self.ghost_hit = False
         m = model.model
-        if m in self.ghost:
+        self.ghost_hit[m] = m in self.ghost
+        if self.ghost_hit[m]:
             self.ghost.remove(m)
-            self.ghost_hit = True
             return True
         return self.mem[m] < self.cap[CAP_SMALL]
 
