@@ -202,12 +202,12 @@ def main(argv=None) -> None:
                 for frac in fractions:
                     gpu = frac * total
                     print(f"   GPU {gpu:,.0f} GB ({frac:g} of the catalog)")
-                    print(f"   {'policy':<7} {'M req/s':>8} {'s':>7} {'hit ratio':>9} {'evict/req':>9} {'cached':>7}")
+                    print(f"   {'policy':<9} {'M req/s':>8} {'s':>7} {'hit ratio':>9} {'evict/req':>9} {'cached':>7}")
                     for r in kernel_rates(cat, gpu, trace, a.repeat):
                         tgt = ""
                         if r["policy"] in ("lru", "fifo", "lc"):
                             tgt = f"  {mark(r['rate'] >= TARGET_KERNEL)} >= {TARGET_KERNEL / 1e6:.0f} M/s"
-                        print(f"   {r['policy']:<7} {r['rate'] / 1e6:8.1f} {r['seconds']:7.3f} {r['hit_ratio']:9.3f} "
+                        print(f"   {r['policy']:<9} {r['rate'] / 1e6:8.1f} {r['seconds']:7.3f} {r['hit_ratio']:9.3f} "
                               f"{r['evictions_per_request']:9.3f} {r['cached']:7,d}{tgt}")
                 del trace
             print()

@@ -99,7 +99,7 @@ def _value(requests, cost, size):
 
 @register
 class GDSF(Policy):
-    """GreedyDual-Size-Frequency with each model's switching cost as its cost (libCacheSim's GDSF)."""
+    """GreedyDual-Size-Frequency with each model's switching cost as its cost (libCacheSim's GDSF rule)."""
 
     name = "gdsf"
 
