@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .catalog import Catalog, load_catalog
-from .engine.fast import FastEngine
+from .engine.fast import FastEngine, next_uses
 from .engine.record import LOG_COLUMNS, OUTCOMES, new_log
 from .engine.reference import ReferenceEngine
 from .engine.tables import build_tables
@@ -90,13 +90,14 @@ class _Runner:
             self.engine = ReferenceEngine(tables, self.policy, sc.seed, [m.name for m in catalog.models],
                                           [m.family for m in catalog.models])
 
-    def run(self, chunk: TraceArrays, log: bool) -> dict | None:
+    def run(self, chunk: TraceArrays, log: bool, next_use=None) -> dict | None:
         buf = new_log(len(chunk)) if log else None
+        next_use = next_use if getattr(self.policy, "needs_next_use", False) else None
         if self.fast or type(self.policy).__module__.startswith("pfmbench.policies"):
-            self.engine.run(chunk, buf)
+            self.engine.run(chunk, buf, next_use)
         else:
             try:  # a drop-in policy is the user's code: report its failure in one line
-                self.engine.run(chunk, buf)
+                self.engine.run(chunk, buf, next_use)
             except Exception as e:  # noqa: BLE001
                 where = getattr(type(self.policy), "source_file", type(self.policy).__module__)
                 raise InputError(f"{where}: policy {self.name!r} failed: {type(e).__name__}: {e}") from None
@@ -163,10 +164,21 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
             done = 0
             if progress:
                 progress(0, total)
+            nxt = None
+            if any(getattr(r.policy, "needs_next_use", False) for r in runners):
+                # Offline policies (belady) see each request's next use: the whole trace, in memory.
+                if stream:
+                    raise InputError(f"{trace_name}: policy {', '.join(r.name for r in runners if r.policy.needs_next_use)} "
+                                     f"needs the whole trace in memory, and this one has {total:,} rows (over "
+                                     f"{STREAM_MIN_ROWS:,}, so it is streamed); replay a shorter trace")
+                chunks = list(chunks)
+                if chunks:
+                    nxt = next_uses(np.concatenate([tables.pair_model[c.pair] for c in chunks]))
             for chunk in chunks:
                 log = writer_path is not None
-                results = pool.map(_Runner.run, runners, [chunk] * len(runners), [log] * len(runners)) if pool else \
-                    [runners[0].run(chunk, log)]
+                part = nxt[done:done + len(chunk)] if nxt is not None else None
+                results = pool.map(_Runner.run, runners, [chunk] * len(runners), [log] * len(runners),
+                                   [part] * len(runners)) if pool else [runners[0].run(chunk, log, part)]
                 for r, cols in zip(runners, results, strict=True):
                     if cols is not None:
                         t = _log_frame(r.name, chunk, done, cols, pair_names)

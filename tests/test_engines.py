@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from strategies import cases
 
 from pfmbench.engine import record as C
-from pfmbench.engine.fast import FastEngine
+from pfmbench.engine.fast import FastEngine, next_uses
 from pfmbench.engine.record import LOG_COLUMNS, RequestLog, new_log
 from pfmbench.engine.reference import replay_reference
 from pfmbench.engine.tables import build_tables
@@ -22,8 +22,10 @@ def fast_replay(tables, trace, policy, seed, chunk=None):
     n = len(trace.ts)
     log = new_log(n)
     step = chunk or n
+    nxt = next_uses(tables.pair_model[trace.pair]) if get_policy(policy).needs_next_use else None
     for s in range(0, n, step):
-        engine.run(trace.slice(s, s + step), RequestLog(*(col[s:s + step] for col in log)))
+        engine.run(trace.slice(s, s + step), RequestLog(*(col[s:s + step] for col in log)),
+                   nxt[s:s + step] if nxt is not None else None)
     return engine, log._asdict()
 
 

@@ -1,4 +1,4 @@
-"""libCacheSim as an independent oracle for LRU, FIFO and LFU (MODEL.md §5).
+"""libCacheSim as an independent oracle for LRU, FIFO, LFU and the newer policies (MODEL.md §5, issue 10).
 
 MODEL.md §5: LRU, FIFO and LFU must agree exactly, request by request, with the standard size-aware
 definitions of established cache simulators (evict until the new object fits; an object larger than
@@ -18,6 +18,9 @@ What libCacheSim does, from its source (libCacheSim/cache/cache.c, cache/evictio
     frequency, objects sit in a FIFO list in the order they reached it, and the head is evicted.
     An object reaches its current frequency at its last request, so that is "fewest requests since
     load, ties to the least recent last use": exactly pfmbench's key (requests, last_use).
+  * Sieve (Sieve.c): insert at the queue's head with freq 0, a hit sets freq 1; the hand starts at the
+    tail (the oldest), walks towards the head clearing freq, wrapping to the tail, evicts the first
+    object with freq 0 and rests on the next newer one (NULL past the newest: the tail again).
 """
 
 from __future__ import annotations
@@ -31,16 +34,17 @@ lcs = pytest.importorskip("libcachesim")
 
 from pfmbench.catalog import Catalog, Model, Task
 from pfmbench.engine import record as C
-from pfmbench.engine.fast import FastEngine
+from pfmbench.engine.fast import FastEngine, next_uses
 from pfmbench.engine.record import new_log
 from pfmbench.engine.reference import replay_reference
 from pfmbench.engine.tables import build_tables
-from pfmbench.policies import get_policy
+from pfmbench.policies import get_policy, s3fifo
 from pfmbench.scenario import load_scenario
 from pfmbench.trace.schema import TraceArrays
 
-ORACLES = {"lru": lcs.LRU, "fifo": lcs.FIFO, "lfu": lcs.LFU}
+ORACLES = {"lru": lcs.LRU, "fifo": lcs.FIFO, "lfu": lcs.LFU, "sieve": lcs.Sieve, "s3fifo": lcs.S3FIFO, "gdsf-unit": lcs.GDSF, "belady": lcs.Belady}
 GB = 10**9
+INT64_MAX = 2**63 - 1  # libCacheSim's "no next access"
 
 
 # -- building a catalog and a trace ---------------------------------------------------------------
@@ -79,7 +83,7 @@ def fast_replay(tables, policy, trace):
     n = len(trace)
     engine = FastEngine(tables, get_policy(policy), 0)
     log = new_log(n)
-    engine.run(trace, log)
+    engine.run(trace, log, next_uses(tables.pair_model[trace.pair]) if policy == "belady" else None)
     return log.outcome, log.evictions, engine.state
 
 
@@ -95,10 +99,12 @@ def oracle_replay(policy, tables, trace):
     n = len(trace)
     outcome, evictions = np.zeros(n, np.int8), np.zeros(n, np.int32)
     pair_model = tables.pair_model
+    nxt = next_uses(pair_model[trace.pair])
     req = lcs.Request()
     for i, p in enumerate(trace.pair):
         m = int(pair_model[p])
         req.obj_id, req.obj_size = m + 1, sizes[m]  # ids from 1: 0 is no one's
+        req.next_access_vtime = int(nxt[i]) if np.isfinite(nxt[i]) else INT64_MAX  # Belady's; others ignore it
         before = cache.get_n_obj()
         if cache.get(req):
             outcome[i] = C.HIT
@@ -132,6 +138,8 @@ def assert_agree(policy, tables, trace, engines=("fast", "reference")):
                            f"{names[out[i]]}, libCacheSim says {names[want_out[i]]}; sizes "
                            f"{tables.mem_bytes.tolist()}, capacity {tables.capacity_bytes}, models requested "
                            f"{tables.pair_model[trace.pair[:i + 1]].tolist()}")
+        if policy == "belady":
+            continue  # which of the models never requested again leave is a tie (module docstring)
         i = first_difference(ev, want_ev)
         assert i is None, f"{engine} {policy}: request {i} evicts {ev[i]} models, libCacheSim {want_ev[i]}"
         if engine == "fast":
@@ -167,8 +175,21 @@ def cases(draw):
 @given(case=cases())
 def test_random_sequences_agree_with_libcachesim(policy, case):
     sizes, capacity, n_tasks, pairs = case
+    if policy == "s3fifo":
+        sizes, capacity = s3fifo_case(sizes, capacity)
     tables = make_tables(sizes, capacity, n_tasks)
     assert_agree(policy, tables, make_trace(pairs))
+
+
+def s3fifo_case(sizes, capacity):
+    """libCacheSim's S3FIFO aborts below 10 bytes (an empty small queue), and a model of exactly the small
+    queue's size is where pfmbench differs on purpose (pfmbench.policies.s3fifo): move off both. S3-FIFO
+    loads only models smaller than its small queue (a tenth of the GPU): every other model is made one,
+    or the cache would rarely be contended."""
+    capacity = max(capacity, 10)
+    small = s3fifo.sizes(capacity)[0]
+    sizes = [s % small if i % 2 == 0 else s for i, s in enumerate(sizes)]
+    return [s + 1 if s == small else s for s in sizes], capacity
 
 
 @pytest.fixture(scope="module")
@@ -186,9 +207,23 @@ def zipf_case():
     return tables, make_trace(pairs)
 
 
+@pytest.fixture(scope="module")
+def small_zipf_case():
+    """For S3-FIFO, which loads only models smaller than its small queue (10% of the GPU): 40 models of
+    0.05-3 GB and two of 5 and 40 GB, 20 GB (a 2 GB small queue), 50,000 Zipf(0.8) requests."""
+    rng = np.random.default_rng(20240602)
+    sizes = rng.integers(GB // 20, 3 * GB, 40).tolist() + [5 * GB, 40 * GB]
+    sizes, capacity = s3fifo_case(sizes, 20 * GB)
+    tables = make_tables(sizes, capacity, [1] * len(sizes))
+    n_pairs = len(tables.pair_model)
+    p = np.arange(1, n_pairs + 1, dtype=np.float64) ** -0.8
+    pairs = rng.permutation(n_pairs)[rng.choice(n_pairs, 50_000, p=p / p.sum())]
+    return tables, make_trace(pairs)
+
+
 @pytest.mark.parametrize("policy", list(ORACLES))
-def test_zipf_trace_agrees_with_libcachesim(policy, zipf_case):
-    tables, trace = zipf_case
+def test_zipf_trace_agrees_with_libcachesim(policy, request):
+    tables, trace = request.getfixturevalue("small_zipf_case" if policy == "s3fifo" else "zipf_case")
     out, ev = assert_agree(policy, tables, trace, engines=("fast",))
     # Not vacuous: the cache is contended and some models never fit.
     assert (out == C.HIT).sum() > 10_000 and (out == C.LOAD).sum() > 1_000 and ev.sum() > 1_000
@@ -196,7 +231,11 @@ def test_zipf_trace_agrees_with_libcachesim(policy, zipf_case):
 
 
 # -- hand-made cases ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("policy", list(ORACLES))
+# S3-FIFO loads only models smaller than its small queue; GDSF loads a model only if it outranks its victims.
+ADMIT_ALL = [p for p in ORACLES if p not in ("s3fifo", "gdsf-unit", "belady")]
+
+
+@pytest.mark.parametrize("policy", ADMIT_ALL)
 def test_model_larger_than_gpu_is_never_admitted(policy):
     """Sizes: A just over the GPU, B exactly the GPU, C and D small. A is offloaded every time and evicts
     nothing (libCacheSim checks the size before evicting); B fits exactly and evicts all the rest."""
@@ -243,3 +282,49 @@ def test_fifo_ignores_hits_and_lru_does_not():
     fifo, _ = assert_agree("fifo", tables, make_trace(seq))
     lru, _ = assert_agree("lru", tables, make_trace(seq))
     assert fifo[-1] == C.LOAD and lru[-1] == C.HIT
+
+
+def test_sieve_hand_keeps_visited_models():
+    """Capacity 3 unit models. A, B, C loaded, A hit; D: the hand clears A and evicts B, resting on C;
+    E: C is unvisited and goes. A stays through both."""
+    tables = make_tables([1] * 5, 3, [1] * 5)
+    a, b, c, d, e = range(5)
+    out, ev = assert_agree("sieve", tables, make_trace([a, b, c, a, d, e, a, b]))
+    assert out.tolist() == [C.LOAD, C.LOAD, C.LOAD, C.HIT, C.LOAD, C.LOAD, C.HIT, C.LOAD]
+
+
+def test_s3fifo_queues():
+    """100 bytes: a 10-byte small queue, 90 main, 90 ghost. Models of 4 bytes fill the small queue, then
+    (nothing evicted yet) the main queue; a larger model than the small queue is offloaded. Evicted models
+    requested again come back from the ghost into the main queue, and push out the main queue's oldest."""
+    tables = make_tables([4] * 30 + [11, 50], 100, [1] * 32)
+    seq = list(range(30)) + [30, 31, 0, 1, 29, 0, 3]
+    out, _ = assert_agree("s3fifo", tables, make_trace(seq))
+    assert out[30:].tolist() == [C.CLOUD, C.CLOUD, C.LOAD, C.LOAD, C.HIT, C.HIT, C.LOAD]
+
+
+def test_s3fifo_model_of_the_small_queues_size_is_offloaded_without_evicting():
+    """The one deliberate difference from libCacheSim, which evicts for it (here three models), then drops it."""
+    tables = make_tables([4] * 30 + [10], 100, [1] * 31)
+    out, ev, _ = fast_replay(tables, "s3fifo", make_trace(list(range(31))))
+    assert out[-1] == C.CLOUD and ev[-1] == 0
+
+
+def test_gdsf_newcomer_that_ranks_lowest_is_offloaded_after_evicting():
+    """Capacity 10: A, B of 5 bytes (priority 2e5 each), A hit (4e5). C of 8 bytes ranks 1.25e5, lowest:
+    offloaded, L = 1.25e5. C again ranks 2.5e5: B (2e5) goes, then C is lowest: offloaded after 1 eviction."""
+    tables = make_tables([5, 5, 8], 10, [1, 1, 1])
+    a, b, c = 0, 1, 2
+    out, ev = assert_agree("gdsf-unit", tables, make_trace([a, b, a, c, c, b]))
+    assert out.tolist() == [C.LOAD, C.LOAD, C.HIT, C.CLOUD, C.CLOUD, C.LOAD]
+    assert ev.tolist() == [0, 0, 0, 0, 1, 0]
+
+
+def test_s3fifo_loads_between_evictions():
+    """Found by a random search: the reference engine's S3-FIFO learns of loads only at the next eviction,
+    and once mixed up two of them (one back from the ghost) when several came between two evictions."""
+    sizes = [2, 3, 3, 1, 2, 3, 3, 3, 3, 3, 1, 3, 1, 3, 3, 3, 3, 2, 2, 3, 1, 2, 3, 1, 3, 1, 3, 3, 2]
+    seq = [16, 5, 12, 23, 7, 8, 21, 18, 11, 10, 23, 6, 9, 5, 8, 2, 8, 2, 16, 2, 0, 2, 4, 24, 19, 15, 10, 3, 15,
+           15, 14, 15, 15, 14, 2, 5, 2, 12, 17, 25, 11, 11, 28, 14, 11, 26, 18, 6, 24, 21, 4, 14, 15, 22, 12, 10,
+           17, 15, 16, 10, 5]
+    assert_agree("s3fifo", make_tables(sizes, 40, [1] * len(sizes)), make_trace(seq))

@@ -4,7 +4,8 @@ The loop owns find -> admit -> evict until it fits -> insert -> serve and the me
 built-in policy's module supplies up to five hooks, which the loop calls in one place each:
 
   admit(ps, es, tab, m, now) -> bool   on a miss for model m that fits the GPU: load it, or offload
-  victim(ps, es, tab, now) -> model    the next model to evict (called until m fits)
+  victim(ps, es, tab, now) -> model    the next model to evict (called until m fits); -1: m itself,
+                                       which is then offloaded (after the evictions made so far)
   on_evict(ps, es, tab, v)             v is leaving: drop it from the policy's structure
   on_insert(ps, es, tab, m)            m was loaded (cached, last_use = this request, no context yet)
   on_hit(ps, es, tab, m, loaded)       m served a request (a hit, or the load's first request);
@@ -64,6 +65,8 @@ class EngineState(NamedTuple):
     clist_pos: np.ndarray  # int32 per model (-1: not cached)
     free_at: np.ndarray  # float64 per executor: when it is free
     seen: np.ndarray  # int64 per model: its requests over the whole trace so far, this one included
+    next_use: np.ndarray  # float64 per model: sequence number of its next request after its last service
+    #                       (inf: none), for policies that need it (Policy.needs_next_use); inf otherwise
     context: Context
     totals: Totals
 
@@ -73,7 +76,7 @@ def new_engine_state(tables: Tables) -> EngineState:
     return EngineState(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(n, np.int8),
                        np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n), np.zeros(n, np.int32),
                        np.full(n, -1, np.int32), np.zeros(tables.executors), np.zeros(n, np.int64),
-                       new_context(n, k), new_totals())
+                       np.full(n, np.inf), new_context(n, k), new_totals())
 
 
 class Requests(NamedTuple):
@@ -83,6 +86,8 @@ class Requests(NamedTuple):
     pair: np.ndarray  # int32 (model, task) pair
     units: np.ndarray  # float64
     input_mb: np.ndarray  # float64
+    next_use: np.ndarray  # float64: sequence number of the same model's next request (inf: none); empty
+    #                       unless the policy needs it (Policy.needs_next_use)
 
 
 def _readonly(a: np.ndarray, dtype) -> np.ndarray:
@@ -92,9 +97,24 @@ def _readonly(a: np.ndarray, dtype) -> np.ndarray:
     return v
 
 
-def requests(trace) -> Requests:
+def requests(trace, next_use=None) -> Requests:
     return Requests(_readonly(trace.ts, np.float64), _readonly(trace.pair, np.int32),
-                    _readonly(trace.units, np.float64), _readonly(trace.input_mb, np.float64))
+                    _readonly(trace.units, np.float64), _readonly(trace.input_mb, np.float64),
+                    _readonly(next_use if next_use is not None else _NO_NEXT_USE, np.float64))
+
+
+_NO_NEXT_USE = np.zeros(0)
+
+
+def next_uses(models: np.ndarray, start: int = 0) -> np.ndarray:
+    """For each request (its model's index), the sequence number (start + position) of the same model's next
+    request, inf if none: one reverse look over a whole trace, in memory."""
+    models = np.asarray(models)
+    out = np.full(len(models), np.inf)
+    order = np.argsort(models, kind="stable")
+    same = models[order[1:]] == models[order[:-1]]
+    out[order[:-1][same]] = order[1:][same] + start
+    return out
 
 
 # -- the engine's own bookkeeping ---------------------------------------------------------------------------
@@ -184,9 +204,15 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
         if loaded:
             while es.used[0] + tab.mem_bytes[m] > tab.capacity_bytes:
                 v = victim(code, pss, es, tab, now)
+                if v < 0:
+                    break  # the policy ranks the newcomer itself lowest (GDSF): offloaded after these evictions
                 on_evict(code, pss, es, tab, v)
                 _evict(tab, es, v, now)
                 evictions += 1
+            if es.used[0] + tab.mem_bytes[m] > tab.capacity_bytes:
+                rec.counts[C_DECLINED] += 1
+                serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, evictions)
+                continue
             _insert(tab, es, m, seq0 + i, now)
             on_insert(code, pss, es, tab, m)
         # Served at the edge with the examples in context this copy has, on the first free executor,
@@ -200,6 +226,8 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
         serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, start - now, loaded, evictions)
         add_demonstration(tab, cx, p, m, now, k_own, f)
         es.last_use[m] = seq0 + i
+        if rq.next_use.shape[0] > 0:
+            es.next_use[m] = rq.next_use[i]
         es.requests[m] += 1
         on_hit(code, pss, es, tab, m, loaded)
     es.seq[0] = seq0 + n
@@ -253,7 +281,7 @@ class FastEngine:
         self.pstates = tuple(sys.modules[mod].new_state(tables, seed) for mod in modules)
         self.last_ts = -math.inf  # chunks must continue in time order
         if not self.kernel.replay.signatures:  # compile it (or load it from the cache) here, on one thread
-            empty = requests(Requests(np.zeros(0), np.zeros(0, np.int32), np.zeros(0), np.zeros(0)))
+            empty = requests(Requests(np.zeros(0), np.zeros(0, np.int32), np.zeros(0), np.zeros(0), _NO_NEXT_USE))
             with compiling():
                 self.kernel.replay(self.code, tables, self.state, self.pstates, empty, False, _NO_LOG)
 
@@ -277,15 +305,16 @@ class FastEngine:
     def hist(self):
         return self.state.totals.hist
 
-    def run(self, trace, log: RequestLog | None = None) -> None:
-        """Replay one chunk of TraceArrays; fill `log` (new_log(len(trace))) if given."""
+    def run(self, trace, log: RequestLog | None = None, next_use=None) -> None:
+        """Replay one chunk of TraceArrays; fill `log` (new_log(len(trace))) if given. next_use: this
+        chunk's slice of next_uses() over the whole trace, for a policy that needs_next_use."""
         if len(trace.ts) == 0:
             return
         if trace.ts[0] < self.last_ts:
             from ..errors import InputError
             raise InputError(f"{trace.source}: chunk starts at t={trace.ts[0]} before the previous chunk ended "
                              f"(t={self.last_ts}); chunked replay needs a time-sorted trace")
-        rq = requests(trace)
+        rq = requests(trace, next_use)
         self.kernel.replay(self.code, self.tables, self.state, self.pstates, rq, log is not None,
                            log if log is not None else _NO_LOG)
         self.last_ts = float(trace.ts[-1])

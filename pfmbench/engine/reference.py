@@ -29,6 +29,7 @@ from .record import (
     new_log,
     new_totals,
 )
+from .fast import next_uses
 from .structures import splitmix64_next
 from .tables import ADMIT_COST, ADMIT_OUTRANK, DISPATCH_CHEAPEST, Tables
 
@@ -44,6 +45,7 @@ class CacheEntry:
         self.loaded_at = seq  # request sequence number of the load
         self.last_use = seq
         self.requests = 0  # served since loaded
+        self.next_use = float("inf")  # sequence number of its next request after its last service (needs_next_use)
         self.ready_at = now  # when its load has finished (set when served)
 
     def context(self, now: float) -> float:
@@ -83,6 +85,8 @@ class ReferenceEngine:
     def __init__(self, tables: Tables, policy, seed: int = 0, names=None, families=None):
         self.t = tables = tables.for_policy(policy)
         self.policy = policy
+        if hasattr(policy, "bind"):  # a policy that needs the tables (capacity, model sizes) sees them first
+            policy.bind(tables)
         self.names, self.families = names, families
         n, k = tables.n_models, len(tables.pair_model)
         self.context = _Context([0.0] * k, [0.0] * k, [0.0] * n, [0.0] * n)
@@ -120,11 +124,13 @@ class ReferenceEngine:
         self.used -= int(self.t.mem_bytes[entry.model])
         self.totals.counts[C_EVICTIONS] += 1
 
-    def run(self, trace, log: RequestLog | None = None) -> None:
-        """Replay TraceArrays (a whole trace or the next chunk of one); fill `log` if given."""
+    def run(self, trace, log: RequestLog | None = None, next_use=None) -> None:
+        """Replay TraceArrays (a whole trace or the next chunk of one); fill `log` if given. next_use: as
+        FastEngine.run."""
         log_on = log is not None
         log = log if log_on else new_log(0)
         for i in range(len(trace.ts)):
+            self.next_use = float(next_use[i]) if next_use is not None and len(next_use) else float("inf")
             self.request(i, float(trace.ts[i]), int(trace.pair[i]), float(trace.units[i]),
                          float(trace.input_mb[i]), log_on, log)
 
@@ -171,7 +177,12 @@ class ReferenceEngine:
                 serve_cloud(t, self.totals, log_on, log, i, pair, units, input_mb, 0)
                 return
             while self.used + t.mem_bytes[m] > t.capacity_bytes:
-                self._evict(self.policy.victim(self.cache, now, self._rng), now)
+                v = self.policy.victim(self.cache, now, self._rng)
+                if v is None:  # the policy ranks the newcomer itself lowest (GDSF): offloaded after these evictions
+                    self.totals.counts[C_DECLINED] += 1
+                    serve_cloud(t, self.totals, log_on, log, i, pair, units, input_mb, evictions)
+                    return
+                self._evict(v, now)
                 evictions += 1
             entry = CacheEntry(self, m, seq, now)
             self.cache.append(entry)
@@ -194,6 +205,7 @@ class ReferenceEngine:
         # The request leaves one demonstration in this copy's context.
         add_demonstration(t, self.context, pair, m, now, k_own, f)
         entry.last_use = seq
+        entry.next_use = self.next_use
         entry.requests += 1
 
 
@@ -201,5 +213,6 @@ def replay_reference(tables: Tables, trace, policy, seed: int = 0, names=None, f
     """Replay a whole TraceArrays; returns (counts, sums, hist, log columns or None)."""
     eng = ReferenceEngine(tables, policy, seed, names, families)
     buf = new_log(len(trace.ts)) if log else None
-    eng.run(trace, buf)
+    nxt = next_uses(tables.pair_model[trace.pair]) if getattr(policy, "needs_next_use", False) else None
+    eng.run(trace, buf, nxt)
     return eng.counts, eng.sums, eng.hist, buf._asdict() if log else None

@@ -254,6 +254,13 @@ def heap_push_last(h, m, key1, key2):
 
 
 @jit
+def heap_push(h, m, key1, key2):
+    """Add m with keys (key1, key2) anywhere in the order."""
+    heap_push_last(h, m, key1, key2)
+    _sift_up(h, h.size[0] - 1)
+
+
+@jit
 def heap_fresh_top(h, key1, key2):
     """The model with the least current keys (key1[m], key2[m]): stale tops are re-placed first."""
     v = h.heap[0]

@@ -38,7 +38,7 @@ from ..errors import InputError
 
 # The built-in policies, by module: one module each (pfmbench/policies/NAME.py). Adding one is a new
 # module and a line here; the CLI, tests, benchmarks and docs read this list through the registry.
-BUILTINS = ("lc", "lfu", "lru", "fifo", "random", "cloud")
+BUILTINS = ("lc", "lfu", "lru", "fifo", "random", "cloud", "sieve", "s3fifo", "gdsf", "gdsf_unit", "belady")
 
 
 class Policy:
@@ -59,6 +59,7 @@ class Policy:
     def __init__(self, seed: int = 0):
         self.seed = seed
 
+    needs_next_use: bool = False  # offline policies (belady): the engine hands each model its next request
     admission: str = "always"  # the admission rule it replays under unless the scenario names one (MODEL.md §4)
 
     def admit(self, model, now: float) -> bool:
