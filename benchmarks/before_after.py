@@ -35,9 +35,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from run import machine, synth_trace, write_catalog  # noqa: E402
+from run import machine, synth_trace, write_catalog
 
-from pfmbench.catalog import load_catalog  # noqa: E402
+from pfmbench.catalog import load_catalog
 
 WORKER = HERE / "tree_worker.py"
 
@@ -45,7 +45,7 @@ WORKER = HERE / "tree_worker.py"
 def worker(tree: Path, mode: str, args: dict, cwd: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree))
     p = subprocess.run([sys.executable, str(WORKER), mode, json.dumps(args)], cwd=cwd, env=env,
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     if p.returncode:
         raise RuntimeError(f"{tree}: {mode} failed:\n{p.stderr[-2000:]}")
     res = json.loads(p.stdout.strip().splitlines()[-1])
@@ -57,7 +57,8 @@ def timed_child(cmd: list[str], env: dict, cwd: Path) -> tuple[float, float]:
     """(wall s, CPU s of the child: user + sys, all threads)."""
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    p = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                       check=False)
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode:
@@ -182,8 +183,8 @@ def tables_md(res: dict) -> str:
     if "compile" in res:
         c = res["compile"]
         lines += ["| `pfmbench replay` (10,000 requests, `--policy all`) | old | new |", "|---|---:|---:|",
-                  f"| first-run compile (cold run − cached run), CPU s | {c['old']['cold_cpu']:.1f} | "
-                  f"**{c['new']['cold_cpu']:.1f}** |",
+                  (f"| first-run compile (cold run − cached run), CPU s | {c['old']['cold_cpu']:.1f} | "
+                   f"**{c['new']['cold_cpu']:.1f}** |"),
                   f"| first-run compile, wall s | {c['old']['cold_wall']:.1f} | {c['new']['cold_wall']:.1f} |",
                   f"| whole run with the cache, CPU s | {c['old']['warm_cpu']:.2f} | {c['new']['warm_cpu']:.2f} |",
                   f"| whole run with the cache, wall s | {c['old']['warm_wall']:.2f} | {c['new']['warm_wall']:.2f} |",
@@ -208,7 +209,7 @@ def main(argv=None) -> None:
     work = a.workdir or Path(tempfile.mkdtemp(prefix="pfmbench-ba-"))
     work.mkdir(parents=True, exist_ok=True)
     rev = {k: subprocess.run(["git", "-C", str(t), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True).stdout.strip() for k, t in trees.items()}
+                             text=True, check=False).stdout.strip() for k, t in trees.items()}
     print(f"{machine()}\nold {trees['old']} ({rev['old']}), new {trees['new']} ({rev['new']}); "
           f"{a.requests:,} requests; load average {os.getloadavg()[0]:.1f} at start", flush=True)
     res: dict = {"requests": a.requests, "trees": {k: str(v) for k, v in trees.items()}, "rev": rev}

@@ -40,17 +40,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import machine, synth_trace, write_catalog  # noqa: E402
+from run import machine, synth_trace, write_catalog
 
-from pfmbench.api import CHUNK_ROWS, replay_many  # noqa: E402
-from pfmbench.catalog import load_catalog  # noqa: E402
-from pfmbench.engine.fast import FastEngine  # noqa: E402
-from pfmbench.engine.record import C_HITS, C_LOADS, C_OFFLOADS, C_REQUESTS  # noqa: E402
-from pfmbench.engine.tables import build_tables  # noqa: E402
-from pfmbench.policies import get_policy  # noqa: E402
-from pfmbench.scenario import load_scenario  # noqa: E402
-from pfmbench.trace.reader import stream_chunks  # noqa: E402
-from pfmbench.trace.schema import read_trace  # noqa: E402
+from pfmbench.api import CHUNK_ROWS, replay_many
+from pfmbench.catalog import load_catalog
+from pfmbench.engine.fast import FastEngine
+from pfmbench.engine.record import C_HITS, C_LOADS, C_OFFLOADS, C_REQUESTS
+from pfmbench.engine.tables import build_tables
+from pfmbench.policies import get_policy
+from pfmbench.scenario import load_scenario
+from pfmbench.trace.reader import stream_chunks
+from pfmbench.trace.schema import read_trace
 
 ORACLE_GENERAL = np.dtype([("clock_time", "<u4"), ("obj_id", "<u8"), ("obj_size", "<u4"),
                            ("next_access_vtime", "<i8")])  # packed: 24 bytes, as libCacheSim reads it
@@ -159,7 +159,6 @@ def measure(work: Path, n: int, repeat: int, gpu_fraction: float = 0.25) -> dict
         clock.stop()
 
     two_wall, _, _ = best_of(repeat, two_kernels)
-    del trace
 
     def read_run(clock):
         clock.cpu = time.process_time  # pyarrow decodes on its own threads too
@@ -191,7 +190,7 @@ def measure(work: Path, n: int, repeat: int, gpu_fraction: float = 0.25) -> dict
 
 def report(r: dict) -> None:
     n = r["n"]
-    lw, lc = r["lcs"]
+    lw, _ = r["lcs"]
     print(f"{'':<44} {'wall s':>7} {'M req/s':>8} {'CPU s':>7} {'M req/CPU-s':>11} {'vs lcs (wall)':>13}")
     for label, key in (("libCacheSim LRU, oracleGeneral (C loop)", "lcs"),
                        ("pfmbench LRU from Parquet (replay_many)", "e2e"),

@@ -1,6 +1,5 @@
 """Policies beyond the paper (issue 10) through the API: chunked = whole, the offline bound's rules."""
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

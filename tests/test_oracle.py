@@ -289,7 +289,7 @@ def test_sieve_hand_keeps_visited_models():
     E: C is unvisited and goes. A stays through both."""
     tables = make_tables([1] * 5, 3, [1] * 5)
     a, b, c, d, e = range(5)
-    out, ev = assert_agree("sieve", tables, make_trace([a, b, c, a, d, e, a, b]))
+    out, _ = assert_agree("sieve", tables, make_trace([a, b, c, a, d, e, a, b]))
     assert out.tolist() == [C.LOAD, C.LOAD, C.LOAD, C.HIT, C.LOAD, C.LOAD, C.HIT, C.LOAD]
 
 

@@ -19,6 +19,7 @@ from .context import (
 )
 from .context import Context as _Context
 from .costs import edge_is_dearer, edge_work, first_free_executor, serve_cloud, serve_edge, worth_loading
+from .fast import next_uses
 from .record import (
     C_DECLINED,
     C_DISPATCHED,
@@ -29,7 +30,6 @@ from .record import (
     new_log,
     new_totals,
 )
-from .fast import next_uses
 from .structures import splitmix64_next
 from .tables import ADMIT_COST, ADMIT_OUTRANK, DISPATCH_CHEAPEST, Tables
 
