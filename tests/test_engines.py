@@ -158,9 +158,11 @@ def test_a_hit_on_another_executor_waits_for_the_load():
 def test_the_kernel_is_generated_from_the_registry():
     """Every built-in policy module, and only those, has a branch at each hook call of the kernel."""
     from pfmbench.engine.kernel import kernel_source
-    from pfmbench.policies import BUILTINS, builtin_modules
+    from pfmbench.policies import BUILTIN_GROUPS, BUILTINS, builtin_modules
 
-    text = kernel_source(builtin_modules())
-    for i, mod in enumerate(builtin_modules()):
-        assert f"import {mod} as p{i}" in text
-    assert f"code == {len(BUILTINS) - 1}:" in text and f"code == {len(BUILTINS)}:" not in text
+    assert sorted(BUILTINS) == sorted(set(BUILTINS))  # a policy in one group only
+    for group in BUILTIN_GROUPS:
+        text = kernel_source(builtin_modules(group))
+        for i, mod in enumerate(builtin_modules(group)):
+            assert f"import {mod} as p{i}" in text
+        assert f"code == {len(group) - 1}:" in text and f"code == {len(group)}:" not in text

@@ -149,7 +149,7 @@ def _evict(tab, es, v, now):
 
 # -- the request loop -----------------------------------------------------------------------------------
 # The policy hooks as the loop calls them. kernel.py compiles the loop with each call replaced by a switch
-# over the built-ins (code = the policy's index in BUILTINS, pss = every built-in's state): one statement
+# over a group of built-ins (code = the policy's index in its group, pss = every state of the group): one statement
 # per call, `[target =] hook(code, pss, ...)`.
 def admit(code, pss, es, tab, m, now): ...
 def outranks(code, pss, es, tab, m, now): ...
@@ -265,14 +265,15 @@ class FastEngine:
     """Replays chunks of a trace through a built-in policy on the compiled kernel; state carries over."""
 
     def __init__(self, tables: Tables, policy, seed: int = 0):
-        from ..policies import BUILTINS, builtin_modules
+        from ..policies import BUILTIN_GROUPS, builtin_modules
         from .kernel import load_kernel
 
         if policy.fast is None:
             raise ValueError(f"policy {policy.name!r} has no fast implementation")
-        modules = builtin_modules()
+        group = next(g for g in BUILTIN_GROUPS if policy.fast in g)
+        modules = builtin_modules(group)
         self.kernel = load_kernel(modules)
-        self.code = BUILTINS.index(policy.fast)
+        self.code = group.index(policy.fast)
         self.tables = tables = tables.for_policy(policy)
         self.policy = policy
         self.state = new_engine_state(tables)

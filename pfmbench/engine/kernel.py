@@ -1,5 +1,6 @@
 """The compiled kernel: the request loop (fast.replay_requests) with every built-in policy's hooks inlined
-behind a switch at each call, generated from the registry (pfmbench.policies.BUILTINS).
+behind a switch at each call, generated from the registry: one kernel per group of
+pfmbench.policies.BUILTIN_GROUPS, compiled when a policy of the group is first replayed.
 
 Why one generated kernel, and the switch written out in the loop:
 - A loop specialised per policy compiled in 2.5-6.6 s each (24 s for the six built-ins), where one loop
@@ -68,14 +69,13 @@ def kernel_source(modules: list[str]) -> str:
     return "\n".join(lines)
 
 
-_kernel = None
+_kernels: dict = {}
 
 
 def load_kernel(modules: list[str]):
     """The kernel module for these policy modules, written if needed and imported once per process."""
-    global _kernel
-    if _kernel is not None and _kernel.MODULES == modules:
-        return _kernel
+    if tuple(modules) in _kernels:
+        return _kernels[tuple(modules)]
     for mod in modules:
         importlib.import_module(mod)
     text = kernel_source(modules)
@@ -101,5 +101,5 @@ def load_kernel(modules: list[str]):
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     module.MODULES = list(modules)
-    _kernel = module
+    _kernels[tuple(modules)] = module
     return module
