@@ -17,7 +17,7 @@ from .catalog import Catalog, load_catalog
 from .engine.fast import FastEngine, next_uses
 from .engine.record import LOG_COLUMNS, OUTCOMES, new_log
 from .engine.reference import ReferenceEngine
-from .engine.tables import build_tables
+from .engine.tables import ADMISSION_NAMES, build_tables
 from .errors import InputError
 from .fileio import atomic_path
 from .policies import PAPER_POLICIES, get_policy, policy_names
@@ -83,7 +83,7 @@ class _Runner:
         if engine == "fast" and self.policy.fast is None:
             raise InputError(f"policy {name!r} has no fast-engine implementation; use --engine reference")
         self.fast = engine != "reference" and self.policy.fast is not None
-        self.admission = sc.serving.admission if sc.serving.admission != "default" else self.policy.admission
+        self.admission = ADMISSION_NAMES[tables.for_policy(self.policy).admission]  # the rule both engines use
         if self.fast:
             self.engine = FastEngine(tables, self.policy, sc.seed)
         else:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import csv
 import math
-import tomllib
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
 from .errors import InputError
+from .fileio import read_toml
 
 FAMILIES = ("LFM", "VFM", "MFM")
 BYTES_PER_PARAM = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "int4": 0.5}
@@ -351,10 +351,7 @@ def _read_csv(path: Path, src: str) -> list[dict]:
 def _read_toml(path: Path, src: str) -> list[dict]:
     """[[model]] tables (name, family, params_m, gflops, ...) each with [[model.task]] tables (name, zero_shot,
     ...) -> one row per (model, task), as the CSV gives them. Types are checked here, with TOML's key names."""
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise InputError(f"{src}: cannot read catalog: {e}") from None
+    doc = read_toml(path, "catalog", src)
     extra = [k for k in doc if k != "model"]
     if extra:
         raise InputError(f"{src}: unknown top-level key(s) {', '.join(map(repr, extra))}: a catalog TOML has only "

@@ -210,3 +210,13 @@ def write_parquet_atomic(df, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         df.write_parquet(tmp)
     return Path(path)
+
+
+def read_toml(path: Path, what: str, src=None) -> dict:
+    """A TOML file as a dict (a leading BOM allowed); unreadable or invalid: one InputError naming it."""
+    import tomllib
+
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise InputError(f"{src or path}: cannot read {what}: {e}") from None

@@ -10,12 +10,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .catalog import BYTES_PER_PARAM, Catalog, load_catalog
 from .errors import InputError
+from .fileio import read_toml
 
 UTILITIES = ("exp", "linear", "none")
 
@@ -387,10 +387,7 @@ def load_scenario(path: str | Path | None = None, **overrides) -> Scenario:
         p = Path(path)
         if not p.is_file():
             raise InputError(f"{p}: scenario file not found (built-in scenarios: {', '.join(SCENARIOS)})")
-        try:
-            doc = tomllib.loads(p.read_text(encoding="utf-8-sig"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-            raise InputError(f"{p}: cannot read scenario: {e}") from None
+        doc = read_toml(p, "scenario")
         sc = default_scenario()
         sc.source, sc.name = str(p), p.stem
         for key, value in doc.items():

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
+from .fileio import read_toml
 
 SWEEP_KEYS = ("scenario", "catalog", "policies", "seeds", "traces", "engine", "set", "grid", "zip")
 # Columns of every summary row that a grid key must not shadow.
@@ -187,10 +188,7 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: sweep file not found")
-    try:
-        doc = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise InputError(f"{p}: cannot read sweep file: {e}") from None
+    doc = read_toml(p, "sweep file")
     base = p.parent
     spec = SweepSpec(source=str(p))
     for key in doc:

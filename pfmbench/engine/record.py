@@ -61,10 +61,6 @@ def new_log(n: int) -> RequestLog:
     return RequestLog(*(np.zeros(n, dt) for _, dt in LOG_COLUMNS))
 
 
-def log_columns(log: RequestLog) -> dict:
-    return log._asdict()
-
-
 def hist_index(x):
     """Histogram bucket of a latency x >= 0 (0 for x below 2^-31 s, the last bucket above 2^31 s)."""
     if x <= 0.0:

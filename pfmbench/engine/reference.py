@@ -57,13 +57,6 @@ class CacheEntry:
         """Its requests over the whole trace so far (they survive eviction), this one included."""
         return self._engine.seen[self.model]
 
-    def has_context(self, now: float) -> bool:
-        """Any examples in context at all (a model without in-context learning never has)."""
-        e = self._engine
-        if e.t.utility == UTIL_LINEAR:
-            return self.context(now) > 0.0
-        return e.context.ctx[self.model] > 0.0
-
     def context_rank(self, now: float) -> float:
         """A number ordered as C_m(now) is (cheaper: under `exp` nothing needs decaying to now)."""
         e = self._engine

@@ -16,6 +16,7 @@ from .context import UTILITY_CODES
 # Admission and dispatch rules (MODEL.md §4).
 ADMIT_DEFAULT, ADMIT_ALWAYS, ADMIT_OUTRANK, ADMIT_COST = -1, 0, 1, 2
 ADMISSION_CODES = {"default": ADMIT_DEFAULT, "always": ADMIT_ALWAYS, "outrank": ADMIT_OUTRANK, "cost": ADMIT_COST}
+ADMISSION_NAMES = {code: name for name, code in ADMISSION_CODES.items()}
 DISPATCH_EDGE, DISPATCH_CHEAPEST = 0, 1
 DISPATCH_CODES = {"edge": DISPATCH_EDGE, "cheapest": DISPATCH_CHEAPEST}
 
