@@ -167,8 +167,12 @@ def tables_md(res: dict) -> str:
             row = [p]
             for nm in (100, 10_000):
                 b, n = k[nm]["best"], k[nm]["requests"]
-                o, w = n / b["old"][p]["cpu_s"] / 1e6, n / b["new"][p]["cpu_s"] / 1e6
-                row += [f"{o:.1f}", f"**{w:.1f}**", f"{w / o:.2f}"]
+                w = n / b["new"][p]["cpu_s"] / 1e6
+                if p in b["old"]:
+                    o = n / b["old"][p]["cpu_s"] / 1e6
+                    row += [f"{o:.1f}", f"**{w:.1f}**", f"{w / o:.2f}"]
+                else:  # a policy the old tree does not have
+                    row += ["–", f"**{w:.1f}**", "–"]
             hr = [k[nm]["best"]["new"][p]["counts"][1] / k[nm]["requests"] for nm in (100, 10_000)]
             row.append(f"{hr[0]:.2f} / {hr[1]:.2f}")
             lines.append("| " + " | ".join(row) + " |")
