@@ -14,3 +14,19 @@ class Terminated(BaseException):
 
     A BaseException, as KeyboardInterrupt is, so that `except Exception` in user code cannot swallow it.
     """
+
+
+# The signal that asked this process to stop, set by the CLI's handlers. The exception a handler raises can
+# be swallowed when the signal lands inside a C library's callback into Python (numba's compiler caching a
+# kernel does that), so whatever is about to make an output final asks here too.
+stop_signal: int | None = None
+
+
+def raise_if_stopped() -> None:
+    """Raise again what a stop signal raised, in case it was swallowed."""
+    import signal
+
+    if stop_signal == signal.SIGTERM:
+        raise Terminated()
+    if stop_signal == signal.SIGINT:
+        raise KeyboardInterrupt()

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import errors
 from .errors import InputError
 
 STDOUT = "-"  # the output name that means "stream to stdout"
@@ -139,6 +140,7 @@ def atomic_path(path: str | Path):
         raise InputError(f"{path}: cannot write: {os_error_text(e)}") from None
     try:
         yield Path(tmp)
+        errors.raise_if_stopped()  # a stop signal whose exception was swallowed: do not make the file final
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it owner-only; give it a normal file's mode
         _check_replaceable(target, path)
         os.replace(tmp, target)

@@ -13,6 +13,7 @@ import sys
 
 import typer
 
+from .. import errors
 from ..errors import PfmError, Terminated
 
 try:  # typer >= 0.16 vendors click as typer._click; older versions use click itself
@@ -55,8 +56,15 @@ def _register() -> None:
 
 
 def _terminate(signum, frame):
-    # Unwind like Ctrl-C, so that atomic writes remove their temporary files on the way out.
+    # Unwind like Ctrl-C, so that atomic writes remove their temporary files on the way out; remember it, in
+    # case the exception is swallowed (errors.raise_if_stopped).
+    errors.stop_signal = signum
     raise Terminated()
+
+
+def _interrupt(signum, frame):
+    errors.stop_signal = signum
+    raise KeyboardInterrupt()
 
 
 def _quiet_stdout() -> None:
@@ -80,15 +88,19 @@ def main(argv: list[str] | None = None) -> None:
     """The `pfmbench` script: run a command; every failure is one line on stderr and an exit code
     (0 ok, 1 a failed check, 2 bad usage or input, 130 SIGINT, 143 SIGTERM; docs/results.md)."""
     _register()
+    errors.stop_signal = None
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)
-    except ValueError:  # not the main thread (an embedding application): leave its handler alone
-        previous = None
+        previous_int = signal.signal(signal.SIGINT, _interrupt)
+    except ValueError:  # not the main thread (an embedding application): leave its handlers alone
+        previous = previous_int = None
     code = 0
     try:
         try:
             rv = app(args=argv, standalone_mode=False, prog_name="pfmbench")
             code = rv if isinstance(rv, int) else 0
+            if code == 0:
+                errors.raise_if_stopped()  # a stop signal whose exception something swallowed
             if code == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into exit code 130, silently
                 print("error: interrupted (SIGINT); no output written", file=sys.stderr)
         finally:
@@ -121,4 +133,5 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
     sys.exit(code)
