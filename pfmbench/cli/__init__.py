@@ -67,6 +67,18 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt()
 
 
+def _unraisable(hook):
+    """sys.unraisablehook that stays quiet about a stop signal's exception swallowed in a C callback (it is
+    raised again where it counts: errors.raise_if_stopped) and reports anything else as before."""
+
+    def quiet(u):
+        if errors.stop_signal is not None and isinstance(u.exc_value, (Terminated, KeyboardInterrupt)):
+            return
+        hook(u)
+
+    return quiet
+
+
 def _quiet_stdout() -> None:
     """After a failed write to stdout, point it at /dev/null so that the exit flush cannot fail again."""
     try:
@@ -89,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     (0 ok, 1 a failed check, 2 bad usage or input, 130 SIGINT, 143 SIGTERM; docs/results.md)."""
     _register()
     errors.stop_signal = None
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _unraisable(sys.unraisablehook)
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)
         previous_int = signal.signal(signal.SIGINT, _interrupt)
@@ -134,4 +147,5 @@ def main(argv: list[str] | None = None) -> None:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
             signal.signal(signal.SIGINT, previous_int)
+        sys.unraisablehook = previous_hook
     sys.exit(code)
