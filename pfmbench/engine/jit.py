@@ -15,9 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from numba import njit
-from numba import types as types_
-from numba.core import caching, cgutils
-from numba.extending import intrinsic
+from numba.core import caching
 
 _PKG = Path(__file__).resolve().parent.parent  # pfmbench/
 _SOURCES = ("engine", "policies", "catalog.py")
@@ -103,34 +101,6 @@ def compiled(fn, **hooks):
         if not hooks:
             _twins[fn] = twin
     return twin
-
-
-def _borrow(context, builder, typ, val):
-    if isinstance(typ, types_.Array):
-        ary = context.make_array(typ)(context, builder, value=val)
-        ary.meminfo = cgutils.get_null_value(ary.meminfo.type)
-        ary.parent = cgutils.get_null_value(ary.parent.type)
-        return ary._getvalue()
-    if isinstance(typ, types_.BaseTuple):
-        out = val
-        for i, t in enumerate(typ.types):
-            out = builder.insert_value(out, _borrow(context, builder, t, builder.extract_value(val, i)), i)
-        return out
-    return val
-
-
-@intrinsic
-def borrowed(typingctx, x):
-    """x with every array in it (x itself, or nested in tuples) turned into a view that holds no reference.
-
-    Why: numba counts references to every array of a tuple each time the tuple enters a function, inlined
-    or not (measured: 60 ns per call for a tuple of 10 arrays, 10x the whole request's work). The kernel's
-    caller keeps the arrays alive for the whole call, so the kernel borrows them once at its entry.
-    """
-    def codegen(context, builder, sig, args):
-        return _borrow(context, builder, sig.args[0], args[0])
-
-    return x(x), codegen
 
 
 _compile_lock = threading.Lock()
