@@ -18,6 +18,7 @@ the registry or any engine source does, and compiled and cached like any other.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -75,6 +76,15 @@ def kernel_source(modules: list[str]) -> str:
 _kernels: dict = {}
 
 
+def _prune(folder: Path, prefix: str, keep: str) -> None:
+    """Remove this group's kernels from older sources, with numba's cache files for them (a new kernel is
+    written only when the sources changed, so the old one can never be loaded again)."""
+    for f in [*folder.glob(prefix + "*"), *(folder / "__pycache__").glob(prefix + "*")]:  # numba's files
+        if not f.name.startswith(keep[:-3]):
+            with contextlib.suppress(OSError):
+                f.unlink()
+
+
 def load_kernel(modules: list[str]):
     """The kernel module for these policy modules, written if needed and imported once per process."""
     if tuple(modules) in _kernels:
@@ -82,7 +92,8 @@ def load_kernel(modules: list[str]):
     for mod in modules:
         importlib.import_module(mod)
     text = kernel_source(modules)
-    name = "kernel_" + hashlib.sha256(text.encode()).hexdigest()[:12] + ".py"
+    group = hashlib.sha256(" ".join(modules).encode()).hexdigest()[:6]
+    name = f"kernel_{group}_{hashlib.sha256(text.encode()).hexdigest()[:12]}.py"
     path = None
     for folder in (Path(__file__).parent / "__pycache__",
                    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pfmbench",
@@ -94,6 +105,7 @@ def load_kernel(modules: list[str]):
                 tmp = folder / f".{name}.{os.getpid()}.tmp"
                 tmp.write_text(text)
                 os.replace(tmp, path)  # atomic: another process may be reading it
+                _prune(folder, f"kernel_{group}_", name)
             break
         except OSError:
             path = None
