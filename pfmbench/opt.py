@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -81,9 +81,9 @@ from .engine.record import C_EVICTIONS, C_REQUESTS, S_CONTEXT_DISCARDED, new_log
 from .errors import InputError
 
 # The instance limit of the exact search: requests, distinct models requested, and nodes searched.
-MAX_REQUESTS = 60
-MAX_MODELS = 8
-MAX_NODES = 300_000
+MAX_REQUESTS = 100
+MAX_MODELS = 16
+MAX_NODES = 200_000  # about 15 s of CPU
 BOUND_SLACK = 1e-9  # the lower bound is lowered by this fraction (floating-point rounding of Kmax)
 EXACT, BOUND = "exact", "lower bound"
 
@@ -105,7 +105,7 @@ class OptResult:
     seconds: float = 0.0
     totals: object = None  # engine.record.Totals of replaying the decisions (exact only)
     reason: str = ""  # why only a bound
-    notes: list = field(default_factory=list)
+    n_requests: int = 0
 
     @property
     def exact(self) -> bool:
@@ -215,11 +215,10 @@ def replay_decisions(tables, trace, decisions, log=None):
 
 
 # -- the lower bound ---------------------------------------------------------------------------------------
-def _edge_floor(tab, tr: _Trace) -> list:
+def _edge_floor(tab, tr: _Trace, cx: Context) -> list:
     """edge_r for every request (see the module docstring): its least possible edge cost, no switching,
-    load or wait, with the best accuracy reachable at K_eff <= Kmax_r."""
-    n, k = tab.n_models, len(tab.pair_model)
-    cx = Context([0.0] * k, [0.0] * k, [0.0] * n, [0.0] * n)  # every request served, nothing ever evicted
+    load or wait, with the best accuracy reachable at K_eff <= Kmax_r. cx: the context as if every request
+    so far had been served at the edge and nothing evicted (updated here, so chunks can follow)."""
     out = []
     c = tab.curve
     for i in range(len(tr.ts)):
@@ -236,14 +235,31 @@ def _edge_floor(tab, tr: _Trace) -> list:
     return out
 
 
+def _empty_context(tab) -> Context:
+    n, k = tab.n_models, len(tab.pair_model)
+    return Context([0.0] * k, [0.0] * k, [0.0] * n, [0.0] * n)
+
+
+def _first_load(tab, m) -> float:
+    """What the first load of m adds at least: its switching cost and its load time (in that request's latency)."""
+    return tab.w_switch * switching(tab, m)[2] + tab.w_latency * tab.load_time[m]
+
+
+def _model_bound(tab, m, cloud_sum, low_sum, cached=False) -> float:
+    if cached:
+        return low_sum
+    if int(tab.mem_bytes[m]) > tab.capacity_bytes:
+        return cloud_sum
+    return min(cloud_sum, _first_load(tab, m) + low_sum)
+
+
 class _Bound:
     """Suffix sums per model, so that the bound of requests i.. given the cached set is O(models)."""
 
     def __init__(self, tab, tr: _Trace):
         n, nm = len(tr.ts), tab.n_models
-        edge = _edge_floor(tab, tr)
-        self.fits = [int(tab.mem_bytes[m]) <= tab.capacity_bytes for m in range(nm)]
-        self.first_load = [tab.w_switch * switching(tab, m)[2] + tab.w_latency * tab.load_time[m] for m in range(nm)]
+        edge = _edge_floor(tab, tr, _empty_context(tab))
+        self.tab = tab
         # cloud_sum[m][i], low_sum[m][i]: over requests r >= i of model m
         self.cloud_sum = [[0.0] * (n + 1) for _ in range(nm)]
         self.low_sum = [[0.0] * (n + 1) for _ in range(nm)]
@@ -259,24 +275,70 @@ class _Bound:
     def suffix(self, i: int, cached: int) -> float:
         total = 0.0
         for m in self.models:
-            cs = self.cloud_sum[m][i]
-            if cs == 0.0 and self.low_sum[m][i] == 0.0:
-                continue
-            if cached >> m & 1:
-                total += self.low_sum[m][i]
-            elif self.fits[m]:
-                total += min(cs, self.first_load[m] + self.low_sum[m][i])
-            else:
-                total += cs
+            cs, low = self.cloud_sum[m][i], self.low_sum[m][i]
+            if cs != 0.0 or low != 0.0:
+                total += _model_bound(self.tab, m, cs, low, bool(cached >> m & 1))
         return total
+
+
+class OptCollector:
+    """opt fed chunk by chunk (api.replay_many): keeps the requests while they are within the exact limit,
+    and the lower bound's sums per model always (so a streamed trace of any length gets its bound)."""
+
+    def __init__(self, tables, exact: bool | None = None, max_requests: int = MAX_REQUESTS,
+                 max_models: int = MAX_MODELS, max_nodes: int = MAX_NODES):
+        self.tab, self.exact = tables, exact
+        self.limits = (max_requests, max_models, max_nodes)
+        self.chunks: list | None = [] if exact is not False else None
+        self.n = 0
+        self.models: set = set()
+        self.cx = _empty_context(tables)
+        self.cloud_sum = [0.0] * tables.n_models
+        self.low_sum = [0.0] * tables.n_models
+
+    def add(self, chunk) -> None:
+        self.n += len(chunk)
+        self.models.update(int(x) for x in np.unique(np.asarray(self.tab.pair_model)[np.asarray(chunk.pair)]))
+        if self.chunks is not None:
+            if self.n <= self.limits[0] and len(self.models) <= self.limits[1]:
+                self.chunks.append(chunk)
+            else:
+                self.chunks = None
+                if self.exact:
+                    raise InputError(f"opt: {self._beyond()}; use --policy opt for a lower bound instead")
+        tr = _as_lists(self.tab, chunk)
+        for i, e in enumerate(_edge_floor(self.tab, tr, self.cx)):
+            m = tr.model[i]
+            self.cloud_sum[m] += tr.cloud[i]
+            self.low_sum[m] += min(tr.cloud[i], e)
+
+    def _beyond(self) -> str:
+        return (f"{self.n:,} requests for {len(self.models)} models is beyond opt's exact limit ({self.limits[0]} "
+                f"requests, {self.limits[1]} models)")
+
+    def bound(self) -> float:
+        total = 0.0
+        for m in sorted(self.models):
+            total += _model_bound(self.tab, m, self.cloud_sum[m], self.low_sum[m])
+        return total * (1.0 - BOUND_SLACK)
+
+    def solve(self) -> OptResult:
+        if self.chunks is not None:
+            from .trace.schema import TraceArrays
+
+            cs = self.chunks or [TraceArrays(np.zeros(0), np.zeros(0, np.int32), np.zeros(0), np.zeros(0))]
+            trace = TraceArrays(*(np.concatenate([getattr(c, f) for c in cs]) for f in ("ts", "pair", "units", "input_mb")),
+                                cs[0].origin)
+            return solve(self.tab, trace, exact=self.exact, max_requests=self.limits[0], max_models=self.limits[1],
+                         max_nodes=self.limits[2])
+        return OptResult(self.bound(), BOUND, n_requests=self.n, reason=self._beyond())
 
 
 def lower_bound(tables, trace) -> float:
     """A lower bound on the system cost of every decision sequence (module docstring: its proof)."""
-    tr = _as_lists(tables, trace)
-    if not tr.ts:
-        return 0.0
-    return _Bound(tables, tr).suffix(0, 0) * (1.0 - BOUND_SLACK)
+    c = OptCollector(tables, exact=False)
+    c.add(trace)
+    return c.bound()
 
 
 # -- the exact search --------------------------------------------------------------------------------------
@@ -399,10 +461,10 @@ def solve(tables, trace, *, exact: bool | None = None, max_requests: int = MAX_R
                     decisions = [Decision((), False)] * n
                 totals, _ = replay_decisions(tables, trace, decisions)
                 return OptResult(_system_cost(tables, totals), EXACT, decisions, nodes,
-                                 time.perf_counter() - t0, totals)
+                                 time.perf_counter() - t0, totals, n_requests=n)
         if exact:
             raise InputError(f"opt: {reason}; use --policy opt for a lower bound instead")
-    return OptResult(lower_bound(tables, trace), BOUND, nodes=0, seconds=time.perf_counter() - t0, reason=reason)
+    return OptResult(lower_bound(tables, trace), BOUND, seconds=time.perf_counter() - t0, reason=reason, n_requests=n)
 
 
 def _system_cost(tab, totals) -> float:

@@ -75,7 +75,7 @@ def table_notes(rows: list[dict]) -> list[str]:
     out = []
     for note, pols in by_note.items():
         out.append(note if len(pols) == len(rows) else f"{note} [{', '.join(pols)}]")
-    queued = [r["policy"] for r in rows if r["queueing_share"] > 0.5]
+    queued = [r["policy"] for r in rows if (r["queueing_share"] or 0.0) > 0.5]  # None: opt as a bound
     if queued:  # the server cannot keep up: latency is mostly waiting, whatever the policy does
         out.append(f"queueing is more than half the edge latency under {', '.join(queued)}; the edge cannot keep "
                    "up with this trace (try --dispatch cheapest, --set executors=N or a faster --gpu)")
