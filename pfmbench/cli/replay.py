@@ -87,7 +87,9 @@ def replay(
     trace: Annotated[Path | None, typer.Argument(help="Parquet trace (ts, model[, task, units, input_mb]). "
                                                       "Omit to replay the scenario's synthetic trace.")] = None,
     policy: Annotated[str, typer.Option("--policy", "-p", help="Policies, comma-separated: lc, lfu, lru, fifo, "
-                                        "random, cloud, a path to a .py policy, or 'all' (the paper's five + lru).")] = "all",
+                                        "random, cloud, a path to a .py policy, 'all' (the paper's five + lru), and "
+                                        "opt (the minimum system cost, or a lower bound beyond 100 requests; "
+                                        "docs/opt.md), e.g. all,opt.")] = "all",
     scenario: ScenarioOpt = None,
     catalog: CatalogOpt = None,
     gpu: Annotated[str | None, typer.Option("--gpu", help="Edge GPU preset: a100-80, h100-80, l40s, l4, rtx4090 "
@@ -116,6 +118,8 @@ def replay(
     Example: pfmbench replay trace.parquet --policy lc,lfu,lru --gpu l4 --gpu-memory 20 --out results.parquet
 
     Example: pfmbench replay --admission outrank --dispatch cheapest --json
+
+    Example: pfmbench replay --policy lru,lc,opt --set trace.requests=60 --gpu-memory 40
     """
     overrides = parse_sets(sets)
     overrides.update({k: v for k, v in {"preset": gpu, "gpu_memory_gb": gpu_memory, "half_life_s": half_life,
