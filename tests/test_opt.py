@@ -111,7 +111,7 @@ def enumerate_all(tables, trace):
     return best[0]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=small_cases())
 def test_opt_is_never_above_any_policy_under_any_rule(case):
     _, sc, trace, tables = case
@@ -128,7 +128,7 @@ def test_opt_is_never_above_any_policy_under_any_rule(case):
             assert close_below(r.system_cost, cost), (admission, dispatch, policy, r.system_cost, cost)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=small_cases(max_requests=5, max_models=3))
 def test_opt_equals_exhaustive_enumeration(case):
     _, _, trace, tables = case
@@ -201,6 +201,23 @@ def test_limits_refuse_exact_and_fall_back_to_the_bound():
     assert r.kind == opt.BOUND and "nodes" in r.reason
     exact = opt.solve(tables, trace)
     assert exact.exact and close_below(r.system_cost, exact.system_cost)
+
+
+def test_a_load_may_need_two_victims():
+    """A 4 GB model loaded into a full 4 GB GPU evicts both 2 GB models: a victim set of two."""
+    cat = Catalog(tuple(Model(n, "VFM", 1.0, 10.0, "fp16", mem, 0.0, (tasks_flat("t"),))
+                        for n, mem in (("A", 2.0), ("B", 2.0), ("C", 4.0))), "x")
+    sc = Scenario(name="x")
+    sc.edge.gpu_memory_gb = 4.0
+    sc.cloud.price_per_request = 5.0
+    sc.validate()
+    tables = build_tables(sc, cat)
+    pair = np.array([0, 1, 2, 2, 2, 2], np.int32)
+    trace = TraceArrays(np.arange(6.0) * 10, pair, np.ones(6), np.zeros(6))
+    r = opt.solve(tables, trace, exact=True)
+    assert [d.victims for d in r.decisions] == [(), (), (0, 1), (), (), ()]
+    assert all(d.edge for d in r.decisions)
+    assert r.system_cost == pytest.approx(enumerate_all(tables, trace), rel=TOL)
 
 
 def tasks_flat(name):
