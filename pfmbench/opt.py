@@ -31,8 +31,10 @@ minimum of the general space, which holds everything a policy can do (GDSF evict
 `cheapest` dispatch rule offloads hits): opt <= every policy under every admission and dispatch rule.
 tests/test_opt.py checks this against a search of the general space with no pruning.
 
-**Pruning.** A node (request i, state) is cut when its cost so far plus `suffix bound` (below, from
-request i with the models cached in it) is no less than the best complete sequence found. States that
+**Pruning.** A node (request i, state) is cut when its cost so far plus the lower bound (below) of
+requests i.. is no less than the best complete sequence found. That bound starts from the node's state:
+its cached models need no first load, and a request at t before the earliest time F an executor frees up
+in that state waits at least F - t at the edge (free times never decrease). States that
 agree on request, cached set and every number of the cached models' contexts are compared by the
 executors' free times (sorted: executors are interchangeable), the cached models' ready times and the
 cost so far: one no better in all of them than a state already searched is cut (waits, and so latencies,
@@ -84,6 +86,7 @@ from .errors import InputError
 MAX_REQUESTS = 100
 MAX_MODELS = 16
 MAX_NODES = 200_000  # about 15 s of CPU
+SEARCH_PIECES = 32  # parts of [0, Kmax] the search's bound minimises over (_edge_floor); 1 for a whole trace
 BOUND_SLACK = 1e-9  # the lower bound is lowered by this fraction (floating-point rounding of Kmax)
 EXACT, BOUND = "exact", "lower bound"
 
@@ -215,10 +218,14 @@ def replay_decisions(tables, trace, decisions, log=None):
 
 
 # -- the lower bound ---------------------------------------------------------------------------------------
-def _edge_floor(tab, tr: _Trace, cx: Context) -> list:
+def _edge_floor(tab, tr: _Trace, cx: Context, pieces: int = 1) -> list:
     """edge_r for every request (see the module docstring): its least possible edge cost, no switching,
-    load or wait, with the best accuracy reachable at K_eff <= Kmax_r. cx: the context as if every request
-    so far had been served at the edge and nothing evicted (updated here, so chunks can follow)."""
+    load or wait, for some K_eff in [0, Kmax_r]. cx: the context as if every request so far had been served
+    at the edge and nothing evicted (updated here, so chunks can follow).
+
+    [0, Kmax_r] is cut at 1 and k_few (a(K) is monotone between them) and into `pieces` equal parts; on a
+    part [lo, hi] the cost is at least the compute at lo plus the accuracy cost at the better end, and
+    edge_r is the least of these (pieces = 1: compute at 0 and the best accuracy anywhere)."""
     out = []
     c = tab.curve
     for i in range(len(tr.ts)):
@@ -226,12 +233,25 @@ def _edge_floor(tab, tr: _Trace, cx: Context) -> list:
         k_own, k_max, f = examples_at_service(tab, cx, p, m, now)
         add_demonstration(tab, cx, p, m, now, k_own, f)
         k_max = min(k_max * (1.0 + 1e-12), float(tab.window[m]))
-        best = -math.inf
-        for kk in (0.0, min(1.0, k_max), min(float(c[p, 3]), k_max), k_max):
-            best = max(best, accuracy_of(tab, p, kk)[0])
-        acc_cost = max(0.0, (tab.a_ref[p] - best) / 100.0)
-        _, compute = edge_work(tab, p, tr.units[i], 0.0)
-        out.append(tab.w_latency * (compute + radio_latency(tab, tr.input_mb[i])) + tab.w_accuracy * acc_cost)
+        radio = radio_latency(tab, tr.input_mb[i])
+        if pieces == 1:
+            best = -math.inf
+            for kk in (0.0, min(1.0, k_max), min(float(c[p, 3]), k_max), k_max):
+                best = max(best, accuracy_of(tab, p, kk)[0])
+            _, compute = edge_work(tab, p, tr.units[i], 0.0)
+            out.append(tab.w_latency * (compute + radio) + tab.w_accuracy * max(0.0, (tab.a_ref[p] - best) / 100.0))
+            continue
+        ks = {0.0, k_max, *(k_max * j / pieces for j in range(1, pieces))}
+        ks.update(k for k in (1.0, float(c[p, 3])) if 0.0 < k < k_max)
+        ks = sorted(ks)
+        acc = [accuracy_of(tab, p, k)[0] for k in ks]
+        low = math.inf
+        for j in range(max(1, len(ks) - 1)):
+            hi = min(j + 1, len(ks) - 1)
+            _, compute = edge_work(tab, p, tr.units[i], ks[j])
+            best = max(acc[j], acc[hi])
+            low = min(low, tab.w_latency * (compute + radio) + tab.w_accuracy * max(0.0, (tab.a_ref[p] - best) / 100.0))
+        out.append(low)
     return out
 
 
@@ -258,7 +278,7 @@ class _Bound:
 
     def __init__(self, tab, tr: _Trace):
         n, nm = len(tr.ts), tab.n_models
-        edge = _edge_floor(tab, tr, _empty_context(tab))
+        edge = _edge_floor(tab, tr, _empty_context(tab), SEARCH_PIECES)
         self.tab = tab
         # cloud_sum[m][i], low_sum[m][i]: over requests r >= i of model m
         self.cloud_sum = [[0.0] * (n + 1) for _ in range(nm)]
@@ -271,11 +291,22 @@ class _Bound:
             self.cloud_sum[m][i] += tr.cloud[i]
             self.low_sum[m][i] += min(tr.cloud[i], edge[i])
         self.models = sorted(set(tr.model))
+        self.tr, self.edge = tr, edge
 
-    def suffix(self, i: int, cached: int) -> float:
+    def suffix(self, i: int, cached: int, free: float = 0.0) -> float:
+        """The bound of requests i.. with the models in `cached` cached and no executor free before `free`:
+        an executor's free time never decreases, so a request at t < free served at the edge waits at least
+        free - t (on top of edge_r)."""
+        tr, wait = self.tr, {}
+        r = i
+        while r < len(tr.ts) and tr.ts[r] < free:
+            c, e = tr.cloud[r], self.edge[r]
+            m = tr.model[r]
+            wait[m] = wait.get(m, 0.0) + min(c, e + self.tab.w_latency * (free - tr.ts[r])) - min(c, e)
+            r += 1
         total = 0.0
         for m in self.models:
-            cs, low = self.cloud_sum[m][i], self.low_sum[m][i]
+            cs, low = self.cloud_sum[m][i], self.low_sum[m][i] + wait.get(m, 0.0)
             if cs != 0.0 or low != 0.0:
                 total += _model_bound(self.tab, m, cs, low, bool(cached >> m & 1))
         return total
@@ -416,7 +447,7 @@ def _search(tab, tr: _Trace, max_nodes: int):
         for d in options(tab, st, tr.model[i]):
             child = st.copy()
             c = _step(tab, child, tr, i, d)
-            children.append((c + bound.suffix(i + 1, child.cached), c, d, child))
+            children.append((c + bound.suffix(i + 1, child.cached, min(child.free_at)), c, d, child))
         children.sort(key=lambda x: x[0])
         for est, c, d, child in children:
             if cost + est >= best[0]:
@@ -447,7 +478,7 @@ def solve(tables, trace, *, exact: bool | None = None, max_requests: int = MAX_R
     n, models = instance_size(tables, trace)
     reason = ""
     if exact is not False:
-        if n > max_requests or models > max_models:
+        if n > min(max_requests, 900) or models > max_models:  # 900: the search recurses once per request
             reason = (f"{n:,} requests for {models} models is beyond opt's exact limit ({max_requests} requests, "
                       f"{max_models} models)")
         else:
