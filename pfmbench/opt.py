@@ -56,7 +56,13 @@ serving fewer requests or evicting only lowers it). If m serves no request at th
 sum of cloud_r; if it serves any, m is loaded at least once, and that load's request pays the switching cost
 and the load time in its latency on top. a(K) is monotone on [0, 1], on [1, k_few] and beyond (catalog.
 accuracy_at), so its maximum over [0, Kmax] is at 0, 1, k_few or Kmax. The bound is lowered by a relative
-1e-9 so that rounding in Kmax cannot lift it above the optimum.
+1e-9 so that rounding in Kmax cannot lift it above the optimum. Inside the search, edge_r is tightened by
+minimising compute and accuracy cost together over parts of [0, Kmax] (`_edge_floor`, SEARCH_PIECES): on
+each part, the compute at its lower end plus the accuracy cost at its better end.
+
+**The instance limit**: MAX_REQUESTS requests for MAX_MODELS distinct models, and MAX_NODES search nodes.
+`solve(exact=None)` (`--policy opt`) gives the lower bound beyond it; `solve(exact=True)` (`opt-exact`)
+raises InputError. benchmarks/README.md ("opt: search time") shows how the search grows.
 """
 
 from __future__ import annotations
@@ -84,8 +90,8 @@ from .errors import InputError
 
 # The instance limit of the exact search: requests, distinct models requested, and nodes searched.
 MAX_REQUESTS = 100
-MAX_MODELS = 16
-MAX_NODES = 200_000  # about 15 s of CPU
+MAX_MODELS = 32
+MAX_NODES = 200_000  # 15-40 s of CPU (benchmarks/README.md)
 SEARCH_PIECES = 32  # parts of [0, Kmax] the search's bound minimises over (_edge_floor); 1 for a whole trace
 BOUND_SLACK = 1e-9  # the lower bound is lowered by this fraction (floating-point rounding of Kmax)
 EXACT, BOUND = "exact", "lower bound"
