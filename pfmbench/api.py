@@ -203,6 +203,14 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
                 done += len(chunk)
                 if progress:
                     progress(done, total or done)
+            if optc is not None:
+                optc.result = optc.solve()
+                if writer_path is not None:  # opt's decisions, replayed request by request (none for a bound)
+                    trace, cols = optc.request_log()
+                    t = _log_frame("opt", trace, 0, cols, pair_names)
+                    if writer is None:
+                        writer = pq.ParquetWriter(writer_path, t.schema)
+                    writer.write_table(t)
         finally:
             if pool is not None:
                 pool.shutdown()
@@ -222,7 +230,7 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
     rows = [summarize(*r.totals(), sc, r.name, trace_name, cat_name, "fast" if r.fast else "reference",
                       catalog=cat, admission=r.admission) for r in runners]
     if optc is not None:
-        rows = with_opt(rows, optc.solve(), names.index(opt_name), sc, trace_name, cat_name, cat)
+        rows = with_opt(rows, optc.result, names.index(opt_name), sc, trace_name, cat_name, cat)
     return rows
 
 

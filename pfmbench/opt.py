@@ -332,6 +332,8 @@ class OptCollector:
         self.cx = _empty_context(tables)
         self.cloud_sum = [0.0] * tables.n_models
         self.low_sum = [0.0] * tables.n_models
+        self.trace = None  # the whole trace, when within the exact limit
+        self.result: OptResult | None = None  # solve()'s, kept by the caller
 
     def add(self, chunk) -> None:
         self.n += len(chunk)
@@ -359,6 +361,18 @@ class OptCollector:
             total += _model_bound(self.tab, m, self.cloud_sum[m], self.low_sum[m])
         return total * (1.0 - BOUND_SLACK)
 
+    def request_log(self):
+        """(TraceArrays, log columns) of the solved result's decisions replayed: empty for a bound."""
+        from .trace.schema import TraceArrays
+
+        r = self.result
+        if r is None or not r.exact:
+            empty = TraceArrays(np.zeros(0), np.zeros(0, np.int32), np.zeros(0), np.zeros(0))
+            return empty, new_log(0)._asdict()
+        log = new_log(len(self.trace.ts))
+        replay_decisions(self.tab, self.trace, r.decisions, log)
+        return self.trace, log._asdict()
+
     def solve(self) -> OptResult:
         if self.chunks is not None:
             from .trace.schema import TraceArrays
@@ -366,6 +380,7 @@ class OptCollector:
             cs = self.chunks or [TraceArrays(np.zeros(0), np.zeros(0, np.int32), np.zeros(0), np.zeros(0))]
             trace = TraceArrays(*(np.concatenate([getattr(c, f) for c in cs]) for f in ("ts", "pair", "units", "input_mb")),
                                 cs[0].origin)
+            self.trace = trace
             return solve(self.tab, trace, exact=self.exact, max_requests=self.limits[0], max_models=self.limits[1],
                          max_nodes=self.limits[2])
         return OptResult(self.bound(), BOUND, n_requests=self.n, reason=self._beyond())

@@ -227,8 +227,9 @@ def tasks_flat(name):
 
 
 def test_cli_opt_row_and_gap_columns(cli, tmp_path):
-    out = tmp_path / "s.parquet"
-    r = cli("replay", "--policy", "lru,opt", "--set", "trace.requests=30", "--gpu-memory", "40", "--out", out, "--json")
+    out, req = tmp_path / "s.parquet", tmp_path / "r.parquet"
+    r = cli("replay", "--policy", "lru,opt", "--set", "trace.requests=30", "--gpu-memory", "40", "--out", out, "--json",
+            "--requests-out", req)
     assert r.code == 0, r.err
     rows = json.loads(r.out)
     assert [x["policy"] for x in rows] == ["lru", "opt"]
@@ -237,6 +238,9 @@ def test_cli_opt_row_and_gap_columns(cli, tmp_path):
     assert lru["opt_system_cost"] == best["system_cost"] <= lru["system_cost"]
     assert lru["gap_to_opt"] == pytest.approx(lru["system_cost"] - best["system_cost"])
     assert pl.read_parquet(out).columns[-len(OPT_COLUMNS):] == list(OPT_COLUMNS)
+    log = pl.read_parquet(req).filter(pl.col("policy") == "opt")  # its decisions, request by request
+    assert len(log) == 30 and (log["outcome"] == "load").sum() == best["loads"]
+    assert log["switching_cost"].sum() == pytest.approx(best["switching_cost"])
     # documented in docs/results.md, in their own section
     section = DOC.read_text().split("## Gap to opt", 1)[1].split("\n## ", 1)[0]
     for c in OPT_COLUMNS:
