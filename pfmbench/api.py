@@ -20,8 +20,9 @@ from .engine.reference import ReferenceEngine
 from .engine.tables import ADMISSION_NAMES, build_tables
 from .errors import InputError
 from .fileio import atomic_path
+from .opt import OptCollector
 from .policies import PAPER_POLICIES, get_policy, policy_names
-from .results import summarize
+from .results import summarize, with_opt
 from .scenario import SCENARIOS, Scenario, load_scenario
 from .trace.reader import sorted_chunks
 from .trace.schema import TraceArrays, as_table, open_parquet
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     import polars as pl
 
 DEFAULT_POLICIES = (*PAPER_POLICIES, "lru")  # the paper's five, plus lru
+# Pseudo-policies: the minimum system cost over every decision sequence (pfmbench/opt.py), exact within its
+# instance limit and a lower bound beyond (`opt`), or exact or refused (`opt-exact`).
+OPT_NAMES = ("opt", "opt-exact")
 CHUNK_ROWS = 1 << 18  # requests per engine call and per Parquet batch: small enough to keep memory low
 # Parquet traces this large are read batch by batch instead of whole (the environment variable is for benchmarks).
 STREAM_MIN_ROWS = int(os.environ.get("PFMBENCH_STREAM_MIN_ROWS", str(4 << 20)))
@@ -44,12 +48,16 @@ class ReplayResult:
 def parse_policies(spec: str | list[str] | tuple) -> list[str]:
     names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
     names = [n for n in names if n]
-    if names == ["all"]:
-        return list(DEFAULT_POLICIES)
+    if "all" in names:  # the paper's five and lru, where `all` stands (`all,opt` adds opt)
+        i = names.index("all")
+        names = names[:i] + [n for n in DEFAULT_POLICIES if n not in names] + [n for n in names[i + 1:] if n != "all"]
     if not names:
         raise InputError("no policy given (e.g. --policy lc,lfu or --policy all)")
+    if sum(n in OPT_NAMES for n in names) > 1:
+        raise InputError("--policy: give opt or opt-exact, not both")
     for n in names:
-        get_policy(n)  # fails early on an unknown name
+        if n not in OPT_NAMES:
+            get_policy(n)  # fails early on an unknown name
     return names
 
 
@@ -155,8 +163,13 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
     tables = build_tables(sc, cat)
     pair_names = tuple(pa.array(list(x), pa.string()) for x in zip(*cat.pair_names(), strict=True))
 
+    opt_name = next((n for n in names if n in OPT_NAMES), None)
+    optc = None
+
     def attempt(chunks, writer_path) -> list[_Runner]:
-        runners = [_Runner(n, tables, sc, cat, engine) for n in names]
+        nonlocal optc
+        runners = [_Runner(n, tables, sc, cat, engine) for n in names if n not in OPT_NAMES]
+        optc = OptCollector(tables, exact=True if opt_name == "opt-exact" else None) if opt_name else None
         writer = None
         # Policies are independent and the kernel releases the GIL: replay them side by side.
         pool = ThreadPoolExecutor(min(len(runners), os.cpu_count() or 1)) if len(runners) > 1 else None
@@ -178,7 +191,9 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
                 log = writer_path is not None
                 part = nxt[done:done + len(chunk)] if nxt is not None else None
                 results = pool.map(_Runner.run, runners, [chunk] * len(runners), [log] * len(runners),
-                                   [part] * len(runners)) if pool else [runners[0].run(chunk, log, part)]
+                                   [part] * len(runners)) if pool else [r.run(chunk, log, part) for r in runners]
+                if optc is not None:
+                    optc.add(chunk)
                 for r, cols in zip(runners, results, strict=True):
                     if cols is not None:
                         t = _log_frame(r.name, chunk, done, cols, pair_names)
@@ -188,6 +203,14 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
                 done += len(chunk)
                 if progress:
                     progress(done, total or done)
+            if optc is not None:
+                optc.result = optc.solve()
+                if writer_path is not None:  # opt's decisions, replayed request by request (none for a bound)
+                    trace, cols = optc.request_log()
+                    t = _log_frame("opt", trace, 0, cols, pair_names)
+                    if writer is None:
+                        writer = pq.ParquetWriter(writer_path, t.schema)
+                    writer.write_table(t)
         finally:
             if pool is not None:
                 pool.shutdown()
@@ -204,8 +227,11 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
             runners = run(tmp)
     else:
         runners = run()
-    return [summarize(*r.totals(), sc, r.name, trace_name, cat_name, "fast" if r.fast else "reference",
+    rows = [summarize(*r.totals(), sc, r.name, trace_name, cat_name, "fast" if r.fast else "reference",
                       catalog=cat, admission=r.admission) for r in runners]
+    if optc is not None:
+        rows = with_opt(rows, optc.result, names.index(opt_name), sc, trace_name, cat_name, cat)
+    return rows
 
 
 def replay(trace=None, policy: str = "lc", scenario=None, catalog=None, *, engine: str = "auto",

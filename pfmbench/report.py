@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from .results import TABLE_ROWS
+from .results import OPT_TABLE_ROWS, TABLE_ROWS
 
 
 def _fmt(key: str, v) -> str:
@@ -25,9 +25,10 @@ def comparison_table(rows: list[dict], title: str | None = None) -> Table:
     """Table II's shape: one row per metric, one column per policy, the best value of each row marked."""
     table = Table(title=title, title_justify="left", caption="★ best in row", caption_justify="left")
     table.add_column("metric", style="bold")
-    for r in rows:
-        table.add_column(r["policy"], justify="right")
-    for key, label, better in TABLE_ROWS:
+    for r in rows:  # opt says whether it is the exact minimum or a lower bound
+        table.add_column(f"{r['policy']} ({r['opt_kind']})" if r["engine"] == "opt" else r["policy"], justify="right")
+    shown = TABLE_ROWS + (OPT_TABLE_ROWS if any("gap_to_opt" in r for r in rows) else [])
+    for key, label, better in shown:
         values = [r.get(key) for r in rows]
         present = [v for v in values if v is not None]
         best = (min(present) if better == "min" else max(present)) if present and better and len(rows) > 1 else None

@@ -203,3 +203,54 @@ COST_TERMS = (
     ("cloud_cost", "cloud"),
     ("cloud_latency_s", "cloud_latency"),
 )
+
+
+# Columns every row of a replay gets when opt was computed (docs/results.md, "Gap to opt").
+OPT_COLUMNS = ("opt_kind", "opt_system_cost", "gap_to_opt", "gap_to_opt_pct")
+OPT_TABLE_ROWS = [("gap_to_opt", "Gap to opt (system cost, total)", "min"),
+                  ("gap_to_opt_pct", "Gap to opt (% of opt's system cost)", "min")]
+# The columns a lower bound leaves empty: it is a number, not a replay.
+_BOUND_KEEPS = {"trace", "scenario", "policy", "n_requests", "admission", "dispatch", "system_cost",
+                "system_cost_per_request", "engine", "seed", "catalog", "pfmbench_version", "never_fit_models",
+                "notes"}
+
+
+def opt_row(result, scenario: Scenario, trace_name: str, catalog_name: str, catalog=None) -> dict:
+    """The summary row of `opt` (pfmbench/opt.py): the replay of its decisions when exact; when only a lower
+    bound, its system cost and nothing it cannot know (the other metrics are empty)."""
+    from .engine.record import new_totals
+
+    exact = result.totals is not None
+    t = result.totals if exact else new_totals()
+    row = summarize(t.counts, t.sums, t.hist, scenario, "opt", trace_name, catalog_name, "opt", catalog, "any")
+    row["dispatch"] = "any"  # opt chooses every load and every offload itself
+    if exact:
+        note = f"opt: the minimum system cost over every decision sequence ({result.nodes:,} search nodes)"
+    else:
+        n = result.n_requests
+        for k in row:
+            if k not in _BOUND_KEEPS and not k.startswith("setting_"):
+                row[k] = None
+        row["n_requests"] = n
+        row["system_cost"] = result.system_cost
+        row["system_cost_per_request"] = result.system_cost / n if n else 0.0
+        note = (f"opt is a lower bound on the system cost, not a replay ({result.reason}): its other "
+                "metrics are empty")
+    # opt is no eviction policy: the note that every eviction policy would give its numbers does not apply
+    kept = [n for n in row["notes"].split("; ") if n and not n.startswith("no model was ever evicted")]
+    row["notes"] = "; ".join([note, *kept])
+    return row
+
+
+def with_opt(rows: list[dict], result, position: int, scenario: Scenario, trace_name: str, catalog_name: str,
+             catalog=None) -> list[dict]:
+    """The rows with opt's row at `position` and every row's gap to opt (OPT_COLUMNS)."""
+    rows = [*rows[:position], opt_row(result, scenario, trace_name, catalog_name, catalog), *rows[position:]]
+    opt = result.system_cost
+    for r in rows:
+        gap = r["system_cost"] - opt
+        r["opt_kind"] = result.kind
+        r["opt_system_cost"] = opt
+        r["gap_to_opt"] = gap
+        r["gap_to_opt_pct"] = 100.0 * gap / opt if opt > 0 else None
+    return rows

@@ -30,4 +30,6 @@ def policies(
         lines = (cls.description or cls.__doc__ or "").strip().splitlines()
         doc = lines[0].strip() if lines else "(no description: set `description` or a docstring)"
         table.add_row(name, "fast + reference" if cls.fast is not None else "reference", doc)
+    table.add_row("opt", "search", "not a policy: the minimum system cost over every decision sequence (exact up to "
+                  "100 requests, a lower bound beyond; opt-exact: exact or refused); docs/opt.md")
     Console().print(table)

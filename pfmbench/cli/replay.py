@@ -75,7 +75,7 @@ def table_notes(rows: list[dict]) -> list[str]:
     out = []
     for note, pols in by_note.items():
         out.append(note if len(pols) == len(rows) else f"{note} [{', '.join(pols)}]")
-    queued = [r["policy"] for r in rows if r["queueing_share"] > 0.5]
+    queued = [r["policy"] for r in rows if (r["queueing_share"] or 0.0) > 0.5]  # None: opt as a bound
     if queued:  # the server cannot keep up: latency is mostly waiting, whatever the policy does
         out.append(f"queueing is more than half the edge latency under {', '.join(queued)}; the edge cannot keep "
                    "up with this trace (try --dispatch cheapest, --set executors=N or a faster --gpu)")
@@ -87,7 +87,9 @@ def replay(
     trace: Annotated[Path | None, typer.Argument(help="Parquet trace (ts, model[, task, units, input_mb]). "
                                                       "Omit to replay the scenario's synthetic trace.")] = None,
     policy: Annotated[str, typer.Option("--policy", "-p", help="Policies, comma-separated: lc, lfu, lru, fifo, "
-                                        "random, cloud, a path to a .py policy, or 'all' (the paper's five + lru).")] = "all",
+                                        "random, cloud, a path to a .py policy, 'all' (the paper's five + lru), and "
+                                        "opt (the minimum system cost, or a lower bound beyond 100 requests; "
+                                        "docs/opt.md), e.g. all,opt.")] = "all",
     scenario: ScenarioOpt = None,
     catalog: CatalogOpt = None,
     gpu: Annotated[str | None, typer.Option("--gpu", help="Edge GPU preset: a100-80, h100-80, l40s, l4, rtx4090 "
@@ -116,6 +118,8 @@ def replay(
     Example: pfmbench replay trace.parquet --policy lc,lfu,lru --gpu l4 --gpu-memory 20 --out results.parquet
 
     Example: pfmbench replay --admission outrank --dispatch cheapest --json
+
+    Example: pfmbench replay --policy lru,lc,opt --set trace.requests=60 --gpu-memory 40
     """
     overrides = parse_sets(sets)
     overrides.update({k: v for k, v in {"preset": gpu, "gpu_memory_gb": gpu_memory, "half_life_s": half_life,
