@@ -43,6 +43,7 @@ from ..errors import InputError
 BUILTIN_GROUPS = (
     ("lc", "lfu", "lru", "fifo", "random", "cloud"),  # the paper's five and lru
     ("sieve", "s3fifo", "gdsf", "gdsf_unit", "belady"),  # beyond the paper
+    ("active",),  # predictive: preloads in idle time (the only group whose preload hook does anything)
 )
 BUILTINS = tuple(name for group in BUILTIN_GROUPS for name in group)
 
@@ -78,6 +79,12 @@ class Policy:
 
     def key(self, entry, now: float):
         raise NotImplementedError
+
+    def preload(self, engine, now: float) -> None:
+        """Called before each request (arrival time `now`), in the idle time since the last one: a policy may
+        call `engine.preload_model(model, victims, now)` (docs/model.md, "Preloading"). It may read what the
+        engine knew before this request (`engine.cache`, `engine.last_request`, `engine.last_ts`,
+        `engine.preload_start()`) and must not use `now` but as that call's deadline. Default: nothing."""
 
     def victim(self, cache: list, now: float, rng):
         """The entry to evict next. `cache` is in the engine's insertion order (swap-remove on eviction)."""
