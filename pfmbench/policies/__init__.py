@@ -59,8 +59,10 @@ class Policy:
         # A built-in module that defines new_state (before its Policy class) has fast hooks too.
         mod = sys.modules.get(cls.__module__)
         short = cls.__module__.rsplit(".", 1)[-1]
-        if cls.__module__ == f"{__name__}.{short}" and short in BUILTINS and hasattr(mod, "new_state"):
-            cls.fast = short
+        # A subclass defined elsewhere (a drop-in extending a built-in) runs on the reference engine: the
+        # kernel would run the built-in's hooks, not its overrides.
+        cls.fast = short if (cls.__module__ == f"{__name__}.{short}" and short in BUILTINS
+                             and hasattr(mod, "new_state")) else None
     description: str = ""
 
     def __init__(self, seed: int = 0):

@@ -14,11 +14,14 @@ the least recently used, then the lowest catalog index.
 
 Preloading, at each idle moment before a request (an executor free since the last request arrived): take
 the uncached model c with the highest forecast (ties: the lowest index) that fits the GPU, and preload it if
-1. it pays: with P = 1 − 2^(−D_c) the chance of at least one request within H at its forecast rate (Poisson),
-   P · w_latency · load time (the load it takes off its next request's path) ≥ (1 − P) · w_switch ·
-   switching cost (what a preload wastes if no request comes); in the default scenario D_c ≥ 1.2; and
-2. its victims (the lowest forecasts, until c fits) together forecast less than 1/MARGIN of c's demand
-   (MARGIN = 2: no two models of similar demand are swapped back and forth).
+1. its victims (the lowest forecasts, until c fits) together forecast less than 1/MARGIN of c's demand
+   (MARGIN = 2: no two models of similar demand are swapped back and forth); and
+2. it pays: with P_m = 1 − 2^(−D_m) the chance of at least one request for m within H at its forecast rate
+   (Poisson), P_c · w_latency · load time of c (what a preload takes off its next request's path) ≥
+   (1 − P_c) · (w_switch · switching cost of c + Σ over victims P_v · (w_switch · switching cost of v +
+   w_latency · load time of v)): if c is requested, a passive cache would have loaded it (and evicted
+   for it) anyway; if not, the preload and the victims' reloads are wasted. With no victims, in the
+   default scenario, that is D_c ≥ 1.2.
 Then the next idle moment (another executor, or this one after the load) is tried, until the request
 arrives. Only the best candidate is considered at each moment. O(models) per request and per eviction: fine
 for catalogs of tens of models, not for thousands.
@@ -36,12 +39,13 @@ from numba import njit
 
 from ..engine.fast import preload_model as _preload_model_py
 from ..engine.fast import preload_start as _preload_start_py
-from ..engine.jit import compiled
+from ..engine.jit import compiled, shared
 from . import Policy, register
 
 MARGIN = 2.0  # a preload's victims must forecast less than 1/MARGIN of its demand
 
 
+@shared  # plain Python for the reference class, compiled (with what it calls) for the hooks
 def observe(count, at, rank, m, ts, half_life):
     """A request for model m at ts: D_m <- D_m·2^(−(ts − t_m)/H) + 1, and its rank log2 D_m + ts/H."""
     c = count[m]
@@ -53,6 +57,7 @@ def observe(count, at, rank, m, ts, half_life):
     rank[m] = math.log2(c) + ts / half_life
 
 
+@shared
 def demand(count, at, m, t, half_life):
     """D_m(t): model m's requests decayed to t (its forecast rate is D_m(t)·ln2/H)."""
     c = count[m]
@@ -61,16 +66,31 @@ def demand(count, at, m, t, half_life):
     return 0.0
 
 
-def pays(tab, m, d):
-    """Rule 1: P·w_latency·load time ≥ (1 − P)·w_switch·switching cost, P = 1 − 2^(−d)."""
+@shared
+def switching_price(tab, m):
+    """w_switch·switching cost of loading m (as costs.switching), and w_latency·its load time."""
     load = tab.load_time[m]
     energy = tab.power_w * load
-    switching_cost = load + energy / 1000.0 + tab.wear_per_load  # as costs.switching
+    return tab.w_switch * (load + energy / 1000.0 + tab.wear_per_load), tab.w_latency * load
+
+
+@shared
+def reload_price(tab, v, d):
+    """What evicting v may cost: P_v·(w_switch·switching cost + w_latency·load time), P_v = 1 − 2^(−d)."""
+    switch, latency = switching_price(tab, v)
+    return (1.0 - 2.0 ** (-d)) * (switch + latency)
+
+
+@shared
+def pays(tab, m, d, victims_price):
+    """Rule 1: P·w_latency·load time ≥ (1 − P)·(w_switch·switching cost + the victims' reload_price),
+    P = 1 − 2^(−d)."""
+    switch, latency = switching_price(tab, m)
     q = 2.0 ** (-d)
-    return (1.0 - q) * tab.w_latency * load >= q * tab.w_switch * switching_cost
+    return (1.0 - q) * latency >= q * (switch + victims_price)
 
 
-_observe, _demand, _pays = compiled(observe), compiled(demand), compiled(pays)
+_observe, _demand, _pays, _reload_price = compiled(observe), compiled(demand), compiled(pays), compiled(reload_price)
 _preload_model, _preload_start = compiled(_preload_model_py), compiled(_preload_start_py)
 
 
@@ -130,20 +150,21 @@ def preload(ps, es, tab, now):
         if c < 0:
             return
         d = _demand(ps.count, ps.at, c, t, h)
-        if not _pays(tab, c, d):
-            return
         need = es.used[0] + tab.mem_bytes[c] - tab.capacity_bytes
         lost = 0.0
+        price = 0.0
         k = 0
         v = -1
         while need > 0:
             v = _next_victim(ps, es, v)
             need -= tab.mem_bytes[v]
-            lost += _demand(ps.count, ps.at, v, t, h)
+            dv = _demand(ps.count, ps.at, v, t, h)
+            lost += dv
+            price += _reload_price(tab, v, dv)
             ps.victims[k] = v
             k += 1
         ps.victims[k] = -1
-        if lost * MARGIN >= d:
+        if lost * MARGIN >= d or not _pays(tab, c, d, price):
             return
         if not _preload_model(tab, es, c, ps.victims, now):
             return
@@ -155,6 +176,7 @@ class Active(Policy):
     serving.cost_horizon_s) and preload the highest in idle time when it pays (docs/model.md, "Preloading")."""
 
     name = "active"
+    preloads = True  # False: the same forecast and evictions, no preloading (policies/active_passive.py)
 
     def bind(self, tables):
         n = tables.n_models
@@ -169,7 +191,7 @@ class Active(Policy):
         last = engine.last_request[1]
         if last >= 0:
             observe(self.count, self.at, self.rank, last, engine.last_ts, h)
-        while True:
+        while self.preloads:
             _, t = engine.preload_start()
             if t >= now:
                 return
@@ -179,17 +201,17 @@ class Active(Policy):
                 return
             c = min(candidates, key=lambda q: (-self.rank[q], q))
             d = demand(self.count, self.at, c, t, h)
-            if not pays(tab, c, d):
-                return
             need = engine.used + int(tab.mem_bytes[c]) - tab.capacity_bytes
-            victims, lost = [], 0.0
+            victims, lost, price = [], 0.0, 0.0
             for e in sorted(engine.cache, key=lambda e: self.key(e, t)):
                 if need <= 0:
                     break
                 need -= int(tab.mem_bytes[e.model])
-                lost += demand(self.count, self.at, e.model, t, h)
+                dv = demand(self.count, self.at, e.model, t, h)
+                lost += dv
+                price += reload_price(tab, e.model, dv)
                 victims.append(e.model)
-            if lost * MARGIN >= d:
+            if lost * MARGIN >= d or not pays(tab, c, d, price):
                 return
             if not engine.preload_model(c, victims, now):
                 return
