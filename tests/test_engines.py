@@ -168,3 +168,5 @@ def test_the_kernel_is_generated_from_the_registry():
         for i, mod in enumerate(builtin_modules(group)):
             assert f"import {mod} as p{i}" in text
         assert f"code == {len(group) - 1}:" in text and f"code == {len(group)}:" not in text
+        if "active" not in group:  # no module of the group preloads: the default's call, no switch
+            assert text.count("no_preload(") == 1 and "preload(pss[" not in text.replace("no_preload(pss[", "")

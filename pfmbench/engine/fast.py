@@ -1,7 +1,7 @@
 """The fast engine: the request loop of MODEL.md §4, compiled with numba.
 
 The loop owns find -> admit -> evict until it fits -> insert -> serve and the memory accounting; a
-built-in policy's module supplies up to five hooks, which the loop calls in one place each:
+built-in policy's module supplies up to six hooks, which the loop calls in one place each:
 
   admit(ps, es, tab, m, now) -> bool   on a miss for model m that fits the GPU: load it, or offload
   victim(ps, es, tab, now) -> model    the next model to evict (called until m fits); -1: m itself,
@@ -10,6 +10,8 @@ built-in policy's module supplies up to five hooks, which the loop calls in one 
   on_insert(ps, es, tab, m)            m was loaded (cached, last_use = this request, no context yet)
   on_hit(ps, es, tab, m, loaded)       m served a request (a hit, or the load's first request);
                                        last_use, requests and the context are already updated
+  preload(ps, es, tab, now)            before each request: the idle time since the last one, in which
+                                       the policy may call preload_model (it sees only earlier requests)
 
 `ps` is the policy's own state (a NamedTuple of arrays from its `new_state(tables, seed)`), `es` the
 engine's (EngineState), `tab` the static Tables. kernel.py compiles this loop once with every

@@ -172,8 +172,9 @@ def preload(ps, es, tab, now):
 
 @register  # defined after new_state: the registry then knows it has fast hooks
 class Active(Policy):
-    """Predictive caching: evict the lowest forecast demand (an EWMA of each model's request rate, half-life
-    serving.cost_horizon_s) and preload the highest in idle time when it pays (docs/model.md, "Preloading")."""
+    """Predictive: evict the lowest forecast demand (EWMA of request rates); preload the highest when idle.
+
+    The forecast's half-life is serving.cost_horizon_s; a preload must pay (docs/model.md, "Preloading")."""
 
     name = "active"
     preloads = True  # False: the same forecast and evictions, no preloading (policies/active_passive.py)
