@@ -37,6 +37,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from ..engine.costs import switching
 from ..engine.fast import preload_model as _preload_model_py
 from ..engine.fast import preload_start as _preload_start_py
 from ..engine.jit import compiled, shared
@@ -68,10 +69,9 @@ def demand(count, at, m, t, half_life):
 
 @shared
 def switching_price(tab, m):
-    """w_switch·switching cost of loading m (as costs.switching), and w_latency·its load time."""
-    load = tab.load_time[m]
-    energy = tab.power_w * load
-    return tab.w_switch * (load + energy / 1000.0 + tab.wear_per_load), tab.w_latency * load
+    """w_switch·switching cost of loading m, and w_latency·its load time."""
+    load, _, switching_cost = switching(tab, m)
+    return tab.w_switch * switching_cost, tab.w_latency * load
 
 
 @shared
@@ -83,7 +83,7 @@ def reload_price(tab, v, d):
 
 @shared
 def pays(tab, m, d, victims_price):
-    """Rule 1: P·w_latency·load time ≥ (1 − P)·(w_switch·switching cost + the victims' reload_price),
+    """Rule 2: P·w_latency·load time ≥ (1 − P)·(w_switch·switching cost + the victims' reload_price),
     P = 1 − 2^(−d)."""
     switch, latency = switching_price(tab, m)
     q = 2.0 ** (-d)
