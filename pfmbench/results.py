@@ -124,6 +124,7 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
         "offloads": offloads,
         "declined_loads": int(counts[C.C_DECLINED]),  # misses that fit but the admission rule offloaded
         "dispatched_to_cloud": int(counts[C.C_DISPATCHED]),  # sent to the cloud by the dispatch rule
+        "preloads": int(counts[C.C_PRELOADS]),  # loads in idle time, for no request (costed as loads)
         "admission": admission or scenario.serving.admission,
         "dispatch": scenario.serving.dispatch,
         "hit_ratio": per(hits),

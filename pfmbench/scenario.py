@@ -96,7 +96,8 @@ class Serving:
 
     admission: str = "default"  # on a miss: load always, only if it outranks the first victim, or if it pays
     dispatch: str = "edge"  # edge: serve at the edge whatever its queue; cheapest: the cheaper of edge and cloud
-    cost_horizon_s: float = 600.0  # `cost` admission: a load must pay back within this (the default half-life)
+    cost_horizon_s: float = 600.0  # `cost` admission: a load must pay back within this (the default half-life);
+    #                                 also `active`'s forecast half-life (docs/model.md, "Preloading")
 
 
 @dataclass

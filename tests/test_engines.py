@@ -70,7 +70,9 @@ def test_invariants(data, policy):
     state, log = fast_replay(tables, trace, policy, sc.seed)
     c = state.counts
     assert c[C.C_REQUESTS] == len(trace.ts) == c[C.C_HITS] + c[C.C_LOADS] + c[C.C_OFFLOADS]
-    assert c[C.C_EVICTIONS] <= c[C.C_LOADS]
+    assert c[C.C_EVICTIONS] <= c[C.C_LOADS] + c[C.C_PRELOADS]
+    if policy != "active":  # the only built-in that preloads (docs/model.md, "Preloading")
+        assert c[C.C_PRELOADS] == 0
     assert 0 <= state.state.used[0] <= tables.capacity_bytes
     assert state.state.used[0] == tables.mem_bytes[state.state.cached.astype(bool)].sum()
     assert np.all(state.sums[:C.S_EDGE_LAT_MAX] >= 0)
@@ -166,3 +168,5 @@ def test_the_kernel_is_generated_from_the_registry():
         for i, mod in enumerate(builtin_modules(group)):
             assert f"import {mod} as p{i}" in text
         assert f"code == {len(group) - 1}:" in text and f"code == {len(group)}:" not in text
+        if "active" not in group:  # no module of the group preloads: the default's call, no switch
+            assert text.count("no_preload(") == 1 and "preload(pss[" not in text.replace("no_preload(pss[", "")

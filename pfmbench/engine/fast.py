@@ -1,7 +1,7 @@
 """The fast engine: the request loop of MODEL.md §4, compiled with numba.
 
 The loop owns find -> admit -> evict until it fits -> insert -> serve and the memory accounting; a
-built-in policy's module supplies up to five hooks, which the loop calls in one place each:
+built-in policy's module supplies up to six hooks, which the loop calls in one place each:
 
   admit(ps, es, tab, m, now) -> bool   on a miss for model m that fits the GPU: load it, or offload
   victim(ps, es, tab, now) -> model    the next model to evict (called until m fits); -1: m itself,
@@ -10,6 +10,8 @@ built-in policy's module supplies up to five hooks, which the loop calls in one 
   on_insert(ps, es, tab, m)            m was loaded (cached, last_use = this request, no context yet)
   on_hit(ps, es, tab, m, loaded)       m served a request (a hit, or the load's first request);
                                        last_use, requests and the context are already updated
+  preload(ps, es, tab, now)            before each request: the idle time since the last one, in which
+                                       the policy may call preload_model (it sees only earlier requests)
 
 `ps` is the policy's own state (a NamedTuple of arrays from its `new_state(tables, seed)`), `es` the
 engine's (EngineState), `tab` the static Tables. kernel.py compiles this loop once with every
@@ -35,14 +37,26 @@ from .context import (
     new_context,
     start_context,
 )
-from .costs import edge_is_dearer, edge_work, first_free_executor, serve_cloud, serve_edge, worth_loading
+from .costs import (
+    edge_is_dearer,
+    edge_work,
+    first_free_executor,
+    serve_cloud,
+    serve_edge,
+    switching,
+    worth_loading,
+)
 from .jit import compiling, shared
 from .record import (
     C_DECLINED,
     C_DISPATCHED,
     C_EVICTIONS,
+    C_PRELOADS,
     C_REQUESTS,
     S_CONTEXT_DISCARDED,
+    S_LOAD_ENERGY,
+    S_LOAD_TIME,
+    S_SWITCHING,
     RequestLog,
     Totals,
     new_log,
@@ -67,6 +81,8 @@ class EngineState(NamedTuple):
     seen: np.ndarray  # int64 per model: its requests over the whole trace so far, this one included
     next_use: np.ndarray  # float64 per model: sequence number of its next request after its last service
     #                       (inf: none), for policies that need it (Policy.needs_next_use); inf otherwise
+    last_request: np.ndarray  # int64 [2]: sequence number and model of the last request (-1: none yet)
+    last_ts: np.ndarray  # float64 [1]: its arrival time (-inf: none yet); no preload starts before it
     context: Context
     totals: Totals
 
@@ -76,7 +92,8 @@ def new_engine_state(tables: Tables) -> EngineState:
     return EngineState(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(n, np.int8),
                        np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n), np.zeros(n, np.int32),
                        np.full(n, -1, np.int32), np.zeros(tables.executors), np.zeros(n, np.int64),
-                       np.full(n, np.inf), new_context(n, k), new_totals())
+                       np.full(n, np.inf), np.full(2, -1, np.int64), np.full(1, -np.inf), new_context(n, k),
+                       new_totals())
 
 
 class Requests(NamedTuple):
@@ -147,6 +164,55 @@ def _evict(tab, es, v, now):
     es.totals.counts[C_EVICTIONS] += 1
 
 
+@shared
+def _arrive(es, seq, m, now):
+    """Request seq (model m) arrived at now: what the next request's preloads may know of it."""
+    es.last_request[0] = seq
+    es.last_request[1] = m
+    es.last_ts[0] = now
+
+
+@shared
+def preload_start(es):
+    """(executor, time) of the next preload: the first free executor, from when it is free but not before the
+    last request arrived (a preload knows only the requests before it). Preloads are queued after every
+    request already assigned to that executor, so they never delay one."""
+    j = first_free_executor(es.free_at)
+    return j, max(es.free_at[j], es.last_ts[0])
+
+
+@shared
+def preload_model(tab, es, m, victims, now):
+    """Preload model m in the idle time before the request arriving at `now` (docs/model.md, "Preloading"):
+    evict victims[0], victims[1], ... (the policy's, distinct cached models, in its order) until m fits,
+    insert m with an empty context, and load it on the first free executor from preload_start(), which is
+    then busy, and m not ready, until the load ends (a request that arrives before that waits). Costed as a
+    load (switching cost, load energy and time) and counted in C_PRELOADS. Refused (False, nothing changed)
+    if the load would not start before `now`, m is cached, or the victims do not make room."""
+    j, t = preload_start(es)
+    if t >= now or es.cached[m] != 0:
+        return False
+    need = es.used[0] + tab.mem_bytes[m] - tab.capacity_bytes
+    k = 0
+    while need > 0:
+        if k == victims.shape[0] or victims[k] < 0 or es.cached[victims[k]] == 0:
+            return False
+        need -= tab.mem_bytes[victims[k]]
+        k += 1
+    for q in range(k):
+        _evict(tab, es, victims[q], t)
+    _insert(tab, es, m, es.last_request[0], t)
+    load, energy, switching_cost = switching(tab, m)
+    es.free_at[j] = t + load
+    es.ready_at[m] = t + load
+    rec = es.totals
+    rec.counts[C_PRELOADS] += 1
+    rec.sums[S_SWITCHING] += switching_cost
+    rec.sums[S_LOAD_ENERGY] += energy
+    rec.sums[S_LOAD_TIME] += load
+    return True
+
+
 # -- the request loop -----------------------------------------------------------------------------------
 # The policy hooks as the loop calls them. kernel.py compiles the loop with each call replaced by a switch
 # over a group of built-ins (code = the policy's index in its group, pss = every state of the group): one statement
@@ -157,6 +223,7 @@ def victim(code, pss, es, tab, now): ...
 def on_evict(code, pss, es, tab, v): ...
 def on_insert(code, pss, es, tab, m): ...
 def on_hit(code, pss, es, tab, m, loaded): ...
+def preload(code, pss, es, tab, now): ...
 
 
 def replay_requests(code, tab, es, pss, rq, log_on, log):
@@ -166,8 +233,12 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
     n = rq.ts.shape[0]
     for i in range(n):
         now = rq.ts[i]
+        # The idle time before this request: the policy may preload (preload_model); it sees only the requests
+        # before this one (docs/model.md, "Preloading"). A no-op for every built-in but `active`.
+        preload(code, pss, es, tab, now)
         p = rq.pair[i]
         m = tab.pair_model[p]
+        _arrive(es, seq0 + i, m, now)
         units = rq.units[i]
         input_mb = rq.input_mb[i]
         es.seen[m] += 1
@@ -258,6 +329,11 @@ def ignore(ps, es, tab, m):
 
 @njit(inline="always")
 def ignore_hit(ps, es, tab, m, loaded):
+    pass
+
+
+@njit(inline="always")
+def no_preload(ps, es, tab, now):
     pass
 
 

@@ -40,6 +40,7 @@ HOOKS = {  # hook -> what a policy module without it does (a function of engine/
     "on_evict": "ignore",
     "on_insert": "ignore",
     "on_hit": "ignore_hit",
+    "preload": "no_preload",
 }
 _CALL = re.compile(r"^(\s*)(?:(\w+) = )?(" + "|".join(HOOKS) + r")\(code, pss, (.*)\)$")
 
@@ -55,6 +56,9 @@ def kernel_source(modules: list[str]) -> str:
             continue
         indent, target, hook, args = mt.groups()
         assign = f"{target} = " if target else ""
+        if not any(hasattr(sys.modules[mod], hook) for mod in modules):  # the default for all: no switch
+            out.append(f"{indent}{assign}fast.{HOOKS[hook]}(pss[0], {args})")
+            continue
         for i, mod in enumerate(modules):
             fn = f"p{i}.{hook}" if hasattr(sys.modules[mod], hook) else f"fast.{HOOKS[hook]}"
             out += [f"{indent}{'if' if i == 0 else 'elif'} code == {i}:", f"{indent}    {assign}{fn}(pss[{i}], {args})"]

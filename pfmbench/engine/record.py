@@ -20,8 +20,9 @@ OUTCOMES = ("hit", "load", "cloud")
 
 # Counters (int64) and sums (float64).
 # C_DECLINED: misses that fit but the admission rule offloaded; C_DISPATCHED: requests the dispatch rule sent
-# to the cloud although the edge could serve them.
-C_REQUESTS, C_HITS, C_LOADS, C_EVICTIONS, C_OFFLOADS, C_DECLINED, C_DISPATCHED, N_COUNTS = range(8)
+# to the cloud although the edge could serve them; C_PRELOADS: loads made in idle time, for no request
+# (docs/model.md, "Preloading"; costed in the sums as loads are, but not in C_LOADS).
+C_REQUESTS, C_HITS, C_LOADS, C_EVICTIONS, C_OFFLOADS, C_DECLINED, C_DISPATCHED, C_PRELOADS, N_COUNTS = range(9)
 # S_OFFLOADING_LATENCY: device -> edge, per edge-served request; S_CLOUD_LATENCY: per offloaded request.
 (S_SWITCHING, S_LOAD_ENERGY, S_COMPUTE_ENERGY, S_LOAD_TIME, S_ACC_COST, S_ACCURACY, S_EDGE_LATENCY,
  S_WAIT, S_CLOUD_LATENCY, S_CLOUD_COST, S_K_EFF, S_CONTEXT_DISCARDED, S_EDGE_GFLOP, S_CLOUD_GFLOP,

@@ -18,14 +18,26 @@ from .context import (
     start_context,
 )
 from .context import Context as _Context
-from .costs import edge_is_dearer, edge_work, first_free_executor, serve_cloud, serve_edge, worth_loading
+from .costs import (
+    edge_is_dearer,
+    edge_work,
+    first_free_executor,
+    serve_cloud,
+    serve_edge,
+    switching,
+    worth_loading,
+)
 from .fast import next_uses
 from .record import (
     C_DECLINED,
     C_DISPATCHED,
     C_EVICTIONS,
+    C_PRELOADS,
     C_REQUESTS,
     S_CONTEXT_DISCARDED,
+    S_LOAD_ENERGY,
+    S_LOAD_TIME,
+    S_SWITCHING,
     RequestLog,
     new_log,
     new_totals,
@@ -90,6 +102,8 @@ class ReferenceEngine:
         self.seen = [0] * n  # requests per model over the whole trace so far
         self.rng_state = seed & ((1 << 64) - 1)
         self.seq = 0
+        self.last_request = (-1, -1)  # (sequence number, model) of the last request; none yet
+        self.last_ts = float("-inf")  # its arrival time: no preload starts before it
         self.totals = new_totals()
 
     @property
@@ -117,6 +131,42 @@ class ReferenceEngine:
         self.used -= int(self.t.mem_bytes[entry.model])
         self.totals.counts[C_EVICTIONS] += 1
 
+    def preload_start(self) -> tuple[int, float]:
+        """(executor, time) of the next preload: the first free executor, from when it is free but not before
+        the last request arrived (as fast.preload_start)."""
+        j = first_free_executor(self.free_at)
+        return j, max(self.free_at[j], self.last_ts)
+
+    def preload_model(self, m: int, victims: list[int], now: float) -> bool:
+        """Preload model m before the request arriving at `now`, evicting `victims` (models, in order) until it
+        fits; refused (False, nothing changed) as fast.preload_model is: docs/model.md, "Preloading"."""
+        t = self.t
+        j, start = self.preload_start()
+        if start >= now or m in self.entry:
+            return False
+        need = self.used + int(t.mem_bytes[m]) - t.capacity_bytes
+        k = 0
+        while need > 0:
+            if k == len(victims) or victims[k] not in self.entry:
+                return False
+            need -= int(t.mem_bytes[victims[k]])
+            k += 1
+        for v in victims[:k]:
+            self._evict(self.entry[v], start)
+        entry = CacheEntry(self, m, self.last_request[0], start)
+        self.cache.append(entry)
+        self.entry[m] = entry
+        self.used += int(t.mem_bytes[m])
+        start_context(self.context, m, start)
+        load, energy, switching_cost = switching(t, m)
+        self.free_at[j] = start + load
+        entry.ready_at = start + load
+        self.totals.counts[C_PRELOADS] += 1
+        self.totals.sums[S_SWITCHING] += switching_cost
+        self.totals.sums[S_LOAD_ENERGY] += energy
+        self.totals.sums[S_LOAD_TIME] += load
+        return True
+
     def run(self, trace, log: RequestLog | None = None, next_use=None) -> None:
         """Replay TraceArrays (a whole trace or the next chunk of one); fill `log` if given. next_use: as
         FastEngine.run."""
@@ -130,9 +180,12 @@ class ReferenceEngine:
     def request(self, i: int, now: float, pair: int, units: float, input_mb: float, log_on: bool,
                 log: RequestLog) -> None:
         t = self.t
+        # The idle time before this request: the policy may preload; it sees only the requests before this one.
+        self.policy.preload(self, now)
         m = int(t.pair_model[pair])
         seq = self.seq
         self.seq += 1
+        self.last_request, self.last_ts = (seq, m), now
         self.totals.counts[C_REQUESTS] += 1
         self.seen[m] += 1
         entry = self.entry.get(m)

@@ -43,6 +43,7 @@ from ..errors import InputError
 BUILTIN_GROUPS = (
     ("lc", "lfu", "lru", "fifo", "random", "cloud"),  # the paper's five and lru
     ("sieve", "s3fifo", "gdsf", "gdsf_unit", "belady"),  # beyond the paper
+    ("active",),  # predictive: preloads in idle time (the only group whose preload hook does anything)
 )
 BUILTINS = tuple(name for group in BUILTIN_GROUPS for name in group)
 
@@ -58,8 +59,10 @@ class Policy:
         # A built-in module that defines new_state (before its Policy class) has fast hooks too.
         mod = sys.modules.get(cls.__module__)
         short = cls.__module__.rsplit(".", 1)[-1]
-        if cls.__module__ == f"{__name__}.{short}" and short in BUILTINS and hasattr(mod, "new_state"):
-            cls.fast = short
+        # A subclass defined elsewhere (a drop-in extending a built-in) runs on the reference engine: the
+        # kernel would run the built-in's hooks, not its overrides.
+        cls.fast = short if (cls.__module__ == f"{__name__}.{short}" and short in BUILTINS
+                             and hasattr(mod, "new_state")) else None
     description: str = ""
 
     def __init__(self, seed: int = 0):
@@ -78,6 +81,12 @@ class Policy:
 
     def key(self, entry, now: float):
         raise NotImplementedError
+
+    def preload(self, engine, now: float) -> None:
+        """Called before each request (arrival time `now`), in the idle time since the last one: a policy may
+        call `engine.preload_model(model, victims, now)` (docs/model.md, "Preloading"). It may read what the
+        engine knew before this request (`engine.cache`, `engine.last_request`, `engine.last_ts`,
+        `engine.preload_start()`) and must not use `now` but as that call's deadline. Default: nothing."""
 
     def victim(self, cache: list, now: float, rng):
         """The entry to evict next. `cache` is in the engine's insertion order (swap-remove on eviction)."""
