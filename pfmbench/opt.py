@@ -28,8 +28,14 @@ eviction is then either of a minimal victim set of a load or of m itself right b
 non-minimal victim set V of a load is V' plus models not needed for space (V' ⊂ V minimal), which the same
 argument defers. Evictions at the end of the trace change nothing. Hence the searched space reaches the
 minimum of the general space, which holds everything a policy can do (GDSF evicts and then offloads, the
-`cheapest` dispatch rule offloads hits): opt <= every policy under every admission and dispatch rule.
-tests/test_opt.py checks this against a search of the general space with no pruning.
+`cheapest` dispatch rule offloads hits): opt <= every policy under every admission and dispatch rule
+that loads a model only when a request asks for it. tests/test_opt.py checks this against a search of the
+general space with no pruning.
+
+**Preloading is outside that space.** `active` may load a model in idle time before any request asks for
+it (docs/model.md, "Preloading"): it pays the switching cost but no request waits for that load, so it can
+cost less than opt. opt is the minimum of MODEL.md §4's per-request decisions; the lower bound below, as
+reported, holds for preloading policies too.
 
 **Pruning.** A node (request i, state) is cut when its cost so far plus the lower bound (below) of
 requests i.. is no less than the best complete sequence found. That bound starts from the node's state:
@@ -47,14 +53,16 @@ latency) and edge_r = w_latency * (compute at K = 0 + radio latency) + w_accurac
 been served at the edge and m had never been evicted. Then for each model m with requests R_m,
 
     bound_m = sum of cloud_r over R_m                     if m is larger than the GPU, else
-    bound_m = min(sum of cloud_r, w_switch * switching_m + w_latency * load_time_m + sum of min(cloud_r, edge_r))
+    bound_m = min(sum of cloud_r, w_switch * switching_m + sum of min(cloud_r, edge_r))
 
 and the bound is the sum of bound_m. Valid: each request of m costs at least min(cloud_r, edge_r) (an edge
 service adds a wait >= 0 to latency; compute is W / R_edge, smallest at K = 0; the accuracy cost is smallest
 where a(K) is largest; K_eff cannot exceed Kmax_r because decay, +1 and the window cap are monotone in K and
 serving fewer requests or evicting only lowers it). If m serves no request at the edge its requests cost
-sum of cloud_r; if it serves any, m is loaded at least once, and that load's request pays the switching cost
-and the load time in its latency on top. a(K) is monotone on [0, 1], on [1, k_few] and beyond (catalog.
+sum of cloud_r; if it serves any, m is loaded at least once, which pays the switching cost on top. (Inside
+the search, where every load is asked for by a request, that request also waits for the load: the search's
+bound adds w_latency * load_time_m. A preload in idle time need not delay any request, so the reported
+bound leaves it out and holds for `active` too.) a(K) is monotone on [0, 1], on [1, k_few] and beyond (catalog.
 accuracy_at), so its maximum over [0, Kmax] is at 0, 1, k_few or Kmax. The bound is lowered by a relative
 1e-9 so that rounding in Kmax cannot lift it above the optimum. Inside the search, edge_r is tightened by
 minimising compute and accuracy cost together over parts of [0, Kmax] (`_edge_floor`, SEARCH_PIECES): on
@@ -266,17 +274,18 @@ def _empty_context(tab) -> Context:
     return Context([0.0] * k, [0.0] * k, [0.0] * n, [0.0] * n)
 
 
-def _first_load(tab, m) -> float:
-    """What the first load of m adds at least: its switching cost and its load time (in that request's latency)."""
-    return tab.w_switch * switching(tab, m)[2] + tab.w_latency * tab.load_time[m]
+def _first_load(tab, m, asked: bool) -> float:
+    """What the first load of m adds at least: its switching cost, and its load time in the latency of the
+    request that asked for it (`asked`: not for a preload in idle time)."""
+    return tab.w_switch * switching(tab, m)[2] + (tab.w_latency * tab.load_time[m] if asked else 0.0)
 
 
-def _model_bound(tab, m, cloud_sum, low_sum, cached=False) -> float:
+def _model_bound(tab, m, cloud_sum, low_sum, cached=False, asked=True) -> float:
     if cached:
         return low_sum
     if int(tab.mem_bytes[m]) > tab.capacity_bytes:
         return cloud_sum
-    return min(cloud_sum, _first_load(tab, m) + low_sum)
+    return min(cloud_sum, _first_load(tab, m, asked) + low_sum)
 
 
 class _Bound:
@@ -358,7 +367,7 @@ class OptCollector:
     def bound(self) -> float:
         total = 0.0
         for m in sorted(self.models):
-            total += _model_bound(self.tab, m, self.cloud_sum[m], self.low_sum[m])
+            total += _model_bound(self.tab, m, self.cloud_sum[m], self.low_sum[m], asked=False)
         return total * (1.0 - BOUND_SLACK)
 
     def request_log(self):

@@ -56,12 +56,17 @@ def kernel_source(modules: list[str]) -> str:
             continue
         indent, target, hook, args = mt.groups()
         assign = f"{target} = " if target else ""
-        if not any(hasattr(sys.modules[mod], hook) for mod in modules):  # the default for all: no switch
-            out.append(f"{indent}{assign}fast.{HOOKS[hook]}(pss[0], {args})")
+        # A branch for each policy with its own hook; the others share one call of the default, which
+        # ignores the policy's state (each inlined copy costs compile time, none costs speed).
+        default = f"{assign}fast.{HOOKS[hook]}(pss[0], {args})"
+        own = [i for i, mod in enumerate(modules) if hasattr(sys.modules[mod], hook)]
+        if not own:
+            out.append(indent + default)
             continue
-        for i, mod in enumerate(modules):
-            fn = f"p{i}.{hook}" if hasattr(sys.modules[mod], hook) else f"fast.{HOOKS[hook]}"
-            out += [f"{indent}{'if' if i == 0 else 'elif'} code == {i}:", f"{indent}    {assign}{fn}(pss[{i}], {args})"]
+        for k, i in enumerate(own):
+            out += [f"{indent}{'elif' if k else 'if'} code == {i}:", f"{indent}    {assign}p{i}.{hook}(pss[{i}], {args})"]
+        if len(own) < len(modules):
+            out += [f"{indent}else:", f"{indent}    {default}"]
     names = fast.replay_requests.__code__.co_names
     shared = [n for n in names if getattr(getattr(fast, n, None), "__pfmbench_shared__", False) is True]
     consts = [n for n in names if isinstance(getattr(fast, n, None), int) and not isinstance(getattr(fast, n), bool)]
