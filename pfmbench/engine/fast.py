@@ -56,7 +56,7 @@ class EngineState(NamedTuple):
 
     used: np.ndarray  # int64 [1]: bytes of GPU memory in use
     n_cached: np.ndarray  # int64 [1]: models cached
-    seq: np.ndarray  # int64 [1]: requests seen so far
+    seq: np.ndarray  # int64 [1]: requests seen before the one being replayed (its sequence number, for hooks)
     cached: np.ndarray  # int8 per model
     last_use: np.ndarray  # int64 per model: sequence number of its last request
     requests: np.ndarray  # int64 per model: served since loaded
@@ -165,6 +165,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
     seq0 = es.seq[0]
     n = rq.ts.shape[0]
     for i in range(n):
+        es.seq[0] = seq0 + i
         now = rq.ts[i]
         p = rq.pair[i]
         m = tab.pair_model[p]
