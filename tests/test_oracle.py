@@ -422,3 +422,31 @@ def test_s3fifo_loads_between_evictions():
            15, 14, 15, 15, 14, 2, 5, 2, 12, 17, 25, 11, 11, 28, 14, 11, 26, 18, 6, 24, 21, 4, 14, 15, 22, 12, 10,
            17, 15, 16, 10, 5]
     assert_agree("s3fifo", make_tables(sizes, 40, [1] * len(sizes)), make_trace(seq))
+
+
+def test_lfuda_hits_before_the_first_eviction_only_reorder():
+    """Capacity 2 unit models. L is 0 until the first eviction, so a hit adds nothing and only moves a model
+    behind the others at its priority: after A, B, A, A, B all are at 1, A first, and C evicts A (LFU would
+    evict B, which has fewer requests)."""
+    tables = make_tables([1, 1, 1], 2, [1, 1, 1])
+    a, b, c = 0, 1, 2
+    out, _ = assert_agree("lfuda", tables, make_trace([a, b, a, a, b, c, a]))
+    assert out.tolist() == [C.LOAD, C.LOAD, C.HIT, C.HIT, C.HIT, C.LOAD, C.LOAD]
+
+
+def test_belady_size_sizes_and_ties():
+    """GPU 7 bytes. A (8) is larger than the GPU, B (7) exactly its size, C and G 0 bytes, D 2, E 3, F 4.
+    Request 4 (F) must free 2 bytes: C (never requested again) goes first, freeing nothing, then D scores
+    2 × 3 and E 3 × 2: a tie, to the least recently used, D. libCacheSim draws either, so it is compared up
+    to that request; pfmbench's rule is pinned after it. A is offloaded and evicts nothing; B evicts every
+    model but G, which frees nothing (it is evicted last: it is requested again, score 0) and stays."""
+    tables = make_tables([8, 7, 0, 2, 3, 4, 0], 7, [1] * 7)
+    A, B, Cz, D, E, F, G = range(7)
+    seq = [G, Cz, D, E, F, F, E, D, A, B, G]
+    assert COMPARABLE_PREFIX["belady-size"](tables, make_trace(seq)) == 5
+    assert_agree("belady-size", tables, make_trace(seq))
+    for engine in ("fast", "reference"):
+        out, ev = (fast_replay(tables, "belady-size", make_trace(seq))[:2] if engine == "fast"
+                   else reference_replay(tables, "belady-size", make_trace(seq)))
+        assert out.tolist() == [C.LOAD] * 5 + [C.HIT, C.HIT, C.LOAD, C.CLOUD, C.LOAD, C.HIT], engine
+        assert ev.tolist() == [0, 0, 0, 0, 2, 0, 0, 1, 0, 2, 0], engine
