@@ -24,7 +24,8 @@ from .opt import OptCollector
 from .policies import PAPER_POLICIES, get_policy, policy_names
 from .results import summarize, with_opt
 from .scenario import SCENARIOS, Scenario, load_scenario
-from .trace.reader import sorted_chunks
+from .trace.nextuse import StreamedNextUses
+from .trace.reader import prefetch, sorted_chunks, stream_chunks
 from .trace.schema import TraceArrays, as_table, open_parquet
 
 if TYPE_CHECKING:
@@ -166,11 +167,12 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
     opt_name = next((n for n in names if n in OPT_NAMES), None)
     optc = None
 
-    def attempt(chunks, writer_path) -> list[_Runner]:
+    def attempt(chunks, writer_path, streamed: bool) -> list[_Runner]:
         nonlocal optc
         runners = [_Runner(n, tables, sc, cat, engine) for n in names if n not in OPT_NAMES]
         optc = OptCollector(tables, exact=True if opt_name == "opt-exact" else None) if opt_name else None
         writer = None
+        index = None
         # Policies are independent and the kernel releases the GIL: replay them side by side.
         pool = ThreadPoolExecutor(min(len(runners), os.cpu_count() or 1)) if len(runners) > 1 else None
         try:
@@ -179,17 +181,19 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
                 progress(0, total)
             nxt = None
             if any(getattr(r.policy, "needs_next_use", False) for r in runners):
-                # Offline policies (belady) see each request's next use: the whole trace, in memory.
-                if stream:
-                    raise InputError(f"{trace_name}: policy {', '.join(r.name for r in runners if r.policy.needs_next_use)} "
-                                     f"needs the whole trace in memory, and this one has {total:,} rows (over "
-                                     f"{STREAM_MIN_ROWS:,}, so it is streamed); replay a shorter trace")
-                chunks = list(chunks)
-                if chunks:
-                    nxt = next_uses(np.concatenate([tables.pair_model[c.pair] for c in chunks]))
+                # Offline policies (belady) see each request's next use. A streamed trace is read twice: once
+                # to index its next uses on disk (bounded memory), once to replay it.
+                if streamed:
+                    index = StreamedNextUses(chunks, tables.pair_model, tables.n_models, chunk_rows)
+                    chunks = prefetch(stream_chunks(source, cat, chunk_rows))
+                else:
+                    chunks = list(chunks)
+                    if chunks:
+                        nxt = next_uses(np.concatenate([tables.pair_model[c.pair] for c in chunks]))
             for chunk in chunks:
                 log = writer_path is not None
-                part = nxt[done:done + len(chunk)] if nxt is not None else None
+                part = (nxt[done:done + len(chunk)] if nxt is not None
+                        else index.part(done, len(chunk)) if index is not None else None)
                 results = pool.map(_Runner.run, runners, [chunk] * len(runners), [log] * len(runners),
                                    [part] * len(runners)) if pool else [r.run(chunk, log, part) for r in runners]
                 if optc is not None:
@@ -216,11 +220,16 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
                 pool.shutdown()
             if writer is not None:
                 writer.close()
+            if index is not None:
+                index.close()
         return runners
 
     def run(writer_path=None) -> list[_Runner]:
-        # Streamed when large and in time order; otherwise (or if it turns out unsorted) sorted in memory.
-        return sorted_chunks(source, cat, chunk_rows, stream, lambda chunks: attempt(chunks, writer_path))
+        # Streamed when large and in time order; otherwise (or if it turns out unsorted) sorted in memory:
+        # sorted_chunks calls attempt a second time only with the whole, sorted read.
+        streamed = iter([stream])
+        return sorted_chunks(source, cat, chunk_rows, stream,
+                             lambda chunks: attempt(chunks, writer_path, next(streamed, False)))
 
     if requests_out is not None:
         with atomic_path(requests_out) as tmp:

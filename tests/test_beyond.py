@@ -1,5 +1,7 @@
 """Policies beyond the paper (issue 10) through the API: chunked = whole, the offline bound's rules."""
 
+import numpy as np
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -8,9 +10,8 @@ from test_oracle import fast_replay, make_tables, make_trace
 import pfmbench
 from pfmbench import api
 from pfmbench.engine import record as C
-from pfmbench.errors import InputError
 
-NEW = ["sieve", "s3fifo", "gdsf", "gdsf-unit", "belady"]
+NEW = ["sieve", "s3fifo", "gdsf", "gdsf-unit", "belady", "lfuda", "belady-size", "lc-cost"]
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +36,56 @@ def test_fast_equals_reference_through_the_api(trace_file):
         assert a["system_cost"] == pytest.approx(b["system_cost"], rel=1e-9)
 
 
-def test_belady_refuses_a_streamed_trace(trace_file, monkeypatch):
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+def test_offline_policies_stream_in_bounded_memory(trace_file, monkeypatch, tmp_path, engine):
+    """A streamed trace's next uses come from an index on disk (trace/nextuse.py): the same bits as the whole
+    trace in memory, for every summary value and every request, and the index's files are gone afterwards."""
+    import tempfile
+
+    offline = ["belady", "belady-size", "lru"]
+    whole = api.replay_many(str(trace_file), offline, engine=engine, gpu_memory_gb=50,
+                            requests_out=tmp_path / "whole.parquet")
     monkeypatch.setattr(api, "STREAM_MIN_ROWS", 0)
-    with pytest.raises(InputError, match="belady needs the whole trace in memory"):
-        api.replay_many(str(trace_file), ["lru", "belady"], chunk_rows=100)
-    api.replay_many(str(trace_file), ["lru", "sieve"], chunk_rows=100)  # the online ones stream
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    streamed = api.replay_many(str(trace_file), offline, engine=engine, gpu_memory_gb=50, chunk_rows=77,
+                               requests_out=tmp_path / "streamed.parquet")
+    assert streamed == whole
+    def rows(name):  # each chunk writes its rows policy by policy: compare in (policy, request) order
+        t = pl.read_parquet(tmp_path / name)
+        return t.with_columns(pl.col("policy").cast(pl.String)).sort("policy", "request", maintain_order=True)
+
+    assert rows("streamed.parquet").equals(rows("whole.parquet"))
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert whole[0]["evictions"] > 0 and whole[1]["evictions"] > 0  # not vacuous
+
+
+def test_streamed_next_uses_equal_the_whole_traces():
+    from pfmbench.engine.fast import next_uses
+    from pfmbench.trace.nextuse import StreamedNextUses
+    from pfmbench.trace.schema import TraceArrays
+
+    rng = np.random.default_rng(3)
+    models = rng.integers(0, 7, 1000).astype(np.int32)
+    chunks = [TraceArrays(np.zeros(len(c)), c, np.zeros(len(c)), np.zeros(len(c)))
+              for c in np.split(models, [1, 2, 50, 51, 400, 999])]
+    want = next_uses(models)
+    for block in (1, 3, 64, 5000):
+        index = StreamedNextUses(chunks, np.arange(7, dtype=np.int32), 7, block)
+        try:
+            got = np.concatenate([index.part(s, n) for s, n in [(0, 1), (1, 998), (999, 1)]])
+        finally:
+            index.close()
+        np.testing.assert_array_equal(got, want)
+
+
+def test_an_unsorted_streamed_trace_falls_back_for_offline_policies(tmp_path, monkeypatch):
+    p = tmp_path / "unsorted.parquet"
+    df = pfmbench.synth(requests=400, rate=2.0, seed=9)
+    df[::-1].write_parquet(p, row_group_size=50)  # time runs backwards: read whole and sorted
+    whole = api.replay_many(str(p), ["belady-size"], gpu_memory_gb=50)
+    monkeypatch.setattr(api, "STREAM_MIN_ROWS", 0)
+    assert api.replay_many(str(p), ["belady-size"], gpu_memory_gb=50, chunk_rows=30) == whole
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -25,6 +25,10 @@ What libCacheSim does, from its source (libCacheSim/cache/cache.c, cache/evictio
 
 from __future__ import annotations
 
+import functools
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -39,10 +43,16 @@ from pfmbench.engine.record import new_log
 from pfmbench.engine.reference import replay_reference
 from pfmbench.engine.tables import build_tables
 from pfmbench.policies import get_policy, s3fifo
+from pfmbench.policies.belady_size import BeladySize
+from pfmbench.policies.lfuda import LFUDA
 from pfmbench.scenario import load_scenario
 from pfmbench.trace.schema import TraceArrays
 
-ORACLES = {"lru": lcs.LRU, "fifo": lcs.FIFO, "lfu": lcs.LFU, "sieve": lcs.Sieve, "s3fifo": lcs.S3FIFO, "gdsf-unit": lcs.GDSF, "belady": lcs.Belady}
+BELADY_SIZE_SAMPLES = 4096  # draws per eviction: with <= 64 cached objects, every one is drawn (checked below)
+ORACLES = {"lru": lcs.LRU, "fifo": lcs.FIFO, "lfu": lcs.LFU, "sieve": lcs.Sieve, "s3fifo": lcs.S3FIFO,
+           "gdsf-unit": lcs.GDSF, "belady": lcs.Belady, "lfuda": lcs.LFUDA,
+           "belady-size": functools.partial(lcs.BeladySize, n_samples=BELADY_SIZE_SAMPLES)}
+HITS_ONLY = ("belady", "belady-size")  # offline: compared on hits and misses (their modules say why)
 GB = 10**9
 INT64_MAX = 2**63 - 1  # libCacheSim's "no next access"
 
@@ -83,7 +93,7 @@ def fast_replay(tables, policy, trace):
     n = len(trace)
     engine = FastEngine(tables, get_policy(policy), 0)
     log = new_log(n)
-    engine.run(trace, log, next_uses(tables.pair_model[trace.pair]) if policy == "belady" else None)
+    engine.run(trace, log, next_uses(tables.pair_model[trace.pair]) if get_policy(policy).needs_next_use else None)
     return log.outcome, log.evictions, engine.state
 
 
@@ -104,7 +114,9 @@ def oracle_replay(policy, tables, trace):
     for i, p in enumerate(trace.pair):
         m = int(pair_model[p])
         req.obj_id, req.obj_size = m + 1, sizes[m]  # ids from 1: 0 is no one's
-        req.next_access_vtime = int(nxt[i]) if np.isfinite(nxt[i]) else INT64_MAX  # Belady's; others ignore it
+        # Belady's and BeladySize's; the others ignore it. libCacheSim counts requests from 1 (n_req is i + 1
+        # here), so BeladySize's distance next_access_vtime - n_req is pfmbench's next_use - seq.
+        req.next_access_vtime = int(nxt[i]) + 1 if np.isfinite(nxt[i]) else INT64_MAX
         before = cache.get_n_obj()
         if cache.get(req):
             outcome[i] = C.HIT
@@ -126,23 +138,36 @@ def first_difference(a, b):
 
 
 def assert_agree(policy, tables, trace, engines=("fast", "reference")):
+    """Compare request by request; for lfuda and belady-size only the first COMPARABLE_PREFIX requests,
+    before libCacheSim's choice stops being a function of the trace. Returns libCacheSim's outcomes and
+    evictions (of those requests)."""
+    n = COMPARABLE_PREFIX[policy](tables, trace) if policy in COMPARABLE_PREFIX else len(trace)
+    if policy == "lfuda":  # online: the requests after n change nothing before; libCacheSim would crash at n
+        trace = trace.slice(0, n)
     want_out, want_ev, want_cached, want_used = oracle_replay(policy, tables, trace)
+    if policy == "belady-size":
+        # libCacheSim never caches a model that is not requested again (pfmbench loads it and evicts it
+        # first): compare hits, and offloads (models larger than the GPU).
+        fits = tables.mem_bytes[tables.pair_model[trace.pair]] <= tables.capacity_bytes
+        want_out = np.where(want_out == C.HIT, C.HIT, np.where(fits, C.LOAD, C.CLOUD)).astype(np.int8)
+    want_out, want_ev = want_out[:n], want_ev[:n]
     names = np.array(C.OUTCOMES)
     for engine in engines:
         if engine == "fast":
             out, ev, state = fast_replay(tables, policy, trace)
         else:
             out, ev = reference_replay(tables, policy, trace)
+        out, ev = out[:n], ev[:n]
         i = first_difference(out, want_out)
         assert i is None, (f"{engine} {policy}: request {i} (model {tables.pair_model[trace.pair[i]]}) is "
                            f"{names[out[i]]}, libCacheSim says {names[want_out[i]]}; sizes "
                            f"{tables.mem_bytes.tolist()}, capacity {tables.capacity_bytes}, models requested "
                            f"{tables.pair_model[trace.pair[:i + 1]].tolist()}")
-        if policy == "belady":
-            continue  # which of the models never requested again leave is a tie (module docstring)
+        if policy in HITS_ONLY:
+            continue  # which of the models never requested again leave is a tie (belady's docstring)
         i = first_difference(ev, want_ev)
         assert i is None, f"{engine} {policy}: request {i} evicts {ev[i]} models, libCacheSim {want_ev[i]}"
-        if engine == "fast":
+        if engine == "fast" and n == len(trace):
             assert state.cached.astype(bool).tolist() == want_cached.tolist()
             assert int(state.used[0]) == want_used
     return want_out, want_ev
@@ -179,6 +204,74 @@ def test_random_sequences_agree_with_libcachesim(policy, case):
         sizes, capacity = s3fifo_case(sizes, capacity)
     tables = make_tables(sizes, capacity, n_tasks)
     assert_agree(policy, tables, make_trace(pairs))
+
+
+# -- where libCacheSim's choice is not a function of the trace ----------------------------------------------
+class _Spy:
+    """Notes the first request (sequence number) at which `seen(cache)` holds at an eviction."""
+
+    first = None
+
+    def victim(self, cache, now, rng):
+        if self.first is None and self.seen(cache, now):
+            self.first = cache[0]._engine.seq - 1
+        return super().victim(cache, now, rng)
+
+
+class LFUDAEmptyAge(_Spy, LFUDA):
+    """libCacheSim's LFUDA evicts the head of its queue at L; once no cached model has priority L (the
+    cache emptied, pfmbench.policies.lfuda) that queue is empty and libCacheSim crashes."""
+
+    def seen(self, cache, now):
+        return not any(self.pri[e.model] == max(self.age, 1.0) for e in cache)
+
+
+class BeladySizeTie(_Spy, BeladySize):
+    """Two models share the largest finite score: libCacheSim evicts whichever it happens to draw first."""
+
+    def seen(self, cache, now):
+        scores = [-self.key(e, now)[0] for e in cache]
+        best = max(scores)
+        return best < np.inf and scores.count(best) > 1
+
+
+def _prefix_before(spy_class, tables, trace):
+    """How many requests come before the first one at which the spy's condition holds (all if never)."""
+    spy = spy_class()
+    replay_reference(tables, trace, spy)
+    return len(trace) if spy.first is None else spy.first
+
+
+COMPARABLE_PREFIX = {
+    "lfuda": functools.partial(_prefix_before, LFUDAEmptyAge),
+    # The request that evicts on a tie is itself compared (a miss either way); what follows is not.
+    "belady-size": lambda tables, trace: min(len(trace), _prefix_before(BeladySizeTie, tables, trace) + 1),
+}
+
+
+def test_libcachesim_lfuda_crashes_where_its_age_queue_is_empty():
+    """The condition COMPARABLE_PREFIX skips from, pinned: libCacheSim itself dies there (in a child process)."""
+    tables = make_tables([1, 1, 1], 1, [1, 1, 1])
+    seq = [0, 1, 1, 2]  # 1 evicts 0 (L = 1, the cache holds only 1, at priority 2), 1 is hit, 2 must evict
+    assert _prefix_before(LFUDAEmptyAge, tables, make_trace(seq)) == 3
+    code = ("import libcachesim as l; c = l.LFUDA(cache_size=1, hashpower=10); r = l.Request()\n"
+            "for i, x in enumerate([1, 2, 2, 3]):\n"
+            "    r.obj_id, r.obj_size = x, 1\n    print(i, c.get(r), flush=True)\n")
+    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0 and run.stdout.split() == ["0", "False", "1", "False", "2", "True"]
+    out, _, _ = fast_replay(tables, "lfuda", make_trace(seq))  # pfmbench evicts the lowest priority
+    assert out.tolist() == [C.LOAD, C.LOAD, C.HIT, C.LOAD]
+
+
+def test_libcachesim_beladysize_draws_every_object():
+    """With BELADY_SIZE_SAMPLES draws, every cached object is a candidate (so its choice is the maximum)."""
+    cache = lcs.BeladySize(cache_size=10**6, hashpower=10, n_samples=1)
+    req = lcs.Request()
+    for i in range(64):
+        req.obj_id, req.obj_size, req.next_access_vtime = i + 1, 1, 10**6 + i
+        cache.get(req)
+    drawn = {cache.to_evict(req).obj_id for _ in range(BELADY_SIZE_SAMPLES)}
+    assert drawn == set(range(1, 65))
 
 
 def s3fifo_case(sizes, capacity):
@@ -232,7 +325,8 @@ def test_zipf_trace_agrees_with_libcachesim(policy, request):
 
 # -- hand-made cases ----------------------------------------------------------------------------------
 # S3-FIFO loads only models smaller than its small queue; GDSF loads a model only if it outranks its victims.
-ADMIT_ALL = [p for p in ORACLES if p not in ("s3fifo", "gdsf-unit", "belady")]
+# LFUDA: the model of exactly the GPU's size empties the cache, where libCacheSim's LFUDA breaks (see below).
+ADMIT_ALL = [p for p in ORACLES if p not in ("s3fifo", "gdsf-unit", "belady", "belady-size", "lfuda")]
 
 
 @pytest.mark.parametrize("policy", ADMIT_ALL)
@@ -328,3 +422,31 @@ def test_s3fifo_loads_between_evictions():
            15, 14, 15, 15, 14, 2, 5, 2, 12, 17, 25, 11, 11, 28, 14, 11, 26, 18, 6, 24, 21, 4, 14, 15, 22, 12, 10,
            17, 15, 16, 10, 5]
     assert_agree("s3fifo", make_tables(sizes, 40, [1] * len(sizes)), make_trace(seq))
+
+
+def test_lfuda_hits_before_the_first_eviction_only_reorder():
+    """Capacity 2 unit models. L is 0 until the first eviction, so a hit adds nothing and only moves a model
+    behind the others at its priority: after A, B, A, A, B all are at 1, A first, and C evicts A (LFU would
+    evict B, which has fewer requests)."""
+    tables = make_tables([1, 1, 1], 2, [1, 1, 1])
+    a, b, c = 0, 1, 2
+    out, _ = assert_agree("lfuda", tables, make_trace([a, b, a, a, b, c, a]))
+    assert out.tolist() == [C.LOAD, C.LOAD, C.HIT, C.HIT, C.HIT, C.LOAD, C.LOAD]
+
+
+def test_belady_size_sizes_and_ties():
+    """GPU 7 bytes. A (8) is larger than the GPU, B (7) exactly its size, C and G 0 bytes, D 2, E 3, F 4.
+    Request 4 (F) must free 2 bytes: C (never requested again) goes first, freeing nothing, then D scores
+    2 × 3 and E 3 × 2: a tie, to the least recently used, D. libCacheSim draws either, so it is compared up
+    to that request; pfmbench's rule is pinned after it. A is offloaded and evicts nothing; B evicts every
+    model but G, which frees nothing (it is evicted last: it is requested again, score 0) and stays."""
+    tables = make_tables([8, 7, 0, 2, 3, 4, 0], 7, [1] * 7)
+    A, B, Cz, D, E, F, G = range(7)
+    seq = [G, Cz, D, E, F, F, E, D, A, B, G]
+    assert COMPARABLE_PREFIX["belady-size"](tables, make_trace(seq)) == 5
+    assert_agree("belady-size", tables, make_trace(seq))
+    for engine in ("fast", "reference"):
+        out, ev = (fast_replay(tables, "belady-size", make_trace(seq))[:2] if engine == "fast"
+                   else reference_replay(tables, "belady-size", make_trace(seq)))
+        assert out.tolist() == [C.LOAD] * 5 + [C.HIT, C.HIT, C.LOAD, C.CLOUD, C.LOAD, C.HIT], engine
+        assert ev.tolist() == [0, 0, 0, 0, 2, 0, 0, 1, 0, 2, 0], engine

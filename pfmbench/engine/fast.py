@@ -70,7 +70,7 @@ class EngineState(NamedTuple):
 
     used: np.ndarray  # int64 [1]: bytes of GPU memory in use
     n_cached: np.ndarray  # int64 [1]: models cached
-    seq: np.ndarray  # int64 [1]: requests seen so far
+    seq: np.ndarray  # int64 [1]: requests seen before the one being replayed (its sequence number, for hooks)
     cached: np.ndarray  # int8 per model
     last_use: np.ndarray  # int64 per model: sequence number of its last request
     requests: np.ndarray  # int64 per model: served since loaded
@@ -232,6 +232,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
     seq0 = es.seq[0]
     n = rq.ts.shape[0]
     for i in range(n):
+        es.seq[0] = seq0 + i
         now = rq.ts[i]
         # The idle time before this request: the policy may preload (preload_model); it sees only the requests
         # before this one (docs/model.md, "Preloading"). A no-op for every built-in but `active`.

@@ -65,6 +65,17 @@ class CacheEntry:
         return context_now(self._engine.t, self._engine.context, self.model, now)
 
     @property
+    def next_use_in(self) -> float:
+        """Requests from the one being replayed to this model's next request (inf: none); needs_next_use."""
+        return self.next_use - (self._engine.seq - 1)
+
+    @property
+    def examples(self):
+        """The engine's examples in context (a context.Context), for a policy that weighs them with the
+        shared functions of engine/context.py; read only."""
+        return self._engine.context
+
+    @property
     def requests_total(self) -> int:
         """Its requests over the whole trace so far (they survive eviction), this one included."""
         return self._engine.seen[self.model]
@@ -92,6 +103,7 @@ class ReferenceEngine:
         self.policy = policy
         if hasattr(policy, "bind"):  # a policy that needs the tables (capacity, model sizes) sees them first
             policy.bind(tables)
+        self._on_hit = getattr(policy, "on_hit", None)  # optional: told of every request served at the edge
         self.names, self.families = names, families
         n, k = tables.n_models, len(tables.pair_model)
         self.context = _Context([0.0] * k, [0.0] * k, [0.0] * n, [0.0] * n)
@@ -253,6 +265,8 @@ class ReferenceEngine:
         entry.last_use = seq
         entry.next_use = self.next_use
         entry.requests += 1
+        if self._on_hit is not None:
+            self._on_hit(entry, loaded, now)
 
 
 def replay_reference(tables: Tables, trace, policy, seed: int = 0, names=None, families=None, log: bool = False):

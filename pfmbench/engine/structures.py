@@ -294,6 +294,25 @@ def heap_update(h, m, key1, key2):
         _sift_up(h, h.pos[m])
 
 
+@jit
+def heap_raise(h, m, key1, key2):
+    """m's keys grew to (key1, key2): sink it now, so that the heap stays exact (no lazy entries)."""
+    h.hkey1[m] = key1
+    h.hkey2[m] = key2
+    _sift_down(h, h.pos[m])
+
+
+@jit
+def heap_second_key1(h):
+    """The least key1 below the top (the top's children), inf if the top is alone: for an exact heap."""
+    n = h.size[0]
+    k = np.inf
+    for c in (1, 2):
+        if c < n and h.hkey1[h.heap[c]] < k:
+            k = h.hkey1[h.heap[c]]
+    return k
+
+
 # -- SplitMix64 ------------------------------------------------------------------------------------------
 @jit
 def splitmix64(rng):

@@ -13,6 +13,10 @@ all memory accounting. A policy only answers two questions:
 (C_m, the examples in context decayed to now) and ``context_rank(now)`` (a number in the same order as
 C_m(now) that is cheaper to keep). ``model`` (in admit) has ``name``, ``memory_gb``, ``family``.
 
+Optional: ``bind(tables)`` (called once before the first request, with the engine's Tables), and
+``on_hit(entry, loaded, now)`` (called after every request served at the edge, the first one after a load
+included, with ``last_use`` and ``requests`` already updated), for a policy that keeps its own state.
+
 Drop-in policies run on the reference engine. A built-in policy is one module holding both its reference
 behaviour (this class) and its fast hooks (``fast = FastPolicy(new_state, replay)``, see
 pfmbench/engine/fast.py); the registry below is the one list of built-ins that the CLI, tests,
@@ -43,6 +47,7 @@ from ..errors import InputError
 BUILTIN_GROUPS = (
     ("lc", "lfu", "lru", "fifo", "random", "cloud"),  # the paper's five and lru
     ("sieve", "s3fifo", "gdsf", "gdsf_unit", "belady"),  # beyond the paper
+    ("lfuda", "belady_size", "lc_cost"),  # beyond the paper, added later (the kernels above keep their compile time)
     ("active",),  # predictive: preloads in idle time (the only group whose preload hook does anything)
 )
 BUILTINS = tuple(name for group in BUILTIN_GROUPS for name in group)

@@ -1,6 +1,7 @@
 """Belady's MIN (offline): evict the cached model whose next request is farthest in the future; models never
-requested again go first, the least recently used of them first. Needs the whole trace in memory (each
-request's next use, from one reverse look over it); a trace streamed in chunks is refused. Its hits and
+requested again go first, the least recently used of them first. Needs each request's next use: from one
+reverse look over a trace in memory, or, for a trace streamed in chunks, from an index on disk built in
+bounded memory (trace/nextuse.py). Its hits and
 misses equal libCacheSim's Belady request by request (ties between models never requested again decide
 only which of them leave, never a later hit or miss).
 """
@@ -48,7 +49,7 @@ def on_hit(ps, es, tab, m, loaded):
 
 @register
 class Belady(Policy):
-    """Belady's MIN: evict the model whose next request is farthest away (offline, the whole trace in memory)."""
+    """Belady's MIN: evict the model whose next request is farthest away (offline: it reads the trace ahead)."""
 
     name = "belady"
     needs_next_use = True

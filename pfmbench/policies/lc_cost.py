@@ -1,0 +1,114 @@
+"""LC-cost: LC weighted by what an eviction loses, per GB it frees; loads under the `cost` admission rule.
+
+What evicting model m at time t loses, in system-cost units (MODEL.md §4's weights):
+
+    loss_m(t) = w_acc · E_m · gain_m(t)  +  (1 − e^(−E_m)) · (w_switch · switching_m + w_lat · load_m)
+
+- E_m: m's expected requests within the cost horizon (`serving.cost_horizon_s`), estimated as the `cost`
+  admission rule does (costs.worth_loading): its requests so far over the time since the trace began (at
+  least one horizon), times the horizon.
+- gain_m(t): the accuracy cost its context saves per request: for each of m's tasks, the accuracy cost
+  zero-shot minus the accuracy cost with the examples it has now (K_eff: its own examples decayed to t, plus
+  the relevance ρ times its other tasks', capped at the window), averaged over its tasks. A reload starts
+  from an empty context, so each expected request would pay that much more. Further decay and the context
+  the next requests would rebuild are ignored: the value of what is discarded, as of now.
+- 1 − e^(−E_m): the probability that m is requested again within the horizon (Poisson arrivals at its
+  rate so far), the chance that the switching cost and the load's latency of a reload are paid.
+
+The key is loss_m(t) / memory_gb (a model of 0 bytes frees nothing: never evicted before another); the
+smallest goes first, ties → least recently used. Under `outrank` admission a newcomer is ranked the same
+way with its empty context. The key moves with time (decay, rates), so each eviction scans the cached
+models: O(models cached) per eviction.
+"""
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from ..engine.context import examples_now
+from ..engine.costs import accuracy_of, switching
+from ..engine.jit import compiled, shared
+from . import Policy, register
+
+
+@shared
+def loss_per_gb(tab, cx, requests_so_far, m, now):
+    """What evicting model m now loses (loss_m above) per GB it frees; inf for a model of 0 bytes."""
+    if tab.mem_bytes[m] == 0:
+        return np.inf
+    horizon = tab.cost_horizon_s
+    expected = requests_so_far / max(now, horizon) * horizon
+    a, b = tab.first_pair[m], tab.first_pair[m + 1]
+    total = 0.0
+    for q in range(a, b):
+        total += examples_now(tab, cx, q, now)
+    gain = 0.0
+    for q in range(a, b):
+        k = examples_now(tab, cx, q, now)
+        k_eff = min(k + tab.relevance * (total - k), tab.window[m])
+        if k_eff > 0.0:
+            gain += accuracy_of(tab, q, 0.0)[1] - accuracy_of(tab, q, k_eff)[1]
+    gain /= b - a
+    load, _, switching_cost = switching(tab, m)
+    loss = tab.w_accuracy * expected * gain + (1.0 - math.exp(-expected)) * (
+        tab.w_switch * switching_cost + tab.w_latency * load)
+    return loss / (tab.mem_bytes[m] / 1e9)
+
+
+_loss_per_gb = compiled(loss_per_gb)
+
+
+class State(NamedTuple):
+    unused: np.ndarray  # the scan needs no state
+
+
+def new_state(tables, seed):
+    return State(np.zeros(0))
+
+
+@njit(inline="always")
+def _first_victim(es, tab, now):
+    v = -1
+    best = 0.0
+    for j in range(es.n_cached[0]):
+        q = es.clist[j]
+        k = _loss_per_gb(tab, es.context, es.seen[q], q, now)
+        if v < 0 or k < best or (k == best and es.last_use[q] < es.last_use[v]):
+            v, best = q, k
+    return v, best
+
+
+@njit(inline="always")
+def victim(ps, es, tab, now):
+    return _first_victim(es, tab, now)[0]
+
+
+@njit(inline="always")
+def outranks(ps, es, tab, m, now):
+    # m would be the first victim if its key (empty context) were below every cached model's; on a tie
+    # it is the most recent, and the other goes first.
+    v, best = _first_victim(es, tab, now)
+    return v < 0 or _loss_per_gb(tab, es.context, es.seen[m], m, now) >= best
+
+
+@register
+class LCCost(Policy):
+    """LC weighted by what an eviction loses (context's accuracy value + reload cost) per GB freed."""
+
+    name = "lc-cost"
+    admission = "cost"
+
+    def bind(self, tables):
+        self.tables = tables
+
+    def key(self, entry, now):
+        return (loss_per_gb(self.tables, entry.examples, entry.requests_total, entry.model, now), entry.last_use)
+
+    def outranks(self, model, cache, now):
+        if not cache:
+            return True
+        first = min(self.key(e, now) for e in cache)[0]
+        # Not cached: its pairs' examples are 0 (discarded, or never loaded): its key with an empty context.
+        return loss_per_gb(self.tables, cache[0].examples, model.requests_total, model.model, now) >= first
