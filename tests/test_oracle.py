@@ -102,8 +102,9 @@ def reference_replay(tables, policy, trace):
     return cols["outcome"], cols["evictions"]
 
 
-def oracle_replay(policy, tables, trace):
-    """libCacheSim's outcome (pfmbench codes) and evictions per request, and the final cache."""
+def oracle_replay(policy, tables, trace, stop=None):
+    """libCacheSim's outcome (pfmbench codes) and evictions per request, and the final cache. stop: feed only
+    the first `stop` requests (next uses still from the whole trace)."""
     sizes = [int(s) for s in tables.mem_bytes]
     cache = ORACLES[policy](cache_size=int(tables.capacity_bytes), hashpower=10)
     n = len(trace)
@@ -111,12 +112,17 @@ def oracle_replay(policy, tables, trace):
     pair_model = tables.pair_model
     nxt = next_uses(pair_model[trace.pair])
     req = lcs.Request()
-    for i, p in enumerate(trace.pair):
+    for i, p in enumerate(trace.pair[:stop]):
         m = int(pair_model[p])
         req.obj_id, req.obj_size = m + 1, sizes[m]  # ids from 1: 0 is no one's
         # Belady's and BeladySize's; the others ignore it. libCacheSim counts requests from 1 (n_req is i + 1
         # here), so BeladySize's distance next_access_vtime - n_req is pfmbench's next_use - seq.
         req.next_access_vtime = int(nxt[i]) + 1 if np.isfinite(nxt[i]) else INT64_MAX
+        if policy == "lfuda" and sizes[m] > tables.capacity_bytes:
+            # libCacheSim's LFUDA evicts forever to make room for an object larger than the cache (every other
+            # policy there refuses it): such a model is never loaded, as everywhere else.
+            outcome[i] = C.CLOUD
+            continue
         before = cache.get_n_obj()
         if cache.get(req):
             outcome[i] = C.HIT
@@ -144,7 +150,9 @@ def assert_agree(policy, tables, trace, engines=("fast", "reference")):
     n = COMPARABLE_PREFIX[policy](tables, trace) if policy in COMPARABLE_PREFIX else len(trace)
     if policy == "lfuda":  # online: the requests after n change nothing before; libCacheSim would crash at n
         trace = trace.slice(0, n)
-    want_out, want_ev, want_cached, want_used = oracle_replay(policy, tables, trace)
+    # Past the comparable prefix libCacheSim's choice is no longer the trace's, and its BeladySize may then
+    # spin forever inside C (seen in this test): feed it no further.
+    want_out, want_ev, want_cached, want_used = oracle_replay(policy, tables, trace, n)
     if policy == "belady-size":
         # libCacheSim never caches a model that is not requested again (pfmbench loads it and evicts it
         # first): compare hits, and offloads (models larger than the GPU).
@@ -314,7 +322,9 @@ def small_zipf_case():
     return tables, make_trace(pairs)
 
 
-@pytest.mark.parametrize("policy", list(ORACLES))
+# libCacheSim's LFUDA never returns from one request of this trace (it spins inside C, in cache_get, on a
+# model that fits): its parity rests on the random sequences and the hand-made cases.
+@pytest.mark.parametrize("policy", [p for p in ORACLES if p != "lfuda"])
 def test_zipf_trace_agrees_with_libcachesim(policy, request):
     tables, trace = request.getfixturevalue("small_zipf_case" if policy == "s3fifo" else "zipf_case")
     out, ev = assert_agree(policy, tables, trace, engines=("fast",))
