@@ -533,6 +533,6 @@ def _system_cost(tab, totals) -> float:
     from .engine import record as C
 
     s = totals.sums
-    return (tab.w_switch * float(s[C.S_SWITCHING]) + tab.w_accuracy * float(s[C.S_ACC_COST])
+    return (tab.w_switch * (float(s[C.S_SWITCHING]) + float(s[C.S_PRELOAD_SWITCHING])) + tab.w_accuracy * float(s[C.S_ACC_COST])
             + tab.w_latency * (float(s[C.S_EDGE_LATENCY]) + float(s[C.S_OFFLOADING_LATENCY]))
             + tab.w_cloud * float(s[C.S_CLOUD_COST]) + tab.w_cloud_latency * float(s[C.S_CLOUD_LATENCY]))

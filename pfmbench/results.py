@@ -102,7 +102,7 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
     n = int(counts[C.C_REQUESTS])
     hits, loads, offloads = int(counts[C.C_HITS]), int(counts[C.C_LOADS]), int(counts[C.C_OFFLOADS])
     edge = hits + loads
-    switching = float(sums[C.S_SWITCHING])
+    switching = float(sums[C.S_SWITCHING]) + float(sums[C.S_PRELOAD_SWITCHING])
     acc_cost = float(sums[C.S_ACC_COST])
     edge_lat = float(sums[C.S_EDGE_LATENCY])
     off_lat = float(sums[C.S_OFFLOADING_LATENCY])  # device -> edge, requests served at the edge
@@ -145,9 +145,9 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
         "offloading_latency_per_request_s": per(off_lat),
         "cloud_latency_per_request_s": per(cloud_lat),
         "cloud_cost_per_request": per(cloud),
-        "load_energy_j": float(sums[C.S_LOAD_ENERGY]),
+        "load_energy_j": float(sums[C.S_LOAD_ENERGY]) + float(sums[C.S_PRELOAD_ENERGY]),
         "compute_energy_j": float(sums[C.S_COMPUTE_ENERGY]),
-        "load_time_s": float(sums[C.S_LOAD_TIME]),
+        "load_time_s": float(sums[C.S_LOAD_TIME]) + float(sums[C.S_PRELOAD_TIME]),
         "accuracy_per_request_pct": per(float(sums[C.S_ACCURACY])),
         "inference_latency_mean_edge_s": edge_lat / edge if edge else None,
         "inference_latency_p50_edge_s": percentile(hist, 50, lat_max),

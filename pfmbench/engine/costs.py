@@ -13,6 +13,7 @@ from .record import (
     C_HITS,
     C_LOADS,
     C_OFFLOADS,
+    C_PRELOADS,
     CLOUD,
     HIT,
     LOAD,
@@ -29,6 +30,9 @@ from .record import (
     S_LOAD_ENERGY,
     S_LOAD_TIME,
     S_OFFLOADING_LATENCY,
+    S_PRELOAD_ENERGY,
+    S_PRELOAD_SWITCHING,
+    S_PRELOAD_TIME,
     S_SWITCHING,
     S_WAIT,
     count_latency,
@@ -146,6 +150,34 @@ def serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, evictions):
         log.evictions[i] = evictions
         log.switching_cost[i] = 0.0
         log.cloud_cost[i] = cloud_cost
+
+
+@shared
+def account_block(tab, rec, rq, block, lo, hi, log_on, log):
+    """Account requests lo..hi-1 of a chunk `rq` (Requests) as the fast loop decided them: block.outcome,
+    k_eff, wait and evictions of request i are at i - lo. The same calls, in the same order, as accounting
+    each request when it is decided: nothing accounted feeds back into the decisions."""
+    for i in range(lo, hi):
+        b = i - lo
+        p = rq.pair[i]
+        if block.outcome[b] == CLOUD:
+            serve_cloud(tab, rec, log_on, log, i, p, rq.units[i], rq.input_mb[i], block.evictions[b])
+        else:
+            k_eff = block.k_eff[b]
+            work, compute = edge_work(tab, p, rq.units[i], k_eff)
+            serve_edge(tab, rec, log_on, log, i, p, tab.pair_model[p], rq.input_mb[i], k_eff, work, compute,
+                       block.wait[b], block.outcome[b] == LOAD, block.evictions[b])
+
+
+@shared
+def account_preload(tab, rec, m):
+    """Account a preload of model m, costed as a load (in the S_PRELOAD_* sums); returns its load time."""
+    load, energy, switching_cost = switching(tab, m)
+    rec.counts[C_PRELOADS] += 1
+    rec.sums[S_PRELOAD_SWITCHING] += switching_cost
+    rec.sums[S_PRELOAD_ENERGY] += energy
+    rec.sums[S_PRELOAD_TIME] += load
+    return load
 
 
 # -- deciding (MODEL.md §4) --------------------------------------------------------------------------------

@@ -38,12 +38,11 @@ from .context import (
     start_context,
 )
 from .costs import (
+    account_block,
+    account_preload,
     edge_is_dearer,
     edge_work,
     first_free_executor,
-    serve_cloud,
-    serve_edge,
-    switching,
     worth_loading,
 )
 from .jit import compiling, shared
@@ -51,18 +50,33 @@ from .record import (
     C_DECLINED,
     C_DISPATCHED,
     C_EVICTIONS,
-    C_PRELOADS,
     C_REQUESTS,
+    CLOUD,
+    HIT,
+    LOAD,
     S_CONTEXT_DISCARDED,
-    S_LOAD_ENERGY,
-    S_LOAD_TIME,
-    S_SWITCHING,
     RequestLog,
     Totals,
     new_log,
     new_totals,
 )
 from .tables import ADMIT_COST, ADMIT_OUTRANK, DISPATCH_CHEAPEST, Tables
+
+# Requests decided between two accountings (account_block): the decisions of a block stay in the L2 cache.
+BLOCK = 4096
+
+
+class Block(NamedTuple):
+    """How the loop decided each request of the current block, for account_block."""
+
+    outcome: np.ndarray  # int8: HIT, LOAD or CLOUD
+    k_eff: np.ndarray  # float64: examples in context it was served with (edge)
+    wait: np.ndarray  # float64 s: in the queue (edge)
+    evictions: np.ndarray  # int32: models evicted for it
+
+
+def new_block() -> Block:
+    return Block(np.zeros(BLOCK, np.int8), np.zeros(BLOCK), np.zeros(BLOCK), np.zeros(BLOCK, np.int32))
 
 
 class EngineState(NamedTuple):
@@ -85,6 +99,7 @@ class EngineState(NamedTuple):
     last_ts: np.ndarray  # float64 [1]: its arrival time (-inf: none yet); no preload starts before it
     context: Context
     totals: Totals
+    block: Block
 
 
 def new_engine_state(tables: Tables) -> EngineState:
@@ -93,7 +108,7 @@ def new_engine_state(tables: Tables) -> EngineState:
                        np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n), np.zeros(n, np.int32),
                        np.full(n, -1, np.int32), np.zeros(tables.executors), np.zeros(n, np.int64),
                        np.full(n, np.inf), np.full(2, -1, np.int64), np.full(1, -np.inf), new_context(n, k),
-                       new_totals())
+                       new_totals(), new_block())
 
 
 class Requests(NamedTuple):
@@ -187,7 +202,7 @@ def preload_model(tab, es, m, victims, now):
     evict victims[0], victims[1], ... (the policy's, distinct cached models, in its order) until m fits,
     insert m with an empty context, and load it on the first free executor from preload_start(), which is
     then busy, and m not ready, until the load ends (a request that arrives before that waits). Costed as a
-    load (switching cost, load energy and time) and counted in C_PRELOADS. Refused (False, nothing changed)
+    load (switching cost, load energy and time, in the S_PRELOAD_* sums) and counted in C_PRELOADS. Refused (False, nothing changed)
     if the load would not start before `now`, m is cached, or the victims do not make room."""
     j, t = preload_start(es)
     if t >= now or es.cached[m] != 0:
@@ -202,14 +217,9 @@ def preload_model(tab, es, m, victims, now):
     for q in range(k):
         _evict(tab, es, victims[q], t)
     _insert(tab, es, m, es.last_request[0], t)
-    load, energy, switching_cost = switching(tab, m)
+    load = account_preload(tab, es.totals, m)
     es.free_at[j] = t + load
     es.ready_at[m] = t + load
-    rec = es.totals
-    rec.counts[C_PRELOADS] += 1
-    rec.sums[S_SWITCHING] += switching_cost
-    rec.sums[S_LOAD_ENERGY] += energy
-    rec.sums[S_LOAD_TIME] += load
     return True
 
 
@@ -226,84 +236,100 @@ def on_hit(code, pss, es, tab, m, loaded): ...
 def preload(code, pss, es, tab, now): ...
 
 
+@shared
+def _decided(block, b, outcome, k_eff, wait, evictions):
+    """Request b of the block was decided: account_block accounts it with the block."""
+    block.outcome[b] = outcome
+    block.k_eff[b] = k_eff
+    block.wait[b] = wait
+    block.evictions[b] = evictions
+
+
 def replay_requests(code, tab, es, pss, rq, log_on, log):
-    """Replay one chunk of requests; updates es, the policy state pss[code] and log in place."""
-    rec, cx = es.totals, es.context
+    """Replay one chunk of requests; updates es, the policy state pss[code] and log in place.
+
+    Decided a block of requests at a time, then accounted (account_block): what a request costs never
+    feeds back into the cache, so the loop that decides carries only the state that does."""
+    cx, blk = es.context, es.block
     seq0 = es.seq[0]
     n = rq.ts.shape[0]
-    for i in range(n):
-        es.seq[0] = seq0 + i
-        now = rq.ts[i]
-        # The idle time before this request: the policy may preload (preload_model); it sees only the requests
-        # before this one (docs/model.md, "Preloading"). A no-op for every built-in but `active`.
-        preload(code, pss, es, tab, now)
-        p = rq.pair[i]
-        m = tab.pair_model[p]
-        _arrive(es, seq0 + i, m, now)
-        units = rq.units[i]
-        input_mb = rq.input_mb[i]
-        es.seen[m] += 1
-        evictions = 0
-        cached = es.cached[m] != 0
-        if cached:
-            admitted = True
-            k_own, k_eff, f = examples_at_service(tab, cx, p, m, now)
-            load = 0.0
-        else:
-            # A model larger than the GPU is always offloaded; otherwise the policy and the admission
-            # rule decide (MODEL.md §4). A model loaded now serves zero-shot: its context is empty.
-            k_own, k_eff, f = 0.0, 0.0, 1.0
-            load = tab.load_time[m]
-            admitted = tab.mem_bytes[m] <= tab.capacity_bytes
-            if admitted:
-                admitted = admit(code, pss, es, tab, m, now)
-                if admitted and tab.admission == ADMIT_OUTRANK and es.used[0] + tab.mem_bytes[m] > tab.capacity_bytes:
-                    admitted = outranks(code, pss, es, tab, m, now)
-                if admitted and tab.admission == ADMIT_COST:
-                    admitted = worth_loading(tab, es.seen[m], p, m, now, units, input_mb)
-                if not admitted:
-                    rec.counts[C_DECLINED] += 1
-        if admitted and tab.dispatch == DISPATCH_CHEAPEST:  # the edge may still cost more than the cloud now
-            j = first_free_executor(es.free_at)
-            wait = max(now, es.free_at[j], es.ready_at[m] if cached else now) - now
-            if edge_is_dearer(tab, p, units, input_mb, k_eff, wait, load):
-                rec.counts[C_DISPATCHED] += 1
-                admitted = False
-        if not admitted:
-            serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, 0)
-            continue
-        loaded = not cached
-        if loaded:
-            while es.used[0] + tab.mem_bytes[m] > tab.capacity_bytes:
-                v = victim(code, pss, es, tab, now)
-                if v < 0:
-                    break  # the policy ranks the newcomer itself lowest (GDSF): offloaded after these evictions
-                on_evict(code, pss, es, tab, v)
-                _evict(tab, es, v, now)
-                evictions += 1
-            if es.used[0] + tab.mem_bytes[m] > tab.capacity_bytes:
-                rec.counts[C_DECLINED] += 1
-                serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, evictions)
+    for lo in range(0, n, BLOCK):
+        hi = min(n, lo + BLOCK)
+        for i in range(lo, hi):
+            es.seq[0] = seq0 + i
+            now = rq.ts[i]
+            # The idle time before this request: the policy may preload (preload_model); it sees only the
+            # requests before this one (docs/model.md, "Preloading"). A no-op for every built-in but `active`.
+            preload(code, pss, es, tab, now)
+            p = rq.pair[i]
+            m = tab.pair_model[p]
+            _arrive(es, seq0 + i, m, now)
+            units = rq.units[i]
+            input_mb = rq.input_mb[i]
+            es.seen[m] += 1
+            evictions = 0
+            cached = es.cached[m] != 0
+            if cached:
+                admitted = True
+                k_own, k_eff, f = examples_at_service(tab, cx, p, m, now)
+                load = 0.0
+            else:
+                # A model larger than the GPU is always offloaded; otherwise the policy and the admission
+                # rule decide (MODEL.md §4). A model loaded now serves zero-shot: its context is empty.
+                k_own, k_eff, f = 0.0, 0.0, 1.0
+                load = tab.load_time[m]
+                admitted = tab.mem_bytes[m] <= tab.capacity_bytes
+                if admitted:
+                    admitted = admit(code, pss, es, tab, m, now)
+                    if (admitted and tab.admission == ADMIT_OUTRANK
+                            and es.used[0] + tab.mem_bytes[m] > tab.capacity_bytes):
+                        admitted = outranks(code, pss, es, tab, m, now)
+                    if admitted and tab.admission == ADMIT_COST:
+                        admitted = worth_loading(tab, es.seen[m], p, m, now, units, input_mb)
+                    if not admitted:
+                        es.totals.counts[C_DECLINED] += 1
+            if admitted and tab.dispatch == DISPATCH_CHEAPEST:  # the edge may still cost more than the cloud now
+                j = first_free_executor(es.free_at)
+                wait = max(now, es.free_at[j], es.ready_at[m] if cached else now) - now
+                if edge_is_dearer(tab, p, units, input_mb, k_eff, wait, load):
+                    es.totals.counts[C_DISPATCHED] += 1
+                    admitted = False
+            loaded = admitted and not cached
+            if loaded:
+                while es.used[0] + tab.mem_bytes[m] > tab.capacity_bytes:
+                    v = victim(code, pss, es, tab, now)
+                    if v < 0:
+                        break  # the policy ranks the newcomer itself lowest (GDSF): offloaded after these evictions
+                    on_evict(code, pss, es, tab, v)
+                    _evict(tab, es, v, now)
+                    evictions += 1
+                if es.used[0] + tab.mem_bytes[m] > tab.capacity_bytes:
+                    es.totals.counts[C_DECLINED] += 1
+                    admitted = False
+            if not admitted:
+                _decided(blk, i - lo, CLOUD, 0.0, 0.0, evictions)
                 continue
-            _insert(tab, es, m, seq0 + i, now)
-            on_insert(code, pss, es, tab, m)
-        # Served at the edge with the examples in context this copy has, on the first free executor,
-        # once the model is in memory.
-        work, compute = edge_work(tab, p, units, k_eff)
-        j = first_free_executor(es.free_at)
-        start = max(now, es.free_at[j], es.ready_at[m])
-        es.free_at[j] = start + load + compute
-        if loaded:
-            es.ready_at[m] = start + load
-        serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, start - now, loaded, evictions)
-        add_demonstration(tab, cx, p, m, now, k_own, f)
-        es.last_use[m] = seq0 + i
-        if rq.next_use.shape[0] > 0:
-            es.next_use[m] = rq.next_use[i]
-        es.requests[m] += 1
-        on_hit(code, pss, es, tab, m, loaded)
+            if loaded:
+                _insert(tab, es, m, seq0 + i, now)
+                on_insert(code, pss, es, tab, m)
+            # Served at the edge with the examples in context this copy has, on the first free executor,
+            # once the model is in memory.
+            _, compute = edge_work(tab, p, units, k_eff)
+            j = first_free_executor(es.free_at)
+            start = max(now, es.free_at[j], es.ready_at[m])
+            es.free_at[j] = start + load + compute
+            if loaded:
+                es.ready_at[m] = start + load
+            _decided(blk, i - lo, LOAD if loaded else HIT, k_eff, start - now, evictions)
+            add_demonstration(tab, cx, p, m, now, k_own, f)
+            es.last_use[m] = seq0 + i
+            if rq.next_use.shape[0] > 0:
+                es.next_use[m] = rq.next_use[i]
+            es.requests[m] += 1
+            on_hit(code, pss, es, tab, m, loaded)
+        account_block(tab, es.totals, rq, blk, lo, hi, log_on, log)
     es.seq[0] = seq0 + n
-    rec.counts[C_REQUESTS] += n
+    es.totals.counts[C_REQUESTS] += n
 
 
 # Hooks for policies that need nothing at that point.

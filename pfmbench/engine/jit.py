@@ -8,6 +8,7 @@ pfmbench module with a hash of all the sources a kernel can include.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import types
@@ -84,10 +85,12 @@ def shared(fn):
 _twins: dict = {}
 
 
-def compiled(fn, **hooks):
+def compiled(fn, inline=True, **hooks):
     """fn compiled for the kernel (inlined where called), with the shared functions it calls compiled too;
-    `hooks` rebind other global names it calls (the fast loop's policy hooks)."""
-    twin = None if hooks else _twins.get(fn)
+    `hooks` rebind other global names it calls (the fast loop's policy hooks). inline=False: a function of
+    its own, compiled and cached once and called by every kernel (for steps off the common path)."""
+    key = fn if inline else (fn, "call")
+    twin = None if hooks else _twins.get(key)
     if twin is None:
         g = dict(fn.__globals__)  # a copy: the Python function keeps calling Python
         for name in fn.__code__.co_names:  # the globals it uses
@@ -97,32 +100,179 @@ def compiled(fn, **hooks):
         g.update(hooks)
         f = types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, fn.__closure__)
         f.__module__, f.__qualname__, f.__doc__ = fn.__module__, fn.__qualname__, fn.__doc__
-        twin = njit(inline="always")(f)
+        twin = njit(inline="always")(f) if inline else njit(cache=True, nogil=True, _nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)(f)
         if not hooks:
-            _twins[fn] = twin
+            _twins[key] = twin
     return twin
 
 
 _compile_lock = threading.Lock()
 
 
+def _fresh_scope(scope):
+    """A copy of a numba IR scope that later definitions in one do not change in the other."""
+    import copy as _copy
+
+    new = _copy.copy(scope)
+    new.localvars = _copy.copy(scope.localvars)
+    new.localvars._con = dict(scope.localvars._con)
+    new.redefined = _copy.copy(scope.redefined)
+    new.var_redefinitions = _copy.deepcopy(scope.var_redefinitions)
+    return new
+
+
 @contextmanager
 def compiling():
-    """Compile the kernel with a cheaper copy in numba's inliner.
+    """Compile the kernel with less repeated work in numba's inliner.
 
-    Numba's inliner deep-copies the callee's variable scope once per basic block, and a copied block only
-    reads it: on the kernel's hooks that quadratic copying was a third of the compile time. While this is
-    active, copies share the callee's scope (restored afterwards; one thread at a time).
+    - Numba's inliner runs the untyped pipeline of a callee at every call it inlines (each dlist_remove,
+      decay, ... again, with all they inline in turn): while this is active, once per function, and each
+      inlined call gets a copy of that IR with a scope of its own (the inliner adds names to it).
+    - It deep-copies the callee's IR twice at each call (once to change, once kept unchanged and unused),
+      and with it the variable scope (once per basic block) and every source location. The copy handed
+      to it above is its own already, and scopes and locations are only read after a copy: while this
+      is active, neither copy is made again, and copies share scopes and locations.
+    On the kernel's hooks this repeated work was over a third of the compile time. Restored afterwards;
+    one thread at a time.
     """
-    from numba.core import ir
+    import copy as _copy
+
+    from numba.core import inline_closurecall, ir
+    from numba.core.inline_closurecall import InlineWorker
+
+    own: dict = {}  # id -> block, of the copies made below, which the inliner need not copy again (held: ids stay theirs)
+
+    def deepcopy(x, memo=None):
+        return x if id(x) in own else _copy.deepcopy(x, memo)
 
     with _compile_lock:
-        saved = ir.Scope.__dict__.get("__deepcopy__")
-        ir.Scope.__deepcopy__ = lambda self, memo: self
+        saved = {cls: cls.__dict__.get("__deepcopy__") for cls in (ir.Scope, ir.Loc)}
+        for cls in saved:
+            cls.__deepcopy__ = lambda self, memo: self
+        untyped = InlineWorker.run_untyped_passes
+        memo: dict = {}
+
+        def run_untyped_passes(self, func, enable_ssa=False):
+            key = (func, enable_ssa)
+            if key not in memo:
+                memo[key] = untyped(self, func, enable_ssa)
+            fir = memo[key]
+            blocks = fir.blocks
+            scope = next(iter(blocks.values())).scope
+            copies = {id(scope): _fresh_scope(scope)}
+            out = fir.copy()
+            out.blocks = {label: _copy.deepcopy(block, copies) for label, block in blocks.items()}
+            own.update((id(b), b) for b in out.blocks.values())
+            return out
+
+        InlineWorker.run_untyped_passes = run_untyped_passes
+        inline_closurecall.copy = types.SimpleNamespace(deepcopy=deepcopy)
         try:
             yield
         finally:
-            if saved is None:
-                del ir.Scope.__deepcopy__
-            else:
-                ir.Scope.__deepcopy__ = saved
+            inline_closurecall.copy = _copy
+            InlineWorker.run_untyped_passes = untyped
+            for cls, method in saved.items():
+                if method is None:
+                    del cls.__deepcopy__
+                else:
+                    cls.__deepcopy__ = method
+
+
+# -- the kernel's compiler: numba's nopython pipeline and one pass more -------------------------------------
+def _collapse_aliases(func_ir) -> bool:
+    """Give each part of the kernel's arguments one variable, read once at entry.
+
+    Inlining a hook binds its parameters to copies of the caller's variables (`tab.3 = tab`), and each
+    hook reads the arrays it needs again (`getattr(tab.3, 'mem_bytes')`). The kernel held hundreds of
+    copies of the engine's records (Tables, EngineState, the policies' states) and of their arrays, each
+    lowered as a stack slot that LLVM then had to take apart again (its SROA pass was the largest part of
+    the compile). The arguments are records (NamedTuples and tuples, never arrays), immutable, with one
+    value for the whole call, and so is every attribute read from them and every constant item of a
+    tuple argument: each is read once in the entry block, and every copy of it becomes that variable.
+    The code computed is unchanged."""
+    from numba.core import ir
+    from numba.core.ir_utils import build_definitions, replace_vars
+
+    blocks = func_ir.blocks
+    entry = blocks[min(blocks)]
+    scope = entry.scope
+    defs = build_definitions(blocks)
+    args = {name for name, d in defs.items() if len(d) == 1 and isinstance(d[0], ir.Arg)}
+    canon: dict = {}  # variable -> the variable holding its value at entry (None: not invariant)
+    parts: dict = {}  # (base, op, attribute or index) -> variable read at entry
+    reads = []  # the entry block's new statements, each after the ones it reads
+
+    def canonical(name):
+        if name in canon:
+            return canon[name]
+        canon[name] = None  # a cycle is not invariant
+        d = defs.get(name, [])
+        out = None
+        if name in args:
+            out = name
+        elif len(d) == 1 and isinstance(d[0], ir.Var):
+            out = canonical(d[0].name)
+        elif len(d) == 1 and isinstance(d[0], ir.Expr) and d[0].op in ("getattr", "static_getitem"):
+            e = d[0]
+            base = canonical(e.value.name)
+            # A constant item only of a tuple argument itself: `es.used[0]` reads an array, which changes.
+            if base is not None and (e.op == "getattr" or base in args):
+                key = (base, e.op, e.attr if e.op == "getattr" else e.index)
+                if key not in parts:
+                    var = scope.redefine("$pfm_entry", e.loc)
+                    b = ir.Var(scope, base, e.loc)
+                    value = (ir.Expr.getattr(b, e.attr, e.loc) if e.op == "getattr"
+                             else ir.Expr.static_getitem(b, e.index, None, e.loc))
+                    reads.append(ir.Assign(value, var, e.loc))
+                    parts[key] = var.name
+                out = parts[key]
+        canon[name] = out
+        return out
+
+    vardict = {}
+    for block in blocks.values():
+        for stmt in block.body:
+            if isinstance(stmt, ir.Assign) and isinstance(stmt.value, (ir.Var, ir.Expr)):
+                if isinstance(stmt.value, ir.Expr) and stmt.value.op not in ("getattr", "static_getitem"):
+                    continue
+                c = canonical(stmt.target.name)
+                if c is not None and c != stmt.target.name:
+                    vardict[stmt.target.name] = ir.Var(scope, c, stmt.target.loc)
+    if not vardict:
+        return False
+    for block in blocks.values():
+        block.body = [s for s in block.body if not (isinstance(s, ir.Assign) and s.target.name in vardict)]
+    at = max((i + 1 for i, s in enumerate(entry.body) if isinstance(s, ir.Assign) and isinstance(s.value, ir.Arg)),
+             default=0)
+    entry.body[at:at] = reads
+    replace_vars(blocks, vardict)
+    func_ir._definitions = build_definitions(blocks)
+    return True
+
+
+@functools.cache
+def kernel_pipeline():
+    """numba's compiler with _collapse_aliases run after inlining (for `njit(pipeline_class=...)`)."""
+    from numba.core.compiler import CompilerBase, DefaultPassBuilder
+    from numba.core.compiler_machinery import FunctionPass, register_pass
+    from numba.core.untyped_passes import InlineInlinables
+
+    @register_pass(mutates_CFG=False, analysis_only=False)
+    class CollapseAliases(FunctionPass):
+        _name = "pfmbench_collapse_aliases"
+
+        def __init__(self):
+            FunctionPass.__init__(self)
+
+        def run_pass(self, state):
+            return _collapse_aliases(state.func_ir)
+
+    class KernelCompiler(CompilerBase):
+        def define_pipelines(self):
+            pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
+            pm.add_pass_after(CollapseAliases, InlineInlinables)
+            pm.finalize()
+            return [pm]
+
+    return KernelCompiler

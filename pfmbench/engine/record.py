@@ -24,9 +24,12 @@ OUTCOMES = ("hit", "load", "cloud")
 # (docs/model.md, "Preloading"; costed in the sums as loads are, but not in C_LOADS).
 C_REQUESTS, C_HITS, C_LOADS, C_EVICTIONS, C_OFFLOADS, C_DECLINED, C_DISPATCHED, C_PRELOADS, N_COUNTS = range(9)
 # S_OFFLOADING_LATENCY: device -> edge, per edge-served request; S_CLOUD_LATENCY: per offloaded request.
+# S_PRELOAD_*: the switching cost, energy and time of preloads, kept apart from the loads' so that every
+# sum of a request's terms adds them in request order (the fast engine accounts a block of requests after
+# deciding them); results.py adds them to the loads'.
 (S_SWITCHING, S_LOAD_ENERGY, S_COMPUTE_ENERGY, S_LOAD_TIME, S_ACC_COST, S_ACCURACY, S_EDGE_LATENCY,
  S_WAIT, S_CLOUD_LATENCY, S_CLOUD_COST, S_K_EFF, S_CONTEXT_DISCARDED, S_EDGE_GFLOP, S_CLOUD_GFLOP,
- S_EDGE_LAT_MAX, S_OFFLOADING_LATENCY, N_SUMS) = range(17)
+ S_EDGE_LAT_MAX, S_OFFLOADING_LATENCY, S_PRELOAD_SWITCHING, S_PRELOAD_ENERGY, S_PRELOAD_TIME, N_SUMS) = range(20)
 
 # Edge-latency histogram: 1024 buckets per power of two (relative width < 0.1%) from 2^-31 to 2^31 s;
 # percentiles come from it so that memory stays bounded and chunked replays merge exactly.

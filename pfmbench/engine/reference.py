@@ -19,12 +19,12 @@ from .context import (
 )
 from .context import Context as _Context
 from .costs import (
+    account_preload,
     edge_is_dearer,
     edge_work,
     first_free_executor,
     serve_cloud,
     serve_edge,
-    switching,
     worth_loading,
 )
 from .fast import next_uses
@@ -32,12 +32,8 @@ from .record import (
     C_DECLINED,
     C_DISPATCHED,
     C_EVICTIONS,
-    C_PRELOADS,
     C_REQUESTS,
     S_CONTEXT_DISCARDED,
-    S_LOAD_ENERGY,
-    S_LOAD_TIME,
-    S_SWITCHING,
     RequestLog,
     new_log,
     new_totals,
@@ -170,13 +166,9 @@ class ReferenceEngine:
         self.entry[m] = entry
         self.used += int(t.mem_bytes[m])
         start_context(self.context, m, start)
-        load, energy, switching_cost = switching(t, m)
+        load = account_preload(t, self.totals, m)
         self.free_at[j] = start + load
         entry.ready_at = start + load
-        self.totals.counts[C_PRELOADS] += 1
-        self.totals.sums[S_SWITCHING] += switching_cost
-        self.totals.sums[S_LOAD_ENERGY] += energy
-        self.totals.sums[S_LOAD_TIME] += load
         return True
 
     def run(self, trace, log: RequestLog | None = None, next_use=None) -> None:
