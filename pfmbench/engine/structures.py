@@ -171,15 +171,13 @@ def buckets_increment(bk, m, freq):
     t = bk.table
     b = bk.bucket_of[m]
     nb = t[b, B_NEXT]
-    if nb >= 0 and t[nb, B_FREQ] == freq:
-        buckets_remove(bk, m)
-        _bucket_append(bk, m, nb)
-    elif t[b, B_HEAD] == m and t[b, B_TAIL] == m:  # alone: its bucket moves up a count
-        t[b, B_FREQ] = freq
-    else:
+    if nb < 0 or t[nb, B_FREQ] != freq:  # no bucket for `freq` yet
+        if t[b, B_HEAD] == m and t[b, B_TAIL] == m:  # alone: its bucket moves up a count
+            t[b, B_FREQ] = freq
+            return
         nb = _bucket_new(bk, freq, b)
-        buckets_remove(bk, m)
-        _bucket_append(bk, m, nb)
+    buckets_remove(bk, m)
+    _bucket_append(bk, m, nb)
 
 
 # -- lazy indexed min-heap on (key1, key2) ---------------------------------------------------------------
