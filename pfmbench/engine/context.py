@@ -32,7 +32,7 @@ def new_context(n_models: int, n_pairs: int) -> Context:
     return Context(np.zeros(n_pairs), np.zeros(n_pairs), np.zeros(n_models), np.zeros(n_models))
 
 
-@shared
+@shared(inline=False)
 def decay(k, dt, utility, half_life_s, linear_rate):
     """Examples in context after dt seconds with no request."""
     if k <= 0.0 or dt <= 0.0:

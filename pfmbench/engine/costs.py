@@ -71,7 +71,7 @@ def edge_work(tab, p, units, k_eff):
     return work, work / tab.edge_rate
 
 
-@shared
+@shared(inline=False)
 def first_free_executor(free_at):
     """The executor that frees up first (the lowest index among ties)."""
     j = 0
@@ -152,7 +152,7 @@ def serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, evictions):
         log.cloud_cost[i] = cloud_cost
 
 
-@shared
+@shared(inline=False)
 def account_block(tab, rec, rq, block, lo, hi, log_on, log):
     """Account requests lo..hi-1 of a chunk `rq` (Requests) as the fast loop decided them: block.outcome,
     k_eff, wait and evictions of request i are at i - lo. The same calls, in the same order, as accounting
@@ -197,13 +197,13 @@ def edge_price(tab, p, units, input_mb, k_eff, wait, load):
     return tab.w_latency * (wait + load + compute + radio_latency(tab, input_mb)) + tab.w_accuracy * accuracy_cost
 
 
-@shared
+@shared(inline=False)
 def edge_is_dearer(tab, p, units, input_mb, k_eff, wait, load):
     """The `cheapest` dispatch rule: send the request to the cloud when the edge would cost more now."""
     return edge_price(tab, p, units, input_mb, k_eff, wait, load) > cloud_price(tab, p, units, input_mb)
 
 
-@shared
+@shared(inline=False)
 def worth_loading(tab, requests_so_far, p, m, now, units, input_mb):
     """The `cost` admission rule: load m only if what its expected requests within the horizon save at the
     edge (zero-shot, a pessimistic bound) repays the switching cost and the load's latency.

@@ -75,21 +75,27 @@ _install()
 
 
 
-def shared(fn):
+def shared(fn=None, *, inline=True):
     """Mark a pure function that both engines call: the reference engine calls it as plain Python, compiled
-    code calls its twin (`compiled`)."""
-    fn.__pfmbench_shared__ = True
-    return fn
+    code calls its twin (`compiled`). `@shared(inline=False)`: compiled code calls one compiled function
+    instead of inlining a copy at each call (for a step off the common path, or a small function of
+    numbers, which LLVM inlines anyway: numba's inlining costs compile time at every copy)."""
+    def mark(f):
+        f.__pfmbench_shared__ = True
+        f.__pfmbench_inline__ = inline
+        return f
+    return mark if fn is None else mark(fn)
 
 
 _twins: dict = {}
 
 
-def compiled(fn, inline=True, **hooks):
-    """fn compiled for the kernel (inlined where called), with the shared functions it calls compiled too;
-    `hooks` rebind other global names it calls (the fast loop's policy hooks). inline=False: a function of
-    its own, compiled and cached once and called by every kernel (for steps off the common path)."""
-    key = fn if inline else (fn, "call")
+def compiled(fn, **hooks):
+    """fn compiled for the kernel, with the shared functions it calls compiled too: inlined where called,
+    or (`@shared(inline=False)`) a function of its own, compiled and cached once and called by every
+    kernel. `hooks` rebind other global names it calls (the fast loop's policy hooks)."""
+    inline = getattr(fn, "__pfmbench_inline__", True)
+    key = fn
     twin = None if hooks else _twins.get(key)
     if twin is None:
         g = dict(fn.__globals__)  # a copy: the Python function keeps calling Python

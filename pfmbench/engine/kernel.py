@@ -42,9 +42,6 @@ HOOKS = {  # hook -> what a policy module without it does (a function of engine/
     "on_hit": "ignore_hit",
     "preload": "no_preload",
 }
-# Compiled once and called by every group's kernel instead of inlined into each: the steps off the common
-# path (the non-default admission and dispatch rules), and the accounting, called once per block.
-OUT_OF_LINE = {"worth_loading", "edge_is_dearer", "account_block"}
 _CALL = re.compile(r"^(\s*)(?:(\w+) = )?(" + "|".join(HOOKS) + r")\(code, pss, (.*)\)$")
 
 
@@ -77,7 +74,7 @@ def kernel_source(modules: list[str]) -> str:
              f"# engine sources {sources_stamp()[:16]}",
              "from numba import njit", "", "from pfmbench.engine import fast", "from pfmbench.engine.jit import compiled, kernel_pipeline"]
     lines += [f"import {mod} as p{i}" for i, mod in enumerate(modules)]
-    lines += [""] + [f"{n} = compiled(fast.{n}{'' if n not in OUT_OF_LINE else ', inline=False'})" for n in shared] + [f"{n} = fast.{n}" for n in consts]
+    lines += [""] + [f"{n} = compiled(fast.{n})" for n in shared] + [f"{n} = fast.{n}" for n in consts]
     lines += ["", "", '@njit(inline="always")', *out, "", "",
               "@njit(nogil=True, cache=True, _nrt=False, pipeline_class=kernel_pipeline())", "def replay(code, tab, es, pss, rq, log_on, log):",
               "    replay_requests(code, tab, es, pss, rq, log_on, log)",
