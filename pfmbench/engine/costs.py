@@ -38,7 +38,7 @@ from .record import (
     count_latency,
 )
 
-shared(accuracy_at)  # the catalog's curve a(K), compiled into the kernel too
+shared(accuracy_at, inline=False)  # the catalog's curve a(K), compiled too (numbers in, a number out)
 
 
 @shared
@@ -181,14 +181,14 @@ def account_preload(tab, rec, m):
 
 
 # -- deciding (MODEL.md §4) --------------------------------------------------------------------------------
-@shared
+@shared(inline=False)
 def cloud_price(tab, p, units, input_mb):
     """What offloading this request adds to the system cost."""
     _, latency, cost = cloud_terms(tab, p, units, input_mb)
     return tab.w_cloud * cost + tab.w_cloud_latency * latency
 
 
-@shared
+@shared(inline=False)
 def edge_price(tab, p, units, input_mb, k_eff, wait, load):
     """What serving this request at the edge now adds to the system cost, but for the switching cost:
     queue wait, load and compute latency, the device -> edge transfer, and its accuracy cost."""
