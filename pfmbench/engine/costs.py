@@ -71,7 +71,7 @@ def edge_work(tab, p, units, k_eff):
     return work, work / tab.edge_rate
 
 
-@shared(inline=False)
+@shared
 def first_free_executor(free_at):
     """The executor that frees up first (the lowest index among ties)."""
     j = 0
