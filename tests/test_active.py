@@ -123,10 +123,12 @@ def test_preload_costs_are_the_sum_of_loads(data):
     assert s[C.S_SWITCHING] == pytest.approx(log["switching_cost"].sum(), rel=1e-9, abs=1e-12)
     for energy, time in ((C.S_LOAD_ENERGY, C.S_LOAD_TIME), (C.S_PRELOAD_ENERGY, C.S_PRELOAD_TIME)):
         assert s[energy] == pytest.approx(tables.power_w * s[time], rel=1e-9, abs=1e-12)
+    # each preload: its load time + its energy (kJ) + the wear of a load
+    assert s[C.S_PRELOAD_SWITCHING] == pytest.approx(
+        s[C.S_PRELOAD_TIME] + s[C.S_PRELOAD_ENERGY] / 1000.0 + tables.wear_per_load * engine.counts[C.C_PRELOADS],
+        rel=1e-9, abs=1e-12)
     if engine.counts[C.C_PRELOADS] == 0:
         assert s[C.S_PRELOAD_SWITCHING] == s[C.S_PRELOAD_ENERGY] == s[C.S_PRELOAD_TIME] == 0.0
-    else:
-        assert s[C.S_PRELOAD_SWITCHING] > 0.0
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -259,7 +259,8 @@ def _collapse_aliases(func_ir) -> bool:
 
 @functools.cache
 def kernel_pipeline():
-    """numba's compiler with _collapse_aliases run after inlining (for `njit(pipeline_class=...)`)."""
+    """numba's compiler with _collapse_aliases run after inlining, and without SSA reconstruction (for
+    `njit(pipeline_class=...)`)."""
     from numba.core.compiler import CompilerBase, DefaultPassBuilder
     from numba.core.compiler_machinery import FunctionPass, register_pass
     from numba.core.untyped_passes import InlineInlinables
@@ -276,6 +277,9 @@ def kernel_pipeline():
 
     class KernelCompiler(CompilerBase):
         def define_pipelines(self):
+            # Without numba's SSA reconstruction (a second of the compile): every variable of the loop and
+            # its hooks keeps one type, which is all it needs, and the code made is the same.
+            self.state.flags.enable_ssa = False
             pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
             pm.add_pass_after(CollapseAliases, InlineInlinables)
             pm.finalize()
