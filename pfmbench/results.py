@@ -86,7 +86,10 @@ def run_notes(row: dict, scenario: Scenario, catalog=None) -> list[str]:
             notes.append(f"{len(big)} model(s) can never fit the {scenario.edge.gpu_memory_gb:g} GB GPU and always "
                          f"go to the cloud: {shown}")
         notes += list(getattr(catalog, "warnings", ()))
-    if row["loads"] > 0 and row["evictions"] == 0:
+    # Only where no load was declined, dispatched away or made early: then every model that fits was
+    # loaded on its first request and stayed, which any eviction policy does too.
+    if (row["loads"] > 0 and row["evictions"] == 0 and row["declined_loads"] == 0
+            and row["dispatched_to_cloud"] == 0 and row["preloads"] == 0):
         notes.append("no model was ever evicted, so every eviction policy gives these same numbers "
                      "(every model that fits stays cached: try a smaller --gpu-memory)")
     return notes

@@ -274,3 +274,13 @@ def test_a_failing_dropin_policy_is_one_clean_error(cli, tmp_path):
                  "    def key(self, entry, now):\n        return entry.no_such_attribute\n")
     r = cli("replay", "--policy", p)
     assert r.code == 2 and str(p) in r.err and "AttributeError" in r.err and "Traceback" not in r.err
+
+
+def test_notes_and_names_print_as_text_not_markup(cli, tmp_path):
+    """A note for some policies ends with their names in brackets, and a file name may hold brackets:
+    rich would read either as a style and drop it."""
+    p = tmp_path / "run[1].parquet"
+    pl.DataFrame({"ts": [0.0, 1.0, 2.0], "model": ["GPT3-13B"] * 3, "units": [10.0] * 3}).write_parquet(p)
+    r = cli("replay", p, "--policy", "lru,cloud")
+    assert r.code == 0 and "run[1].parquet" in r.out
+    assert "no model was ever evicted" in r.out and "[lru]" in r.out

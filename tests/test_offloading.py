@@ -91,3 +91,15 @@ def test_queueing_share_is_in_every_summary_row(cli, tmp_path):
 def test_unknown_rules_are_usage_errors(cli, flag, value):
     r = cli("replay", "--policy", "lru", flag, value)
     assert r.code == 2 and value in r.err and "Traceback" not in r.err
+
+
+def test_no_eviction_note_only_where_every_fitting_model_was_loaded():
+    """"Every eviction policy gives these same numbers" holds only if nothing that fits was kept out."""
+    from pfmbench.results import run_notes
+    from pfmbench.scenario import default_scenario
+
+    sc = default_scenario()
+    row = {"loads": 3, "evictions": 0, "declined_loads": 0, "dispatched_to_cloud": 0, "preloads": 0}
+    assert any(n.startswith("no model was ever evicted") for n in run_notes(row, sc))
+    for key in ("declined_loads", "dispatched_to_cloud", "preloads"):
+        assert not any(n.startswith("no model was ever evicted") for n in run_notes({**row, key: 1}, sc))

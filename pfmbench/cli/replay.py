@@ -146,11 +146,13 @@ def replay(
     streamed = is_stdout(out) or is_stdout(requests_out)  # stdout carries Parquet: the table goes to stderr
     # Off a terminal (a pipe, a CI log) rich would wrap the table at 80 columns: give it room instead.
     console = Console(stderr=True) if streamed else Console() if sys.stdout.isatty() else Console(width=160)
-    console.print(header(rows[0]), style="bold", highlight=False, soft_wrap=True)
+    # markup=False: trace names, paths and notes are text ("[lc, lru]" names policies; rich would take it as
+    # a style and drop it).
+    console.print(header(rows[0]), style="bold", highlight=False, soft_wrap=True, markup=False)
     console.print(comparison_table(rows, None))
     for note in table_notes(rows):
-        console.print(f"note: {note}", style="yellow", highlight=False, soft_wrap=True)
+        console.print(f"note: {note}", style="yellow", highlight=False, soft_wrap=True, markup=False)
     if out is not None and not is_stdout(out):
-        console.print(f"summary: {out}")
+        console.print(f"summary: {out}", markup=False)
     if requests_out is not None and not is_stdout(requests_out):
-        console.print(f"requests: {requests_out}")
+        console.print(f"requests: {requests_out}", markup=False)
