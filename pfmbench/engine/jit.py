@@ -8,6 +8,7 @@ pfmbench module with a hash of all the sources a kernel can include.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import threading
@@ -94,9 +95,7 @@ def compiled(fn, **hooks):
     """fn compiled for the kernel, with the shared functions it calls compiled too: inlined where called,
     or (`@shared(inline=False)`) a function of its own, compiled and cached once and called by every
     kernel. `hooks` rebind other global names it calls (the fast loop's policy hooks)."""
-    inline = getattr(fn, "__pfmbench_inline__", True)
-    key = fn
-    twin = None if hooks else _twins.get(key)
+    twin = None if hooks else _twins.get(fn)
     if twin is None:
         g = dict(fn.__globals__)  # a copy: the Python function keeps calling Python
         for name in fn.__code__.co_names:  # the globals it uses
@@ -106,9 +105,12 @@ def compiled(fn, **hooks):
         g.update(hooks)
         f = types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, fn.__closure__)
         f.__module__, f.__qualname__, f.__doc__ = fn.__module__, fn.__qualname__, fn.__doc__
-        twin = njit(inline="always")(f) if inline else njit(cache=True, nogil=True, _nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)(f)
+        if getattr(fn, "__pfmbench_inline__", True):
+            twin = njit(inline="always")(f)
+        else:  # called only from compiled code, which holds every array: no wrappers, no reference counts
+            twin = njit(cache=True, nogil=True, _nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)(f)
         if not hooks:
-            _twins[key] = twin
+            _twins[fn] = twin
     return twin
 
 
@@ -117,13 +119,11 @@ _compile_lock = threading.Lock()
 
 def _fresh_scope(scope):
     """A copy of a numba IR scope that later definitions in one do not change in the other."""
-    import copy as _copy
-
-    new = _copy.copy(scope)
-    new.localvars = _copy.copy(scope.localvars)
+    new = copy.copy(scope)
+    new.localvars = copy.copy(scope.localvars)
     new.localvars._con = dict(scope.localvars._con)
-    new.redefined = _copy.copy(scope.redefined)
-    new.var_redefinitions = _copy.deepcopy(scope.var_redefinitions)
+    new.redefined = copy.copy(scope.redefined)
+    new.var_redefinitions = copy.deepcopy(scope.var_redefinitions)
     return new
 
 
@@ -141,15 +141,13 @@ def compiling():
     On the kernel's hooks this repeated work was over a third of the compile time. Restored afterwards;
     one thread at a time.
     """
-    import copy as _copy
-
     from numba.core import inline_closurecall, ir
     from numba.core.inline_closurecall import InlineWorker
 
     own: dict = {}  # id -> block, of the copies made below, which the inliner need not copy again (held: ids stay theirs)
 
     def deepcopy(x, memo=None):
-        return x if id(x) in own else _copy.deepcopy(x, memo)
+        return x if id(x) in own else copy.deepcopy(x, memo)
 
     with _compile_lock:
         saved = {cls: cls.__dict__.get("__deepcopy__") for cls in (ir.Scope, ir.Loc)}
@@ -167,7 +165,7 @@ def compiling():
             scope = next(iter(blocks.values())).scope
             copies = {id(scope): _fresh_scope(scope)}
             out = fir.copy()
-            out.blocks = {label: _copy.deepcopy(block, copies) for label, block in blocks.items()}
+            out.blocks = {label: copy.deepcopy(block, copies) for label, block in blocks.items()}
             own.update((id(b), b) for b in out.blocks.values())
             return out
 
@@ -176,7 +174,7 @@ def compiling():
         try:
             yield
         finally:
-            inline_closurecall.copy = _copy
+            inline_closurecall.copy = copy
             InlineWorker.run_untyped_passes = untyped
             for cls, method in saved.items():
                 if method is None:
