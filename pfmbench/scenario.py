@@ -270,7 +270,9 @@ def _toml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        return json.dumps(v)  # a TOML basic string: quotes, backslashes and control characters escaped
+        # A TOML basic string: quotes, backslashes and control characters escaped. Not json's \uD800\uDC00
+        # pairs for characters beyond U+FFFF, which TOML rejects: those are written as themselves.
+        return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
     return repr(v)
 
 
@@ -319,6 +321,10 @@ def parse_value(kind: type, value, where: str, *, strict: bool = False):
     if kind is str:
         if not isinstance(value, str):
             raise InputError(f"{where}: expected a string, got {value!r}")
+        try:  # a lone surrogate (undecodable bytes on the command line) has no TOML or JSON form
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(f"{where}: not valid Unicode text: {value!r}") from None
         return value
     if isinstance(value, str) and not strict:
         text = value.strip()

@@ -56,3 +56,18 @@ def test_edge_presets(tmp_path):
     assert load_scenario(q).edge == sc.edge
     with pytest.raises(InputError, match="unknown edge preset 'v100'"):
         load_scenario(preset="v100")
+
+
+@pytest.mark.parametrize("name", ["\U00010000 beyond U+FFFF", "a\x7fb", "tab\tquote\"back\\slash"])
+def test_shown_toml_loads_back_with_any_text(cli, tmp_path, name):
+    """`scenario show --toml` escapes a string as TOML does (json's surrogate pairs are not TOML)."""
+    r = cli("scenario", "show", "--set", f"name={name}", "--toml")
+    assert r.code == 0
+    p = tmp_path / "s.toml"
+    p.write_text(r.out, encoding="utf-8")
+    assert load_scenario(p).name == name
+
+
+def test_text_that_is_not_unicode_is_one_clean_error(cli):
+    r = cli("scenario", "show", "--set", "name=a\udc80")  # undecodable bytes on a command line
+    assert r.code == 2 and "not valid Unicode" in r.err and "Traceback" not in r.err
