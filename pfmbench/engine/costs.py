@@ -181,14 +181,14 @@ def account_preload(tab, rec, m):
 
 
 # -- deciding (MODEL.md §4) --------------------------------------------------------------------------------
-@shared(inline=False)
+@shared  # inlined in the two compiled functions that call it (and opt's Python)
 def cloud_price(tab, p, units, input_mb):
     """What offloading this request adds to the system cost."""
     _, latency, cost = cloud_terms(tab, p, units, input_mb)
     return tab.w_cloud * cost + tab.w_cloud_latency * latency
 
 
-@shared(inline=False)
+@shared  # inlined in the two compiled functions that call it
 def edge_price(tab, p, units, input_mb, k_eff, wait, load):
     """What serving this request at the edge now adds to the system cost, but for the switching cost:
     queue wait, load and compute latency, the device -> edge transfer, and its accuracy cost."""
