@@ -138,11 +138,18 @@ def compiling():
       and with it the variable scope (once per basic block) and every source location. The copy handed
       to it above is its own already, and scopes and locations are only read after a copy: while this
       is active, neither copy is made again, and copies share scopes and locations.
+    - Numba resolves the signature of a builtin function or operator (`+` on two float64, `max`, an
+      array's getitem) from scratch at every call site, once in type inference and again in lowering,
+      trying each of its templates in turn (NumPy's ufunc rules for every `+` on numbers). The kernel has
+      thousands of call sites and a few hundred distinct (function, argument types): while this is
+      active, each is resolved once. A resolution depends only on the function, the argument types and
+      the typing context (failures are not kept: they are tried again); the machine code is the same.
     On the kernel's hooks this repeated work was over a third of the compile time. Restored afterwards;
     one thread at a time.
     """
     from numba.core import inline_closurecall, ir
     from numba.core.inline_closurecall import InlineWorker
+    from numba.core.types.functions import BaseFunction
 
     own: dict = {}  # id -> block, of the copies made below, which the inliner need not copy again (held: ids stay theirs)
 
@@ -169,11 +176,23 @@ def compiling():
             own.update((id(b), b) for b in out.blocks.values())
             return out
 
+        resolve = BaseFunction.get_call_type
+        resolved: dict = {}
+
+        def get_call_type(self, context, args, kws):
+            key = (self, id(context), args, tuple(kws.items()))
+            sig = resolved.get(key)
+            if sig is None:
+                sig = resolved[key] = resolve(self, context, args, kws)
+            return sig
+
         InlineWorker.run_untyped_passes = run_untyped_passes
         inline_closurecall.copy = types.SimpleNamespace(deepcopy=deepcopy)
+        BaseFunction.get_call_type = get_call_type
         try:
             yield
         finally:
+            BaseFunction.get_call_type = resolve
             inline_closurecall.copy = copy
             InlineWorker.run_untyped_passes = untyped
             for cls, method in saved.items():
