@@ -3,6 +3,7 @@
     python benchmarks/probe.py costs      # kernel M req/s with parts of the cost model switched off
     python benchmarks/probe.py compile    # first-compile CPU seconds of the kernel for subsets of the built-ins
     python benchmarks/probe.py inline     # the shared cost functions LLVM-inlined instead of inline="always"
+    python benchmarks/probe.py floor      # a bare LRU loop on the same trace beside the kernel's lru
 
 costs    copies pfmbench/ twice to a temp dir: as it is, and patched so that the accuracy curve returns its
          zero-shot value and the latency histogram is not counted (catalog.accuracy_at, record.count_latency;
@@ -14,6 +15,12 @@ compile  one copy with no numba cache; for each subset of policy modules the ker
          fifo + random, all six.
 inline   a copy whose shared functions (jit.compiled) are plain njit functions, inlined (or not) by LLVM
          instead of numba's IR inliner: compile CPU of all six built-ins, and the lru and cloud kernel rates.
+floor    what a simulator of the same cache could cost at least, on this machine: a bare numba loop (LRU
+         list, GPU memory in bytes, evict until it fits, and the `exp` decay of the pair's examples on each
+         hit, as the kernel does) beside the kernel's lru with the full model, on the same trace (thread CPU,
+         best of 3). Their misses must be equal. The gap is what the model's bookkeeping costs per request
+         (queue, admission and dispatch checks, context per pair and per model, the decisions recorded
+         for the accounting pass) plus the accounting pass itself.
 """
 
 from __future__ import annotations
@@ -106,20 +113,121 @@ def _compile(a: dict) -> dict:
     tables = build_tables(load_scenario(gpu_memory_gb=a["gpu_gb"]), load_catalog(a["catalog"]))
     pss = tuple(importlib.import_module(m).new_state(tables, 0) for m in mods)
     kernel = load_kernel(mods)
-    empty = fast.requests(fast.Requests(np.zeros(0), np.zeros(0, np.int32), np.zeros(0), np.zeros(0)))
+    empty = fast.requests(fast.Requests(np.zeros(0), np.zeros(0, np.int32), np.zeros(0), np.zeros(0), np.zeros(0)))
     c0 = time.process_time()
     with compiling():
         kernel.replay(0, tables, fast.new_engine_state(tables), pss, empty, False, fast._NO_LOG)
     return {"cpu_s": time.process_time() - c0}
 
 
+def _bare_lru():
+    import numpy as np
+    from numba import njit
+
+    @njit(nogil=True)
+    def bare_lru(pair, pair_model, mem_bytes, capacity, ts, half_life_s, n_pairs):
+        """Misses of LRU over GPU memory in bytes; each hit decays its pair's examples (2^(-dt/h)) and adds one."""
+        n = mem_bytes.shape[0]
+        prev = np.full(n, -1, np.int64)
+        nxt = np.full(n, -1, np.int64)
+        cached = np.zeros(n, np.int8)
+        examples = np.zeros(n_pairs)
+        examples_time = np.zeros(n_pairs)
+        head = tail = -1
+        used = 0
+        misses = 0
+        for i in range(pair.shape[0]):
+            p = pair[i]
+            m = pair_model[p]
+            now = ts[i]
+            if cached[m]:
+                examples[p] = examples[p] * 2.0 ** (-(now - examples_time[p]) / half_life_s) + 1.0
+                examples_time[p] = now
+                if tail != m:  # to the tail: most recently used
+                    a, b = prev[m], nxt[m]
+                    if a >= 0:
+                        nxt[a] = b
+                    else:
+                        head = b
+                    prev[b] = a
+                    prev[m] = tail
+                    nxt[m] = -1
+                    nxt[tail] = m
+                    tail = m
+                continue
+            misses += 1
+            if mem_bytes[m] > capacity:
+                continue  # offloaded
+            while used + mem_bytes[m] > capacity:  # evict from the head
+                v = head
+                head = nxt[v]
+                if head >= 0:
+                    prev[head] = -1
+                else:
+                    tail = -1
+                cached[v] = 0
+                used -= mem_bytes[v]
+            cached[m] = 1
+            used += mem_bytes[m]
+            prev[m] = tail
+            nxt[m] = -1
+            if tail >= 0:
+                nxt[tail] = m
+            else:
+                head = m
+            tail = m
+            examples[p] = 1.0
+            examples_time[p] = now
+        return misses
+
+    return bare_lru
+
+
+def _floor(a: dict) -> dict:
+    import time
+
+    import numpy as np
+
+    from pfmbench.catalog import load_catalog
+    from pfmbench.engine.fast import FastEngine
+    from pfmbench.engine.record import C_LOADS, C_OFFLOADS
+    from pfmbench.engine.tables import build_tables
+    from pfmbench.policies import get_policy
+    from pfmbench.scenario import load_scenario
+    from pfmbench.trace.schema import read_trace
+
+    cat = load_catalog(a["catalog"])
+    trace = read_trace(a["trace"], cat)
+    tables = build_tables(load_scenario(gpu_memory_gb=a["gpu_gb"]), cat)
+    bare = _bare_lru()
+    args = (np.ascontiguousarray(trace.pair, np.int32), tables.pair_model, tables.mem_bytes,
+            tables.capacity_bytes, np.ascontiguousarray(trace.ts, np.float64), tables.half_life_s,
+            len(tables.pair_model))
+    bare(*(x[:1000] if isinstance(x, np.ndarray) and x.shape[0] == len(trace) else x for x in args))  # compile
+    out = {"bare": float("inf"), "kernel": float("inf")}
+    policy = get_policy("lru")
+    FastEngine(tables, policy, 0).run(trace.slice(0, 10_000))  # load the kernel
+    for _ in range(3):
+        c0 = time.thread_time()
+        misses = bare(*args)
+        out["bare"] = min(out["bare"], time.thread_time() - c0)
+        eng = FastEngine(tables, policy, 0)
+        c0 = time.thread_time()
+        eng.run(trace)
+        out["kernel"] = min(out["kernel"], time.thread_time() - c0)
+    out["bare_misses"] = int(misses)
+    out["kernel_misses"] = int(eng.counts[C_LOADS] + eng.counts[C_OFFLOADS])
+    out["n"] = len(trace)
+    return out
+
+
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0].startswith("_"):
-        print(json.dumps({"_costs": _costs, "_compile": _compile}[argv[0]](json.loads(argv[1]))))
+        print(json.dumps({"_costs": _costs, "_compile": _compile, "_floor": _floor}[argv[0]](json.loads(argv[1]))))
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=["costs", "compile", "inline"])
+    ap.add_argument("what", choices=["costs", "compile", "inline", "floor"])
     ap.add_argument("--requests", type=int, default=10_000_000)
     ap.add_argument("--workdir", type=Path)
     a = ap.parse_args(argv)
@@ -147,6 +255,16 @@ def main(argv=None) -> None:
             print(f"{'M req/s (thread CPU), 100 models':<34}" + "".join(f"{k:>13}" for k in keys))
             for label, r in rows.items():
                 print(f"{label:<34}" + "".join(f"{r[k]:13.1f}" for k in keys))
+        elif a.what == "floor":
+            tpath = work / "trace100.parquet"
+            if not tpath.exists():
+                synth_trace(tpath, load_catalog(cpath), a.requests)
+            r = child(TREE, "floor", {"catalog": str(cpath), "trace": str(tpath), "gpu_gb": gpu}, work)
+            n = r["n"]
+            for label, key in (("bare LRU loop (cache + AoC decay)", "bare"), ("pfmbench kernel, lru", "kernel")):
+                print(f"{label:<36} {r[key]:7.3f} s CPU {n / r[key] / 1e6:7.1f} M req/s {r[key] / n * 1e9:6.1f} ns/req")
+            same = r["bare_misses"] == r["kernel_misses"]
+            print(f"misses: bare {r['bare_misses']:,}, kernel {r['kernel_misses']:,}: {'equal' if same else 'DIFFERENT'}")
         elif a.what == "inline":
             tpath = work / "trace100.parquet"
             if not tpath.exists():
