@@ -5,6 +5,8 @@ import math
 import tomllib
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from pfmbench.catalog import load_catalog
@@ -195,6 +197,22 @@ def test_trace_times_are_bounded(cli, tmp_path, ts):
     for cmd in (["replay", p, "--policy", "lru"], ["trace", "inspect", p], ["export", "libcachesim", p, "-o",
                                                                              tmp_path / "o.csv"]):
         _clean_error(cli(*cmd), str(p), "ts is")
+    assert not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.parametrize("col,arr", [
+    ("ts", pa.array([0, 2**62], pa.int64())), ("ts", pa.array([0, 2**64 - 1], pa.uint64())),
+    ("units", pa.array([1, 2**62], pa.int64())), ("input_mb", pa.array([1, 2**63], pa.uint64())),
+])
+def test_huge_integer_columns_are_bounded_not_a_traceback(cli, tmp_path, col, arr):
+    # Integers beyond 2**53 do not convert to float64 exactly; pyarrow's safe cast raised ArrowInvalid.
+    p = tmp_path / "t.parquet"
+    cols = {"ts": pa.array([0.0, 1.0]), "model": pa.array(["GPT3-13B"] * 2), col: arr}
+    pq.write_table(pa.table(cols), p)
+    for cmd in (["replay", p, "--policy", "lru"], ["export", "libcachesim", p, "-o", tmp_path / "o.csv"]):
+        _clean_error(cli(*cmd), str(p), f"row 1: {col} is")
+    r = cli("trace", "validate", p)
+    assert r.code == 2 and f"row 1: {col}" in r.out and "Traceback" not in r.err, (r.out, r.err)
     assert not (tmp_path / "o.csv").exists()
 
 

@@ -90,7 +90,12 @@ def _seconds(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
         return col.cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64) / scale
     if pa.types.is_date(t):
         return col.cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.float64) * 86400.0
-    return col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return _float64(col)
+
+
+def _float64(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    # Unsafe: an integer beyond 2**53 rounds (the bounds checks then name its row) instead of raising.
+    return col.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
 
 
 class PairCoder:
@@ -155,7 +160,7 @@ def _numeric(table: pa.Table, name: str, default: np.ndarray | None, codes: np.n
     if name not in table.column_names:
         return default[np.maximum(codes, 0)]
     col = table.column(name)
-    vals = _seconds(col) if name == "ts" else col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    vals = _seconds(col) if name == "ts" else _float64(col)
     if col.null_count:
         valid = ~np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         vals = np.where(valid, vals, np.nan)
