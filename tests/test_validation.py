@@ -216,6 +216,19 @@ def test_huge_integer_columns_are_bounded_not_a_traceback(cli, tmp_path, col, ar
     assert not (tmp_path / "o.csv").exists()
 
 
+@pytest.mark.parametrize("dup", ["ts", "model", "units"])
+def test_duplicate_trace_columns_are_one_line(cli, tmp_path, dup):
+    p = tmp_path / "t.parquet"
+    arrays = {"ts": pa.array([0.0, 1.0]), "model": pa.array(["GPT3-13B"] * 2), "units": pa.array([1.0, 2.0])}
+    names = ["ts", "model", "units", dup]
+    pq.write_table(pa.Table.from_arrays([arrays[n] for n in names], names=names), p)
+    for cmd in (["replay", p, "--policy", "lru"], ["trace", "inspect", p],
+                ["export", "libcachesim", p, "-o", tmp_path / "o.csv"]):
+        _clean_error(cli(*cmd), str(p), f"column {dup!r}", "more than once")
+    r = cli("trace", "validate", p)
+    assert r.code == 2 and "more than once" in r.out + r.err and "Traceback" not in r.err, (r.out, r.err)
+
+
 def test_large_but_allowed_numbers_give_finite_costs(cli, tmp_path):
     p = tmp_path / "t.parquet"
     pl.DataFrame({"ts": [-1e15, 0.0, 1e15], "model": ["GPT3-13B"] * 3, "units": [1e9] * 3,

@@ -70,6 +70,9 @@ def _is_time(t: pa.DataType) -> bool:
 def check_schema(schema: pa.Schema, src: str) -> None:
     """Raise InputError for a missing required column or a column of the wrong type."""
     names = set(schema.names)
+    for c in TRACE_COLUMNS:  # which of two same-named columns would be read is undefined (pyarrow refuses)
+        if schema.names.count(c) > 1:
+            raise InputError(f"{src}: column {c!r} appears more than once")
     for c in REQUIRED:
         if c not in names:
             raise InputError(f"{src}: missing column {c!r} (a trace needs ts and model; task, units, input_mb are optional)")
