@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ from .engine.tables import ADMISSION_NAMES, build_tables
 from .errors import InputError
 from .fileio import atomic_path
 from .opt import OptCollector
-from .policies import PAPER_POLICIES, get_policy, policy_names
+from .policies import PAPER_POLICIES, get_policy, policy_failed, policy_names
 from .results import summarize, with_opt
 from .scenario import SCENARIOS, Scenario, load_scenario
 from .trace.nextuse import StreamedNextUses
@@ -96,20 +97,26 @@ class _Runner:
         if self.fast:
             self.engine = FastEngine(tables, self.policy, sc.seed)
         else:
-            self.engine = ReferenceEngine(tables, self.policy, sc.seed, [m.name for m in catalog.models],
-                                          [m.family for m in catalog.models])
+            with self._user_code():  # the engine calls a drop-in's bind()
+                self.engine = ReferenceEngine(tables, self.policy, sc.seed, [m.name for m in catalog.models],
+                                              [m.family for m in catalog.models])
+
+    @contextlib.contextmanager
+    def _user_code(self):
+        """Report a drop-in policy's failure (an exception or sys.exit) in one line naming its file."""
+        if self.fast or type(self.policy).__module__.startswith("pfmbench.policies"):
+            yield
+            return
+        try:
+            yield
+        except (Exception, SystemExit) as e:  # noqa: BLE001  (the user's code)
+            raise policy_failed(type(self.policy), e) from None
 
     def run(self, chunk: TraceArrays, log: bool, next_use=None) -> dict | None:
         buf = new_log(len(chunk)) if log else None
         next_use = next_use if getattr(self.policy, "needs_next_use", False) else None
-        if self.fast or type(self.policy).__module__.startswith("pfmbench.policies"):
+        with self._user_code():
             self.engine.run(chunk, buf, next_use)
-        else:
-            try:  # a drop-in policy is the user's code: report its failure in one line
-                self.engine.run(chunk, buf, next_use)
-            except Exception as e:  # noqa: BLE001
-                where = getattr(type(self.policy), "source_file", type(self.policy).__module__)
-                raise InputError(f"{where}: policy {self.name!r} failed: {type(e).__name__}: {e}") from None
         return buf._asdict() if log else None
 
     def totals(self):

@@ -317,6 +317,16 @@ POLICY = "from pfmbench.policies import Policy\n\nclass P(Policy):\n    name = {
     ("raise RuntimeError('boom')\n", "RuntimeError: boom"),
     ("x = (\n", "SyntaxError"),
     ("import os\n", "defines no subclass"),
+    # the user's code raising or exiting in its constructor, bind() or key(), not at import
+    (POLICY.format(name="init-raises", key="entry.last_use") + "\n    def __init__(self, seed):\n"
+     "        raise ValueError('no init')\n", "ValueError: no init"),
+    (POLICY.format(name="init-args", key="entry.last_use") + "\n    def __init__(self, a, b):\n        pass\n",
+     "TypeError"),
+    (POLICY.format(name="bind-raises", key="entry.last_use") + "\n    def bind(self, tables):\n"
+     "        raise RuntimeError('no bind')\n", "RuntimeError: no bind"),
+    (POLICY.format(name="exit-key", key="__import__('sys').exit(0)"), "sys.exit(0)"),
+    (POLICY.format(name="exit-bind", key="entry.last_use") + "\n    def bind(self, tables):\n"
+     "        raise SystemExit(4)\n", "sys.exit(4)"),
 ])
 def test_bad_dropin_policies_are_one_line_naming_the_file(cli, tmp_path, small_trace, body, needle):
     p = tmp_path / "bad_policy.py"

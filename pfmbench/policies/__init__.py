@@ -210,6 +210,14 @@ def _checked_key(key, cls):
     return checked
 
 
+def policy_failed(cls: type[Policy], e: BaseException) -> InputError:
+    """A drop-in policy's own code raised or exited while replaying: one line naming its file."""
+    where = getattr(cls, "source_file", cls.__module__)
+    # SystemExit is caught too: it would otherwise end the run with no output and its exit code (0 for exit()).
+    why = f"it calls sys.exit({e.code!r})" if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
+    return InputError(f"{where}: policy {cls.name!r} failed: {why}")
+
+
 def policy_names() -> list[str]:
     _builtins()
     return list(REGISTRY)
@@ -219,7 +227,11 @@ def get_policy(name: str, seed: int = 0) -> Policy:
     """A policy by registered name, or by path to a drop-in .py file."""
     _builtins()
     if name.endswith(".py") or "/" in name:
-        return load_policy_file(name)(seed)
+        cls = load_policy_file(name)
+        try:
+            return cls(seed)
+        except (Exception, SystemExit) as e:  # noqa: BLE001  (the user's constructor)
+            raise policy_failed(cls, e) from None
     cls = REGISTRY.get(name.lower())
     if cls is None:
         raise InputError(f"unknown policy {name!r} (built in: {', '.join(REGISTRY)}; or a path to a .py file)")
