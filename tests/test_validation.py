@@ -325,6 +325,13 @@ POLICY = "from pfmbench.policies import Policy\n\nclass P(Policy):\n    name = {
     (POLICY.format(name="bind-raises", key="entry.last_use") + "\n    def bind(self, tables):\n"
      "        raise RuntimeError('no bind')\n", "RuntimeError: no bind"),
     (POLICY.format(name="exit-key", key="__import__('sys').exit(0)"), "sys.exit(0)"),
+    # admit() must say yes or no: NaN and "no" are truthy, None falsy, and were taken silently
+    (POLICY.format(name="nan-admit", key="entry.last_use") + "\n    def admit(self, model, now):\n"
+     "        return float('nan')\n", "admit() returned nan"),
+    (POLICY.format(name="none-admit", key="entry.last_use") + "\n    def admit(self, model, now):\n"
+     "        return None\n", "admit() returned None"),
+    (POLICY.format(name="str-admit", key="entry.last_use") + "\n    def admit(self, model, now):\n"
+     "        return 'no'\n", "admit() returned 'no'"),
     (POLICY.format(name="exit-bind", key="entry.last_use") + "\n    def bind(self, tables):\n"
      "        raise SystemExit(4)\n", "sys.exit(4)"),
 ])

@@ -38,6 +38,8 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import InputError
 
 # The built-in policies, by module: one module each (pfmbench/policies/NAME.py). Adding one is a new
@@ -129,7 +131,8 @@ def load_policy_file(path: str | Path) -> type[Policy]:
     A file is imported once (again only if it changed). Refused, in one line naming the file: a file that
     cannot be imported, that exits or prints on import, that defines no Policy, or whose policy name is a
     built-in's. Its `key` is checked on every call (a number that is not NaN, a string, or a tuple of
-    them: NaN and None cannot be ordered). A later file may register a drop-in name again.
+    them: NaN and None cannot be ordered), and its `admit` returns a bool. A later file may register a drop-in
+    name again.
     """
     p = Path(path)
     if not p.is_file():
@@ -181,6 +184,9 @@ def load_policy_file(path: str | Path) -> type[Policy]:
         key_fn = c.__dict__.get("key")
         if callable(key_fn) and not isinstance(key_fn, (staticmethod, classmethod)):
             c.key = _checked_key(key_fn, c)
+        admit_fn = c.__dict__.get("admit")
+        if callable(admit_fn) and not isinstance(admit_fn, (staticmethod, classmethod)):
+            c.admit = _checked_admit(admit_fn)
         register(c)
     _LOADED[ident] = found[0]
     return found[0]
@@ -206,6 +212,20 @@ def _checked_key(key, cls):
             raise InputError(f"key() returned {k!r} for model {getattr(entry, 'name', '?')!r}: a key must be a "
                              "number (not NaN), a string, or a tuple of them")
         return k
+
+    return checked
+
+
+def _checked_admit(admit):
+    """Wrap a drop-in policy's admit: only a bool is an answer (NaN and "no" are truthy, None is falsy)."""
+
+    @functools.wraps(admit)
+    def checked(self, model, now):
+        a = admit(self, model, now)
+        if not isinstance(a, (bool, np.bool_)):
+            raise InputError(f"admit() returned {a!r} for model {getattr(model, 'name', '?')!r}: it must return "
+                             "True (load) or False (offload)")
+        return bool(a)
 
     return checked
 
