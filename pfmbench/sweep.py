@@ -128,15 +128,27 @@ def parse_grid_option(item: str) -> tuple[str, list]:
     return key.strip(), [parse_value(v) for v in values.split(",") if v.strip()]
 
 
-def _flatten(table: dict, prefix: str = "") -> dict:
+def _flatten(table: dict, src, prefix: str = "") -> dict:
     """{"cloud": {"rtt_s": [..]}} -> {"cloud.rtt_s": [..]}: a TOML sub-table is a scenario section."""
     out = {}
     for k, v in table.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
+        flat = _flatten(v, src, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}
+        for key, value in flat.items():
+            if key in out:  # [grid.cloud] rtt_s and "cloud.rtt_s": one list would silently replace the other
+                raise InputError(f"{src}: key {key!r} is given twice")
+            out[key] = value
     return out
+
+
+def _canonical(key: str) -> str:
+    """The one spelling of a scenario key (gpu_memory_gb and edge.gpu_memory_gb are the same key)."""
+    from .scenario import resolve_key
+
+    try:
+        section, name = resolve_key(key)
+    except InputError:  # unknown: reported with its point below
+        return key
+    return f"{section}.{name}" if section else name
 
 
 def _rel(base: Path, value: str) -> str:
@@ -226,11 +238,11 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
     if "set" in doc:
         if not isinstance(doc["set"], dict):
             raise InputError(f"{p}: [set] must be a table of KEY = VALUE")
-        spec.fixed = _flatten(doc["set"])
+        spec.fixed = _flatten(doc["set"], p)
     if "grid" in doc:
         if not isinstance(doc["grid"], dict):
             raise InputError(f"{p}: [grid] must be a table of KEY = [values]")
-        for key, values in _flatten(doc["grid"]).items():
+        for key, values in _flatten(doc["grid"], p).items():
             if not isinstance(values, list) or not values:
                 raise InputError(f"{p}: [grid] {key} must be a non-empty list of values")
             spec.groups.append(((key,), [(v,) for v in values]))
@@ -239,7 +251,7 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
         for i, z in enumerate(zips):
             if not isinstance(z, dict) or not z:
                 raise InputError(f"{p}: [[zip]] {i} must be a table of KEY = [values]")
-            z = _flatten(z)
+            z = _flatten(z, p)
             lengths = {k: len(v) if isinstance(v, list) else -1 for k, v in z.items()}
             if min(lengths.values()) < 1 or len(set(lengths.values())) != 1:
                 raise InputError(f"{p}: [[zip]] {i}: every key needs a list of the same length, got "
@@ -269,9 +281,11 @@ def expand(spec: SweepSpec) -> list[Point]:
             raise InputError(f"{src}: {key!r} cannot be set here (use seeds = [...] for seeds)")
         if key in RESERVED_COLUMNS or key.startswith("setting_"):
             raise InputError(f"{src}: grid key {key!r} would shadow a result column")
-        if key in seen_keys:
-            raise InputError(f"{src}: key {key!r} is given twice")
-        seen_keys[key] = True
+        canon = _canonical(key)
+        if canon in seen_keys:  # under any spelling: one value would silently override the other
+            also = f" (also as {seen_keys[canon]!r})" if seen_keys[canon] != key else ""
+            raise InputError(f"{src}: key {key!r} is given twice{also}")
+        seen_keys[canon] = key
     try:
         policies = tuple(parse_policies(spec.policies))
     except InputError as e:

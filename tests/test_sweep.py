@@ -208,6 +208,12 @@ def test_failing_point_is_reported_and_others_kept(cli, tmp_path):
     ("[grid]\nseed = [1, 2]\n", "seeds = [...]"),
     ("[grid]\ngpu_memory_gb = [40, 40]\n", "repeats point 0"),
     ("[grid\n", "cannot read sweep file"),
+    # one scenario key under two spellings: one axis silently overrode the other at every point
+    ("[grid]\ngpu_memory_gb = [40, 80]\n\"edge.gpu_memory_gb\" = [24, 32]\n", "given twice"),
+    ("[set]\n\"edge.gpu_memory_gb\" = 24\n[grid]\ngpu_memory_gb = [40, 80]\n", "given twice"),
+    ("[grid]\nrtt_s = [0.1]\n[[zip]]\n\"cloud.rtt_s\" = [0.2, 0.3]\n", "given twice"),
+    # a [grid.cloud] sub-table and a dotted key for the same key: one list was silently dropped
+    ("[grid]\n\"cloud.rtt_s\" = [0.2]\n[grid.cloud]\nrtt_s = [0.1, 0.3]\n", "given twice"),
 ])
 def test_unusable_sweep_file_is_one_line_exit_2(cli, tmp_path, text, needle):
     sweep = tmp_path / "bad.toml"
@@ -229,6 +235,14 @@ def test_quick_form_errors_and_missing_ray(cli, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if pfmbench[ray] were not installed
     r = cli("sweep", "--set", "trace.requests=50", "-o", out, "--executor", "ray")
     assert r.code == 2 and r.err.strip() == "error: --executor ray needs Ray: pip install 'pfmbench[ray]'"
+    assert not out.exists()
+
+
+def test_quick_form_refuses_a_key_given_twice_under_two_spellings(cli, tmp_path):
+    out = tmp_path / "o.parquet"
+    for extra in (["--set", "edge.gpu_memory_gb=30"], ["--set-grid", "edge.gpu_memory_gb=30,50"]):
+        r = cli("sweep", "--set-grid", "gpu_memory_gb=40,80", *extra, "-o", out, "--dry-run")
+        assert r.code == 2 and "given twice" in r.err and r.err.count("\n") == 1, r.err
     assert not out.exists()
 
 
