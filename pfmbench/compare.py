@@ -56,6 +56,8 @@ def read_results(path: str | Path) -> Results:
         raise InputError(f"{p}: has no rows")
     if "policy" not in df.columns:
         raise InputError(f"{p}: not a pfmbench results file (no 'policy' column)")
+    if {"request", "outcome", "ts"} <= set(df.columns):  # as plot tells a log; its columns share metric names
+        raise InputError(f"{p}: is a per-request log (--requests-out), not summary rows (replay --out, sweep -o)")
     from .sweep import sweep_axes
 
     axes = [a for a in sweep_axes(p) if a in df.columns]

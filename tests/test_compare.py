@@ -118,6 +118,20 @@ def test_check_unusable_input_is_exit_2(cli, files, tmp_path, make, needle):
     assert r.code == 2 and "no metric 'nope'" in r.err
 
 
+def test_a_per_request_log_is_not_compared_as_summary_rows(cli, files, tmp_path):
+    # A --requests-out log has a policy column and numeric columns named like summary metrics
+    # (switching_cost, cloud_cost, evictions): its first request was compared with a run's totals, exit 0.
+    log = tmp_path / "requests.parquet"
+    r = cli("replay", *SMALL, "--gpu-memory", "40", "--requests-out", log, "--json")
+    assert r.code == 0, r.err
+    for args in (["compare", files / "replay.parquet", log], ["compare", log, log],
+                 ["check", log, "--baseline", files / "replay.parquet"],
+                 ["check", files / "replay.parquet", "--baseline", log]):
+        r = cli(*args)
+        assert r.code == 2 and "per-request log" in r.err and str(log) in r.err, (args, r.out, r.err)
+        assert r.err.count("\n") == 1 and r.out == ""
+
+
 def _bytes(p: Path) -> Path:
     p.write_bytes(b"PAR1 garbage")
     return p
