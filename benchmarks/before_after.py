@@ -4,6 +4,7 @@
     python benchmarks/before_after.py --old /tmp/oldmain                 # 10,000,000 requests
     python benchmarks/before_after.py --old /tmp/oldmain --requests 1000000 --only kernel
     python benchmarks/before_after.py --old /tmp/oldmain --new /path/to/tree --only compile,e2e
+    python benchmarks/before_after.py --old /tmp/oldmain --only instructions   # ~20 min, needs valgrind
 
 --new defaults to the tree this script is in. Each measurement runs benchmarks/tree_worker.py in a
 subprocess with PYTHONPATH set to the tree under test (from a neutral working directory, so that no
@@ -18,6 +19,11 @@ other checkout shadows it); the two trees alternate, round after round, and the 
   compile  each tree's pfmbench/ copied to a new folder with no numba cache files (*.nbi, *.nbc), then
            `pfmbench replay` of a 10,000-request Parquet trace under --policy all run twice: CPU seconds
            (user + sys, all threads) of the first (cold) run minus the second's (kernel from the cache).
+  instructions  the same two runs under valgrind's callgrind: machine instructions executed, cold minus
+           cached. CPU time on a shared machine swings ±30% from one round to the next; an instruction
+           count does not (PYTHONHASHSEED=0), so it tells a 5% difference in the compile's work. The two
+           trees run at once, one per core; about 50x slower than natively (~20 minutes). Not in the
+           default --only.
 """
 
 from __future__ import annotations
@@ -156,6 +162,54 @@ def compile_(trees: dict, work: Path, rounds: int, fraction: float) -> dict:
     return out
 
 
+def instructions(trees: dict, work: Path, fraction: float) -> dict:
+    """Instructions (callgrind's Ir) of the first-run compile: a cold `pfmbench replay --policy all` of 10,000
+    requests minus a cached one, each tree in its own copy, the two trees at once."""
+    import re
+    import threading
+
+    if shutil.which("valgrind") is None:
+        raise SystemExit("before_after.py: --only instructions needs valgrind (apt install valgrind)")
+    cpath = work / "catalog100.csv"
+    total = write_catalog(cpath, 100)
+    tiny = work / "warm100.parquet"
+    if not tiny.exists():
+        synth_trace(tiny, load_catalog(cpath), 10_000)
+    cli = ["-m", "pfmbench", "replay", str(tiny), "--policy", "all", "--catalog", str(cpath),
+           "--gpu-memory", f"{fraction * total:.3f}"]
+    out: dict = {}
+
+    def count(label: str, tree: Path) -> None:
+        cold = work / f"vg-{label}"
+        shutil.rmtree(cold, ignore_errors=True)
+        shutil.copytree(tree / "pfmbench", cold / "pfmbench",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc", "*.pyc"))
+        env = dict(os.environ, PYTHONPATH=str(cold), PYTHONHASHSEED="0")
+        res = {}
+        for run in ("cold", "cached"):
+            p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+                                *cli], env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, check=False)
+            m = re.search(r"Collected : (\d+)", p.stderr)
+            if p.returncode or not m:
+                raise RuntimeError(f"{tree}: valgrind run failed:\n{p.stderr[-2000:]}")
+            res[run] = int(m.group(1))
+        res["compile"] = res["cold"] - res["cached"]
+        out[label] = res
+        print(f"   instructions, {label}: cold run {res['cold'] / 1e9:.2f} G, cached run {res['cached'] / 1e9:.2f} G: "
+              f"compile {res['compile'] / 1e9:.2f} G", flush=True)
+        shutil.rmtree(cold, ignore_errors=True)
+
+    threads = [threading.Thread(target=count, args=item) for item in trees.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if len(out) != len(trees):
+        raise RuntimeError("before_after.py: an instruction count failed (see above)")
+    return out
+
+
 def tables_md(res: dict) -> str:
     lines = []
     if "kernel" in res:
@@ -193,6 +247,15 @@ def tables_md(res: dict) -> str:
                   f"| whole run with the cache, CPU s | {c['old']['warm_cpu']:.2f} | {c['new']['warm_cpu']:.2f} |",
                   f"| whole run with the cache, wall s | {c['old']['warm_wall']:.2f} | {c['new']['warm_wall']:.2f} |",
                   ""]
+    if "instructions" in res:
+        i = res["instructions"]
+        lines += ["| `pfmbench replay` (10,000 requests, `--policy all`), instructions | old | new | new / old |",
+                  "|---|---:|---:|---:|"]
+        for key, label in (("compile", "first-run compile (cold − cached)"), ("cold", "cold run"),
+                           ("cached", "run with the cache")):
+            lines.append(f"| {label} | {i['old'][key] / 1e9:.2f} G | **{i['new'][key] / 1e9:.2f} G** | "
+                         f"{i['new'][key] / i['old'][key]:.3f} |")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -224,6 +287,8 @@ def main(argv=None) -> None:
             res["e2e"] = e2e(trees, work, a.requests, a.rounds, a.gpu_fraction)
         if "compile" in only:
             res["compile"] = compile_(trees, work, a.rounds, a.gpu_fraction)
+        if "instructions" in only:
+            res["instructions"] = instructions(trees, work, a.gpu_fraction)
     finally:
         res["load_end"] = os.getloadavg()
         if a.json:
