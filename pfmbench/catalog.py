@@ -332,8 +332,9 @@ def _read_csv(path: Path, src: str) -> list[dict]:
                 raise InputError(f"{src}: missing column(s) {', '.join(missing)} (a catalog CSV has columns "
                                  f"{','.join(CSV_COLUMNS)}; see `pfmbench models --template`)")
             unknown = [c for c in header if c and c not in CSV_COLUMNS]
-            if len(set(header)) != len(header):
-                raise InputError(f"{src}: a column is named twice")
+            twice = next((c for i, c in enumerate(header) if c in header[:i]), None)
+            if twice is not None:  # DictReader would keep the last one's values
+                raise InputError(f"{src}: column {twice!r} appears twice in the header")
             rows = []
             for n, r in enumerate(reader, start=2):
                 if None in r:  # more fields than the header has

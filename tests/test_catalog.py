@@ -74,6 +74,8 @@ def test_user_csv_and_toml(tmp_path):
     ("model,family,task,params_m,gflops,zero_shot\nA,LFM,t,1,-1,5\n", "line 2: gflops"),
     ("model,family,task,params_m,gflops,zero_shot,precision\nA,LFM,t,1,1,5,fp8\n", "precision"),
     ("model,family,task,params_m,gflops,zero_shot\nA,LFM,t,1,1,5\nA,LFM,t,1,1,6\n", "given twice"),
+    ("model,family,task,params_m,gflops,zero_shot, gflops\nA,LFM,t,1,1,5,2\n",
+     "column 'gflops' appears twice in the header"),
 ])
 def test_bad_catalog_errors_name_file_and_row(tmp_path, body, needle):
     p = tmp_path / "bad.csv"

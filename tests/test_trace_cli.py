@@ -151,6 +151,34 @@ def test_import_csv_bad_input(cli, tmp_path, text, match):
     assert src.read_text() == text
 
 
+@pytest.mark.parametrize("fmt,text,column", [
+    ("csv", "ts,model,ts\n0,GPT3-13B,1\n1,GPT3-13B,2\n", "ts"),
+    ("csv", "ts,model,units,units\n0,GPT3-13B,1,2\n", "units"),
+    ("csv", "\ufeffts,\"model\",model\n0,GPT3-13B,x\n", "model"),
+    ("azure-llm", "TIMESTAMP,ContextTokens,GeneratedTokens,ContextTokens\n2023-11-16 18:17:03.9,1,2,3\n",
+     "ContextTokens"),
+])
+def test_import_duplicate_column_is_refused(cli, tmp_path, fmt, text, column):
+    # polars would silently rename the second one `ts_duplicated_0` and import the first
+    src = tmp_path / "dup.csv"
+    src.write_text(text, encoding="utf-8")
+    out = tmp_path / "o.parquet"
+    r = cli("import", fmt, src, "-o", out)
+    assert_clean_error(r, out)
+    assert f"{src}: column {column!r} appears twice in the header" in r.err
+
+
+def test_import_alibaba_latency_duplicate_column_is_refused(cli, tmp_path):
+    src, lat = tmp_path / "lora_request_trace.csv", tmp_path / "lat.csv"
+    src.write_text("gmt_create,predict_type,predict_status,num_images_per_prompt,num_inference_steps,"
+                   "checkpoint_model_version_id\n2024-01-01 00:00:00,TXT_2_IMG,SUCCEED,1,20,m1\n")
+    lat.write_text("value,value\n1000,2000\n3000,4000\n")
+    out = tmp_path / "o.parquet"
+    r = cli("import", "alibaba-genai", src, "-o", out, "--latency", lat)
+    assert_clean_error(r, out)
+    assert f"{lat}: column 'value' appears twice in the header" in r.err
+
+
 def test_import_missing_source_and_bad_format(cli, tmp_path):
     out = tmp_path / "o.parquet"
     assert_clean_error(cli("import", "csv", tmp_path / "none.csv", "-o", out), out)

@@ -59,6 +59,12 @@ def _read_csv(src: str | Path, required: list[str]) -> pl.DataFrame:
     if not p.is_file():
         raise InputError(f"{src}: file not found")
     try:
+        # polars would rename a second `ts` to `ts_duplicated_0` and import the first: read the header as
+        # a row to refuse it (unnamed columns, e.g. from trailing commas, cannot be mapped and are let be)
+        header = pl.read_csv(p, has_header=False, n_rows=1, infer_schema=False, truncate_ragged_lines=True).row(0)
+        twice = next((c for i, c in enumerate(header) if c is not None and c in header[:i]), None)
+        if twice is not None:
+            raise InputError(f"{src}: column {twice!r} appears twice in the header")
         df = pl.read_csv(p, infer_schema=False, raise_if_empty=True)
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
         raise InputError(f"{src}: cannot read CSV: {str(e).strip().splitlines()[0]}") from None
