@@ -22,7 +22,7 @@ from .engine.tables import ADMISSION_NAMES, build_tables
 from .errors import InputError
 from .fileio import atomic_path
 from .opt import OptCollector
-from .policies import PAPER_POLICIES, get_policy, policy_failed, policy_names
+from .policies import PAPER_POLICIES, get_policy, policy_failed, policy_names, prints_to_stderr
 from .results import summarize, with_opt
 from .scenario import SCENARIOS, Scenario, load_scenario
 from .trace.nextuse import StreamedNextUses
@@ -103,12 +103,14 @@ class _Runner:
 
     @contextlib.contextmanager
     def _user_code(self):
-        """Report a drop-in policy's failure (an exception or sys.exit) in one line naming its file."""
+        """Report a drop-in policy's failure (an exception or sys.exit) in one line naming its file; what it
+        prints goes to stderr."""
         if self.fast or type(self.policy).__module__.startswith("pfmbench.policies"):
             yield
             return
         try:
-            yield
+            with prints_to_stderr():
+                yield
         except (Exception, SystemExit) as e:  # noqa: BLE001  (the user's code)
             raise policy_failed(type(self.policy), e) from None
 

@@ -276,6 +276,47 @@ def test_a_failing_dropin_policy_is_one_clean_error(cli, tmp_path):
     assert r.code == 2 and str(p) in r.err and "AttributeError" in r.err and "Traceback" not in r.err
 
 
+PRINTING_POLICY = """from pfmbench.policies import Policy
+
+class Chatty(Policy):
+    name = "chatty{n}"
+
+    def __init__(self, seed=0):
+        super().__init__(seed)
+        print("init")
+
+    def bind(self, tables):
+        print("bind")
+
+    def key(self, entry, now):
+        print("hi", end=" ")
+        return entry.last_use
+
+    def admit(self, model, now):
+        print("admit")
+        return True
+"""
+
+
+def printing_policies(folder, n=2):
+    paths = []
+    for i in range(n):
+        paths.append(folder / f"chatty{i}.py")
+        paths[-1].write_text(PRINTING_POLICY.format(n=i))
+    return paths
+
+
+def test_what_a_dropin_policy_prints_goes_to_stderr(cli, small_trace, tmp_path):
+    """A policy that prints while replaying (two of them side by side, on worker threads) must not corrupt
+    --json; its lines go to stderr."""
+    a, b = printing_policies(tmp_path)
+    r = cli("replay", small_trace, "--policy", f"{a},{b},lru", "--gpu-memory", "40", "--json")
+    assert r.code == 0, r.err
+    assert [x["policy"] for x in json.loads(r.out)] == ["chatty0", "chatty1", "lru"]
+    assert "hi" in r.err and "init" in r.err and "bind" in r.err and "admit" in r.err
+    assert json.loads(cli("replay", small_trace, "--policy", "lru", "--json").out)  # stdout is stdout again
+
+
 def test_notes_and_names_print_as_text_not_markup(cli, tmp_path):
     """A note for some policies ends with their names in brackets, and a file name may hold brackets:
     rich would read either as a style and drop it."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from test_cli import printing_policies
 
 from pfmbench.errors import InputError
 from pfmbench.fileio import atomic_path, check_outputs
@@ -191,6 +192,15 @@ def test_stream_parquet_and_csv_to_a_pipe(trace):
     p = _pfm(["replay", str(trace), "--policy", "lru,lc", "--out", "-"], capture_output=True)
     assert p.returncode == 0 and pl.read_parquet(io.BytesIO(p.stdout))["policy"].to_list() == ["lru", "lc"]
     assert "System cost" in p.stderr.decode()  # the table moved to stderr
+
+
+def test_a_printing_dropin_policy_keeps_parquet_on_stdout_valid(trace, tmp_path):
+    a, b = printing_policies(tmp_path)
+    p = _pfm(["replay", str(trace), "--policy", f"{a},{b}", "--gpu-memory", "40", "--out", "-"],
+             capture_output=True)
+    assert p.returncode == 0, p.stderr.decode()
+    assert pl.read_parquet(io.BytesIO(p.stdout))["policy"].to_list() == ["chatty0", "chatty1"]
+    assert "hi" in p.stderr.decode()
 
 
 @pytest.mark.parametrize("args", [

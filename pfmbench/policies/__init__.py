@@ -36,6 +36,7 @@ import numbers
 import os
 import re
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -131,8 +132,8 @@ def load_policy_file(path: str | Path) -> type[Policy]:
     A file is imported once (again only if it changed). Refused, in one line naming the file: a file that
     cannot be imported, that exits or prints on import, that defines no Policy, or whose policy name is a
     built-in's. Its `key` is checked on every call (a number that is not NaN, a string, or a tuple of
-    them: NaN and None cannot be ordered), and its `admit` returns a bool. A later file may register a drop-in
-    name again.
+    them: NaN and None cannot be ordered), and its `admit` returns a bool. What it prints while replaying goes
+    to stderr (prints_to_stderr). A later file may register a drop-in name again.
     """
     p = Path(path)
     if not p.is_file():
@@ -230,6 +231,49 @@ def _checked_admit(admit):
     return checked
 
 
+_inside_policy = threading.local()  # .depth: how deep this thread is in a drop-in policy's code
+_stdout_lock = threading.Lock()
+_stdout_users = 0  # drop-in calls under way, on any thread: sys.stdout is the proxy while there are any
+
+
+class _PolicyStdout:
+    """sys.stdout while drop-in policy code runs: a thread inside that code writes to stderr, every other
+    thread to the stdout this replaced (stdout carries --json and `--out -` data)."""
+
+    def __init__(self, out):
+        self.out = out
+
+    def _target(self):
+        return sys.stderr if getattr(_inside_policy, "depth", 0) else self.out
+
+    def write(self, s):
+        return self._target().write(s)
+
+    def __getattr__(self, name):  # flush, buffer, fileno, encoding, ...
+        return getattr(self._target(), name)
+
+
+@contextlib.contextmanager
+def prints_to_stderr():
+    """Run a drop-in policy's code with what it prints sent to stderr. Policies replay side by side on worker
+    threads, so contextlib.redirect_stdout (one global swap per call) would race: the proxy is installed by
+    the first call under way and removed by the last, and it redirects only the threads inside a policy."""
+    global _stdout_users
+    with _stdout_lock:
+        if _stdout_users == 0:
+            sys.stdout = _PolicyStdout(sys.stdout)
+        _stdout_users += 1
+    _inside_policy.depth = getattr(_inside_policy, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _inside_policy.depth -= 1
+        with _stdout_lock:
+            _stdout_users -= 1
+            if _stdout_users == 0 and isinstance(sys.stdout, _PolicyStdout):
+                sys.stdout = sys.stdout.out
+
+
 def policy_failed(cls: type[Policy], e: BaseException) -> InputError:
     """A drop-in policy's own code raised or exited while replaying: one line naming its file."""
     where = getattr(cls, "source_file", cls.__module__)
@@ -249,7 +293,8 @@ def get_policy(name: str, seed: int = 0) -> Policy:
     if name.endswith(".py") or "/" in name:
         cls = load_policy_file(name)
         try:
-            return cls(seed)
+            with prints_to_stderr():
+                return cls(seed)
         except (Exception, SystemExit) as e:  # noqa: BLE001  (the user's constructor)
             raise policy_failed(cls, e) from None
     cls = REGISTRY.get(name.lower())
