@@ -301,8 +301,9 @@ def detect_kind(df, axes: list[str]) -> str:
 
 
 def plot(path, out, *, kind: str = "auto", x: str | None = None, metric: str | None = None,
-         where: dict | None = None, policies: list[str] | None = None, bins: int = 60):
+         where: dict | None = None, policies: list[str] | None = None, bins: int | None = None):
     """Draw a figure from a results file (or request log) and write it to `out` (.png, .svg or .pdf).
+    x and metric are for a sweep figure, bins (default 60) for a timeline: given to another kind, refused.
 
     Returns the matplotlib Figure (tests read the plotted values from its artists).
     """
@@ -324,8 +325,15 @@ def plot(path, out, *, kind: str = "auto", x: str | None = None, metric: str | N
 
     axes = [a for a in sweep_axes(path) if a in df.columns]
     axes += [c for c in df.columns if c not in axes and _is_scenario_key(c)]
-    if kind == "auto":
+    auto = kind == "auto"
+    if auto:
         kind = detect_kind(df, axes)
+    # An option the figure does not draw would be ignored in silence (--metric on a cost figure).
+    for opt, value, wants in (("--x", x, "sweep"), ("--metric", metric, "sweep"), ("--bins", bins, "timeline")):
+        if value is not None and kind != wants:
+            why = " (no grid key varies: give --kind sweep and --x COLUMN)" if auto and kind == "cost" and \
+                wants == "sweep" else ""
+            raise InputError(f"{src}: {opt} applies to {wants} figures only; this is a {kind} figure{why}")
     import polars as pl
 
     df = df.with_columns(pl.col("policy").cast(pl.String))  # a request log has it dictionary-encoded
@@ -339,7 +347,7 @@ def plot(path, out, *, kind: str = "auto", x: str | None = None, metric: str | N
             need = {"request", "ts", "outcome", "evictions", "k_eff"}
             if not need <= set(df.columns):
                 raise InputError(f"{src}: a timeline needs a --requests-out log (columns {', '.join(sorted(need))})")
-            plot_timeline(fig, df, chosen, bins)
+            plot_timeline(fig, df, chosen, 60 if bins is None else bins)
         elif kind == "cost":
             from .results import COST_TERMS
 

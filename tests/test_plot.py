@@ -68,7 +68,7 @@ def test_sweep_lines_are_means_over_seeds(runs, tmp_path):
 
 
 def test_cli_kinds_and_formats(cli, runs, tmp_path):
-    r = cli("plot", runs / "requests.parquet", "-o", tmp_path / "t.pdf")
+    r = cli("plot", runs / "requests.parquet", "-o", tmp_path / "t.pdf", "--bins", "20")
     assert r.code == 0, r.err
     assert (tmp_path / "t.pdf").read_bytes()[:4] == b"%PDF" and r.out == ""
     r = cli("plot", runs / "sweep.parquet", "-o", tmp_path / "c.png", "--kind", "cost", "--where", "gpu_memory_gb=40",
@@ -87,6 +87,13 @@ def test_cli_kinds_and_formats(cli, runs, tmp_path):
     (["{d}/sweep.parquet", "-o", "{t}/x.png", "--where", "gpu_memory_gb=33"], "no row has gpu_memory_gb = 33"),
     (["{d}/sweep.parquet", "-o", "{t}/x.png", "--policy", "belady"], "no policy 'belady'"),
     (["{d}/replay.parquet", "-o", "{t}/x.png", "--kind", "pie"], "--kind must be one of"),
+    # an option the figure does not use is refused, not ignored
+    (["{d}/replay.parquet", "-o", "{t}/x.png", "--metric", "nope"], "--metric applies to sweep figures only"),
+    (["{d}/replay.parquet", "-o", "{t}/x.png", "--metric", "hit_ratio"], "this is a cost figure"),
+    (["{d}/replay.parquet", "-o", "{t}/x.png", "--x", "gpu_memory_gb"], "--x applies to sweep figures only"),
+    (["{d}/requests.parquet", "-o", "{t}/x.png", "--metric", "hit_ratio"], "this is a timeline figure"),
+    (["{d}/sweep.parquet", "-o", "{t}/x.png", "--bins", "10"], "--bins applies to timeline figures only"),
+    (["{d}/sweep.parquet", "-o", "{t}/x.png", "--kind", "cost", "--bins", "10"], "this is a cost figure"),
 ])
 def test_bad_plot_input_is_exit_2(cli, runs, tmp_path, args, needle):
     r = cli("plot", *[a.format(d=runs, t=tmp_path) for a in args])

@@ -22,7 +22,7 @@ def plot(
     metric: Annotated[str | None, typer.Option("--metric", "-m", help="sweep: the metric on y (default system_cost).")] = None,
     where: Annotated[list[str] | None, typer.Option("--where", help="Keep rows with COLUMN=VALUE (repeatable).")] = None,
     policy: Annotated[str | None, typer.Option("--policy", "-p", help="Policies to show, comma-separated (default: all in the file).")] = None,
-    bins: Annotated[int, typer.Option("--bins", help="timeline: number of time bins.")] = 60,
+    bins: Annotated[int | None, typer.Option("--bins", help="timeline: number of time bins (default 60).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line on stderr naming the figure.")] = False,
 ) -> None:
     """Draw a paper-ready figure: Table II's cost terms, a metric against a swept axis, or a request timeline.
@@ -31,7 +31,8 @@ def plot(
 
     Example: pfmbench plot requests.parquet -o timeline.png --policy lc,lfu
 
-    Exit codes: 0 figure written; 2 unusable input (missing file or column, matplotlib not installed).
+    Exit codes: 0 figure written; 2 unusable input (missing file or column, an option the figure does not
+    use, matplotlib not installed).
     """
     from ..plot import plot as draw
 
@@ -41,7 +42,7 @@ def plot(
         if not eq or not key.strip():
             raise InputError(f"--where expects COLUMN=VALUE, got {w!r}")
         filters[key.strip()] = value.strip()
-    if bins < 1:
+    if bins is not None and bins < 1:
         raise InputError(f"--bins must be at least 1, got {bins}")
     policies = [p.strip() for p in policy.split(",") if p.strip()] if policy else None
     draw(results, output, kind=kind, x=x, metric=metric, where=filters, policies=policies, bins=bins)
