@@ -105,6 +105,32 @@ def test_validate_lists_problems_with_rows(cli, tmp_path):
     assert r.err.strip() == f"error: {p}: 3 problem(s), first 2 shown"
 
 
+@pytest.mark.parametrize("args,needle", [
+    (["trace", "inspect", "{t}", "--top", "-1"], "--top must be at least 0, got -1"),
+    (["trace", "validate", "{t}", "--limit", "-1"], "--limit must be at least 0, got -1"),
+    (["synth", "-o", "{o}", "--requests", "0"], "requests must be at least 1, got 0"),
+    (["synth", "-o", "{o}", "--requests", "10", "--seed", "-1"], "seed must be a whole number from 0"),
+    # options of one importer given to another were ignored, a negative seed included
+    (["import", "csv", "{c}", "-o", "{o}", "--seed", "-1"], "--seed applies to azure-llm only, not csv"),
+    (["import", "csv", "{c}", "-o", "{o}", "--alpha", "0.5"], "--alpha applies to azure-llm only, not csv"),
+    (["import", "azure-llm", "{c}", "-o", "{o}", "--sdxl-fraction", "0.5"],
+     "--sdxl-fraction applies to alibaba-genai only, not azure-llm"),
+    (["import", "azure-llm", "{c}", "-o", "{o}", "--time-format", "ms"], "--time-format applies to csv only"),
+])
+def test_negative_and_misplaced_integer_options_are_usage_errors(cli, trace, tmp_path, args, needle):
+    src, out = tmp_path / "c.csv", tmp_path / "o.parquet"
+    src.write_text("ts,model\n0,GPT3-13B\n")
+    r = cli(*[a.format(t=trace, c=src, o=out) for a in args])
+    assert_clean_error(r, out)
+    assert needle in r.err and r.out == ""
+
+
+def test_zero_top_and_limit_show_no_rows(cli, trace):
+    r = cli("trace", "inspect", trace, "--top", "0")
+    assert r.code == 0 and "popularity (top 0 of 22)" in r.out
+    assert cli("trace", "validate", trace, "--limit", "0").out.strip() == "ok: 5000 requests"
+
+
 @pytest.mark.parametrize("cmd", [["trace", "inspect"], ["trace", "validate"], ["export", "libcachesim"]])
 @pytest.mark.parametrize("content", ["corrupt", "wrong_type", "empty", "missing"])
 def test_bad_parquet_is_a_clean_error(cli, tmp_path, cmd, content):

@@ -62,18 +62,22 @@ def import_(
         help="alibaba-genai: load-latency CSV; default base_model_update_latency_anon.csv beside SRC.")] = None,
     only_succeeded: Annotated[bool, typer.Option(help="alibaba-genai: drop FAILED/PENDING/PROCESSING requests.")]
     = False,
-    sdxl_fraction: Annotated[float, typer.Option(help="alibaba-genai: share of base models assigned SDXL "
-                                                     "(by a hash of the id).")] = SDXL_FRACTION,
-    alpha: Annotated[float, typer.Option(help="azure-llm: Zipf exponent of the model mix.")] = 0.8,
-    seed: Annotated[int, typer.Option(help="azure-llm: seed of the model mix, 0 to 2**64-1.")] = 0,
-    ts: Annotated[str, typer.Option(help="csv: time column.")] = "ts",
-    model: Annotated[str, typer.Option(help="csv: model column.")] = "model",
+    # None: not given, so that an option given to another format is refused instead of ignored (_only)
+    sdxl_fraction: Annotated[float | None, typer.Option(help="alibaba-genai: share of base models assigned SDXL "
+                                                            f"(by a hash of the id; default {SDXL_FRACTION}).")]
+    = None,
+    alpha: Annotated[float | None, typer.Option(help="azure-llm: Zipf exponent of the model mix (default 0.8).")]
+    = None,
+    seed: Annotated[int | None, typer.Option(help="azure-llm: seed of the model mix, 0 to 2**64-1 (default 0).")]
+    = None,
+    ts: Annotated[str | None, typer.Option(help="csv: time column (default: ts).")] = None,
+    model: Annotated[str | None, typer.Option(help="csv: model column (default: model).")] = None,
     task: Annotated[str | None, typer.Option(help="csv: task column (default: 'task' if present).")] = None,
     units: Annotated[str | None, typer.Option(help="csv: units column (default: 'units' if present).")] = None,
     input_mb: Annotated[str | None, typer.Option(help="csv: input_mb column (default: 'input_mb' if present).")]
     = None,
-    time_format: Annotated[str, typer.Option(
-        help="csv: 'seconds', 'ms', 'auto', or a strftime format like '%Y-%m-%d %H:%M:%S'.")] = "auto",
+    time_format: Annotated[str | None, typer.Option(
+        help="csv: 'seconds', 'ms', 'auto' (the default), or a strftime format like '%Y-%m-%d %H:%M:%S'.")] = None,
     force: Annotated[bool, typer.Option("--force", help=f"Import a source larger than {MAX_SOURCE_GB:g} GB "
                                         "(it is read whole into memory).")] = False,
 ) -> None:
@@ -91,21 +95,27 @@ def import_(
     from ..trace import importers  # polars-heavy: loaded only by this command
 
     with progress_bar(f"import {fmt}", importers.STEPS) as update:
+        if fmt != "azure-llm":
+            _only(fmt, "azure-llm", alpha=alpha, seed=seed)
+        if fmt != "csv":
+            _only(fmt, "csv", ts=ts, model=model, task=task, units=units, input_mb=input_mb, time_format=time_format)
         if fmt == "alibaba-genai":
             _only(fmt, "azure-llm and csv", catalog=catalog)
             report = importers.import_alibaba(src, output, catalog_out=catalog_out, scenario_out=scenario_out,
                                               latency_csv=latency, only_succeeded=only_succeeded,
-                                              sdxl_fraction=sdxl_fraction, progress=update)
+                                              sdxl_fraction=SDXL_FRACTION if sdxl_fraction is None else sdxl_fraction,
+                                              progress=update)
         else:
             _only(fmt, "alibaba-genai", catalog_out=catalog_out, scenario_out=scenario_out, latency=latency,
-                  only_succeeded=only_succeeded)
+                  only_succeeded=only_succeeded, sdxl_fraction=sdxl_fraction)
             if fmt == "azure-llm":
-                report = importers.import_azure(src, output, catalog=catalog, alpha=alpha, seed=seed,
-                                                progress=update)
+                report = importers.import_azure(src, output, catalog=catalog, alpha=0.8 if alpha is None else alpha,
+                                                seed=0 if seed is None else seed, progress=update)
             else:
-                report = importers.import_csv(src, output, catalog=catalog, ts=ts, model=model, task=task,
-                                              units=units, input_mb=input_mb, time_format=time_format,
-                                              progress=update)
+                report = importers.import_csv(src, output, catalog=catalog, ts="ts" if ts is None else ts,
+                                              model="model" if model is None else model, task=task, units=units,
+                                              input_mb=input_mb, progress=update,
+                                              time_format="auto" if time_format is None else time_format)
     dropped = "".join(f"; dropped {n} ({why})" for why, n in report.dropped.items())
     print(f"wrote {report.rows} requests to {'stdout' if output == '-' else report.output}{dropped}",
           file=sys.stderr)
@@ -159,6 +169,8 @@ def inspect_(
 
     Example: pfmbench trace inspect t.parquet --catalog my_models.csv --json
     """
+    if top < 0:
+        raise InputError(f"--top must be at least 0, got {top}")
     from ..api import resolve
 
     overrides = {k: v for k, v in {"copies_per_task": copies_per_task, "preset": gpu,
@@ -206,11 +218,13 @@ def validate(
 
     Example: pfmbench trace validate t.parquet --catalog my_models.toml
     """
+    if limit < 0:
+        raise InputError(f"--limit must be at least 0, got {limit}")
     n, problems = trace_problems(trace, load_catalog(catalog), limit=0)
     if not problems:
         print(f"ok: {n} requests")
         return
-    for row, msg in problems[:max(limit, 0)]:
+    for row, msg in problems[:limit]:
         print(f"row {row}: {msg}" if row >= 0 else msg)
     shown = f", first {limit} shown" if len(problems) > limit else ""
     count = f"{len(problems)}+" if len(problems) >= 1000 else str(len(problems))  # rows are checked up to 1000
