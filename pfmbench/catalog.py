@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import InputError
-from .fileio import read_toml
+from .fileio import not_a_file, read_toml
 
 FAMILIES = ("LFM", "VFM", "MFM")
 BYTES_PER_PARAM = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "int4": 0.5}
@@ -470,7 +470,7 @@ def load_catalog(path: str | Path | None = None, *, runtime_overhead: float = DE
         return _build(rows, "table1", runtime_overhead, precision)
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"{p}: catalog file not found" if not p.exists() else f"{p}: catalog is not a regular file")
+        raise InputError(not_a_file(p, "catalog") or f"{p}: catalog file not found")
     rows = _read_toml(p, str(p)) if p.suffix.lower() == ".toml" else _read_csv(p, str(p))
     warnings = []
     if rows and "_unknown" in rows[-1]:

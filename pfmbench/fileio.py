@@ -32,6 +32,17 @@ def is_stdout(path) -> bool:
     return path is not None and str(path) == STDOUT
 
 
+def not_a_file(path, what: str) -> str | None:
+    """Why an existing `path` cannot be read as a `what` file, in one line naming it (None if it is a regular
+    file or does not exist): Path.is_file() is False for a directory too, and "not found" would mislead."""
+    p = Path(path)
+    if p.is_dir():
+        return f"{p}: is a directory, not a {what} file"
+    if p.exists() and not p.is_file():
+        return f"{p}: is a device, FIFO or socket, not a {what} file"
+    return None
+
+
 def os_error_text(e: OSError) -> str:
     """The first line of an OS error, without the path (the caller names the file)."""
     if e.errno is not None and e.errno in errno.errorcode:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .catalog import BYTES_PER_PARAM, Catalog, load_catalog
 from .errors import InputError
-from .fileio import read_toml
+from .fileio import not_a_file, read_toml
 
 UTILITIES = ("exp", "linear", "none")
 
@@ -393,7 +393,8 @@ def load_scenario(path: str | Path | None = None, **overrides) -> Scenario:
     else:
         p = Path(path)
         if not p.is_file():
-            raise InputError(f"{p}: scenario file not found (built-in scenarios: {', '.join(SCENARIOS)})")
+            raise InputError(not_a_file(p, "scenario")
+                             or f"{p}: scenario file not found (built-in scenarios: {', '.join(SCENARIOS)})")
         doc = read_toml(p, "scenario")
         sc = default_scenario()
         sc.source, sc.name = str(p), p.stem

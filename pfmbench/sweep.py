@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
-from .fileio import read_toml
+from .fileio import not_a_file, read_toml
 
 SWEEP_KEYS = ("scenario", "catalog", "policies", "seeds", "traces", "engine", "set", "grid", "zip")
 # Columns of every summary row that a grid key must not shadow.
@@ -199,7 +199,7 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
     """Read a sweep TOML file. Unusable content raises InputError naming the file and key."""
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"{p}: sweep file not found")
+        raise InputError(not_a_file(p, "sweep") or f"{p}: sweep file not found")
     doc = read_toml(p, "sweep file")
     base = p.parent
     spec = SweepSpec(source=str(p))
@@ -294,7 +294,7 @@ def expand(spec: SweepSpec) -> list[Point]:
     policies = tuple(os.path.abspath(p) if p.endswith(".py") or "/" in p else p for p in policies)
     for t in spec.traces:
         if t.kind == "file" and not Path(t.path).is_file():
-            raise InputError(f"{src}: trace file not found: {t.path}")
+            raise InputError(f"{src}: {not_a_file(t.path, 'trace') or f'trace file not found: {t.path}'}")
     from .scenario import load_scenario
 
     try:

@@ -1,5 +1,6 @@
 """CLI tests for replay, models and scenario: output, files, and clean errors on bad input."""
 
+import importlib.util
 import json
 
 import polars as pl
@@ -128,6 +129,49 @@ def test_unsorted_trace_is_sorted_stably(cli, tmp_path):
 def test_bad_options(cli, args, needle):
     r = cli(*args)
     assert r.code == 2 and needle in r.err and "Traceback" not in r.err
+
+
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+
+
+@pytest.mark.parametrize("args", [
+    ["replay", "{d}.parquet"],
+    ["replay", "{t}", "--scenario", "{d}"],
+    ["replay", "{t}", "--catalog", "{d}.csv"],
+    ["replay", "{t}", "--policy", "{d}.py"],
+    ["trace", "inspect", "{d}.parquet"],
+    ["trace", "validate", "{d}.parquet"],
+    ["trace", "inspect", "{t}", "--scenario", "{d}"],
+    ["export", "libcachesim", "{d}.parquet", "-o", "{o}.csv"],
+    ["import", "csv", "{d}.csv", "-o", "{o}.parquet"],
+    ["import", "alibaba-genai", "{d}.csv", "-o", "{o}.parquet", "--latency", "{d}"],
+    ["synth", "-o", "{o}.parquet", "--requests", "5", "--catalog", "{d}.csv"],
+    ["models", "--catalog", "{d}.csv"],
+    ["scenario", "show", "--scenario", "{d}"],
+    ["sweep", "{d}.toml", "-o", "{o}.parquet"],
+    ["sweep", "{d}.parquet", "--set-grid", "gpu_memory_gb=40,80", "-o", "{o}.parquet"],
+    ["compare", "{d}.parquet", "{r}"],
+    ["compare", "{r}", "{d}.parquet"],
+    ["check", "{d}.parquet", "--baseline", "{r}"],
+    ["check", "{r}", "--baseline", "{d}.parquet"],
+    pytest.param(["plot", "{d}.parquet", "-o", "{o}.png"],
+                 marks=pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib not installed")),
+])
+def test_a_directory_given_as_an_input_file_says_so(cli, tmp_path, small_trace, args):
+    """Not "not found": the path is there, it is a folder."""
+    d = tmp_path / "dir"
+    for suffix in ("", ".parquet", ".csv", ".py", ".toml"):
+        d.with_name(d.name + suffix).mkdir()
+    res = tmp_path / "res.parquet"
+    assert cli("replay", small_trace, "--policy", "lru", "--out", res).code == 0
+    r = cli(*[a.format(d=d, t=small_trace, r=res, o=tmp_path / "out") for a in args])
+    assert r.code == 2, (r.out, r.err)
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.err, r.err
+    assert "is a directory, not a" in r.out + r.err and "not found" not in r.out + r.err
+    if args[:2] != ["trace", "validate"]:  # validate lists the problem on stdout
+        assert r.out == ""
+    assert not list(tmp_path.glob("out*"))
 
 
 def test_bad_catalog_via_cli(cli, tmp_path, small_trace):

@@ -16,6 +16,7 @@ from ..compare import check as check_results
 from ..compare import compare as compare_results
 from ..compare import update_baseline
 from ..errors import InputError
+from ..fileio import not_a_file
 from . import app
 from .options import JsonOpt
 
@@ -136,7 +137,7 @@ def check(
             print(f"baseline {baseline} updated from {results} ({n} rows)", file=sys.stderr)
         return
     if not baseline.is_file():
-        raise InputError(f"{baseline}: baseline not found (create it with: pfmbench check {results} "
+        raise InputError(not_a_file(baseline, "baseline") or f"{baseline}: baseline not found (create it with: pfmbench check {results} "
                          f"--baseline {baseline} --update)")
     res = check_results(results, baseline, tolerance, metric)
     if json_out:

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from ..catalog import Catalog, Model, Task, load_catalog, runtime_memory_gb
 from ..errors import InputError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, not_a_file
 from .schema import DEFAULT_INPUT_MB, DEFAULT_UNITS, PairCoder, trace_problems
 from .synth import zipf_probabilities
 
@@ -57,7 +57,7 @@ def _read_csv(src: str | Path, required: list[str]) -> pl.DataFrame:
     """The whole CSV as strings (we parse each column ourselves, to report the line of a bad value)."""
     p = Path(src)
     if not p.is_file():
-        raise InputError(f"{src}: file not found")
+        raise InputError(not_a_file(p, "CSV") or f"{src}: file not found")
     try:
         # polars would rename a second `ts` to `ts_duplicated_0` and import the first: read the header as
         # a row to refuse it (unnamed columns, e.g. from trailing commas, cannot be mapped and are let be)
@@ -248,7 +248,7 @@ def import_alibaba(src, out, *, catalog_out=None, scenario_out=None, latency_csv
     if not 0 <= sdxl_fraction <= 1:
         raise InputError(f"sdxl_fraction must be in [0, 1], got {sdxl_fraction}")
     if latency_csv is not None and not Path(latency_csv).is_file():
-        raise InputError(f"{latency_csv}: latency file not found")
+        raise InputError(not_a_file(latency_csv, "latency") or f"{latency_csv}: latency file not found")
     need = ["gmt_create", "predict_type", "predict_status", "num_images_per_prompt", "num_inference_steps",
             "checkpoint_model_version_id"]
     df = _read_csv(src, need).with_row_index("_line", offset=2)

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from ..catalog import Catalog
 from ..errors import InputError
+from ..fileio import not_a_file
 
 TRACE_COLUMNS = ("ts", "model", "task", "units", "input_mb")
 REQUIRED = ("ts", "model")
@@ -213,7 +214,7 @@ def open_parquet(path: str | Path, *, dictionaries: bool = False) -> pq.ParquetF
     """Open a trace file and check its schema; dictionaries: read model and task as dictionary codes."""
     src = str(path)
     if not Path(path).is_file():
-        raise InputError(f"{src}: trace file not found")
+        raise InputError(not_a_file(path, "trace") or f"{src}: trace file not found")
     try:
         names = pq.read_schema(path).names
         kw = {"read_dictionary": [c for c in ("model", "task") if c in names]} if dictionaries else {}
