@@ -129,7 +129,7 @@ def _fresh_scope(scope):
 
 @contextmanager
 def compiling():
-    """Compile the kernel with less repeated work in numba's inliner.
+    """Compile the kernel with less repeated work in numba's inliner and its signature resolution.
 
     - Numba's inliner runs the untyped pipeline of a callee at every call it inlines (each dlist_remove,
       decay, ... again, with all they inline in turn): while this is active, once per function, and each
