@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
-from .fileio import not_a_file, read_toml
+from .fileio import check_outputs, not_a_file, read_toml
 
 SWEEP_KEYS = ("scenario", "catalog", "policies", "seeds", "traces", "engine", "set", "grid", "zip")
 # Columns of every summary row that a grid key must not shadow.
@@ -99,6 +99,7 @@ class Point:
     catalog: str | None
     engine: str
     cwd: str = ""  # the driver's folder: relative paths (scenario, catalog) are read from there
+    catalog_path: str = ""  # the catalog file the point reads (from --catalog, the scenario or a grid key)
 
     def describe(self) -> str:
         """The point's grid values, for messages."""
@@ -352,7 +353,7 @@ def expand(spec: SweepSpec) -> list[Point]:
                     raise InputError(f"{src}: {where} repeats point {ids[run_id]}: every point must differ")
                 ids[run_id] = len(points)
                 points.append(Point(len(points), run_id, axis_values, overrides, seed, tref, policies,
-                                    spec.scenario, spec.catalog, spec.engine, os.getcwd()))
+                                    spec.scenario, spec.catalog, spec.engine, os.getcwd(), str(c.path)))
     return points
 
 
@@ -646,11 +647,10 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int = 1, executor: s
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
     points = expand(spec)
+    # The output rules of every command (fileio): never over an input (the sweep file, a trace, the
+    # scenario, a catalog, a policy file), a device or a folder, checked before anything runs.
+    check_outputs({"-o": out}, sweep_inputs(spec, points))
     store = PartStore(out)
-    target = Path(out).resolve()
-    inputs = {Path(p.trace.path).resolve() for p in points if p.trace.kind == "file"}
-    if target in inputs or (Path(spec.source).is_file() and target == Path(spec.source).resolve()):
-        raise InputError(f"{out}: is an input of this sweep; choose another output file")
     if not resume:
         store.clear()
     todo = [p for p in points if not (resume and store.valid(p))]
@@ -692,6 +692,20 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int = 1, executor: s
     if not result.failed:
         store.clear()
     return result
+
+
+def sweep_inputs(spec: SweepSpec, points: list[Point]) -> list[str]:
+    """Every file a sweep reads: the sweep file, its scenario, catalogs, traces and drop-in policy files."""
+    from .scenario import SCENARIOS
+
+    files = {spec.source, *(p.catalog_path for p in points if p.catalog_path != "table1")}
+    if spec.scenario is not None and spec.scenario not in SCENARIOS:
+        files.add(spec.scenario)
+    for p in points:
+        if p.trace.kind == "file":
+            files.add(p.trace.path)
+        files.update(x for x in p.policies if x.endswith(".py") or "/" in x)
+    return sorted(files)
 
 
 def sweep_axes(path: str | Path) -> list[str]:

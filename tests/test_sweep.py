@@ -268,3 +268,26 @@ def test_dry_run_lists_points_and_runs_nothing(cli, tmp_path):
     assert [p["run_id"] for p in j] == [x.split("\t")[1] for x in lines]
     assert cli("sweep", *GRID).code == 2  # no output file
     assert not list(tmp_path.iterdir())
+
+
+def test_output_rules_refuse_an_input_stdout_twice_and_an_empty_name(cli, tmp_path):
+    """The sweep's -o follows every command's output rules: its scenario or catalog (given, named by the
+    scenario or by a grid key) was silently replaced by the Parquet output."""
+    scen = tmp_path / "s.toml"
+    scen.write_text(cli("scenario", "show", "--toml").out)
+    cat = tmp_path / "c.csv"
+    cat.write_text(cli("models", "--template").out)
+    named = tmp_path / "named.toml"
+    named.write_text(scen.read_text().replace('path = "table1"', 'path = "c.csv"'))
+    before = {p: p.read_bytes() for p in (scen, cat, named)}
+    quick = ["--set-grid", "gpu_memory_gb=40", "--set", "trace.requests=50", "-p", "lru"]
+    for extra, out in ((["--scenario", scen], scen), (["--catalog", cat], cat), (["--scenario", named], cat),
+                       (["--set-grid", f"catalog.path={cat},table1"], cat)):
+        args = quick if "--set-grid" not in extra else quick[2:]
+        r = cli("sweep", *args, *extra, "-o", out)
+        assert r.code == 2 and "is also an input" in r.err and r.err.count("\n") == 1, r.err
+    assert {p: p.read_bytes() for p in before} == before
+    r = cli("sweep", *quick, "-o", "-", "--json")
+    assert r.code == 2 and "both write to stdout" in r.err and r.out == ""
+    r = cli("sweep", *quick, "-o", "")
+    assert r.code == 2 and r.err.strip() == "error: -o: the output path is empty"

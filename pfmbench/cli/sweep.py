@@ -13,7 +13,7 @@ import typer
 from ..errors import InputError
 from ..sweep import SweepSpec, TraceRef, expand, load_sweep_file, parse_grid_option, run_sweep
 from . import app
-from .options import CatalogOpt, JsonOpt, ScenarioOpt
+from .options import CatalogOpt, JsonOpt, ScenarioOpt, guard_outputs
 from .replay import parse_sets
 
 
@@ -86,8 +86,8 @@ def sweep(
     target: Annotated[Path | None, typer.Argument(
         help="A sweep file (.toml), or a Parquet trace for a quick grid given by --set-grid. "
              "Omit both to sweep the scenario's own synthetic trace.")] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Parquet file: one row per (point, policy) "
-                                                "(required unless --dry-run).")] = None,
+    output: Annotated[str | None, typer.Option("-o", "--output", help="Parquet file: one row per (point, policy) "
+                                               "(`-`: stdout; required unless --dry-run).")] = None,
     set_grid: Annotated[list[str] | None, typer.Option(
         "--set-grid", help="A grid axis KEY=V1,V2,... over any scenario key (repeatable; axes multiply).")] = None,
     sets: Annotated[list[str] | None, typer.Option("--set", help="A fixed scenario value KEY=VALUE (repeatable).")] = None,
@@ -146,6 +146,8 @@ def sweep(
         return
     if output is None:
         raise InputError("sweep: give the output file, -o OUT.parquet")
+    # run_sweep refuses an output that is an input; here: stdout is for one thing, never Parquet on a terminal.
+    guard_outputs({"-o": output}, [], parquet=["-o"], stdout_taken="--json" if json_out else None)
     try:
         old = signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread (an embedding program): leave its signals alone
