@@ -126,7 +126,10 @@ def parse_grid_option(item: str) -> tuple[str, list]:
     key, eq, values = item.partition("=")
     if not eq or not key.strip() or not values.strip():
         raise InputError(f"--set-grid expects KEY=V1,V2,..., got {item!r}")
-    return key.strip(), [parse_value(v) for v in values.split(",") if v.strip()]
+    parsed = [parse_value(v) for v in values.split(",") if v.strip()]
+    if not parsed:  # `KEY=,`: an axis without values would make a grid of no points, and no output
+        raise InputError(f"--set-grid {key.strip()}: no values, got {item!r}")
+    return key.strip(), parsed
 
 
 def _flatten(table: dict, src, prefix: str = "") -> dict:

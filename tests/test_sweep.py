@@ -230,6 +230,9 @@ def test_quick_form_errors_and_missing_ray(cli, tmp_path, monkeypatch):
     out = tmp_path / "o.parquet"
     r = cli("sweep", "--set-grid", "gpu_memory_gb", "-o", out)
     assert r.code == 2 and "--set-grid expects KEY=V1,V2" in r.err
+    # no values: the grid had no points, the sweep said "0 points, 0 rows -> o.parquet", exit 0, no file
+    r = cli("sweep", "--set-grid", "gpu_memory_gb=,", "-o", out)
+    assert r.code == 2 and r.err == "error: --set-grid gpu_memory_gb: no values, got 'gpu_memory_gb=,'\n", r.err
     r = cli("sweep", tmp_path / "none.parquet", "-o", out)
     assert r.code == 2 and "trace file not found" in r.err
     monkeypatch.setitem(sys.modules, "ray", None)  # as if pfmbench[ray] were not installed
