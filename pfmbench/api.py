@@ -52,14 +52,19 @@ def parse_policies(spec: str | list[str] | tuple) -> list[str]:
     names = [n for n in names if n]
     if "all" in names:  # the paper's five and lru, where `all` stands (`all,opt` adds opt)
         i = names.index("all")
-        names = names[:i] + [n for n in DEFAULT_POLICIES if n not in names] + [n for n in names[i + 1:] if n != "all"]
+        given = {n.lower() for n in names}  # names match case-insensitively: `all,LC` has lc once
+        names = names[:i] + [n for n in DEFAULT_POLICIES if n not in given] + [n for n in names[i + 1:] if n != "all"]
     if not names:
         raise InputError("no policy given (e.g. --policy lc,lfu or --policy all)")
     if sum(n in OPT_NAMES for n in names) > 1:
         raise InputError("--policy: give opt or opt-exact, not both")
+    seen: dict[str, str] = {}
     for n in names:
-        if n not in OPT_NAMES:
-            get_policy(n)  # fails early on an unknown name
+        name = n if n in OPT_NAMES else get_policy(n).name.lower()  # fails early on an unknown name
+        if name in seen:  # two result rows of one name could not be told apart (nor matched by compare)
+            same = "" if seen[name] == n else f" ({seen[name]} and {n})"
+            raise InputError(f"--policy: policy {name!r} is given twice{same}")
+        seen[name] = n
     return names
 
 

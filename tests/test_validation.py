@@ -423,6 +423,17 @@ def test_a_policy_given_twice_is_refused(cli, tmp_path, small_trace):
         p.write_text(POLICY.format(name="twin", key="entry.last_use"))
     _clean_error(cli("replay", small_trace, "--policy", f"{a},{b}"), "given twice", str(a), str(b))
     assert cli("replay", small_trace, "--policy", f"{b},lru", "--json").code == 0  # alone, b may take the name
+    # `all` and a name it holds in other case: lc twice, two rows nobody could tell apart
+    r = cli("replay", small_trace, "--policy", "all,LC", "--json")
+    assert r.code == 0 and sorted(x["policy"] for x in json.loads(r.out)) == sorted(
+        ["random", "cloud", "fifo", "lfu", "lc", "lru"]), r.err
+    # a sweep ran lc twice and wrote two identical rows (compare and check then match them by position)
+    _clean_error(cli("sweep", small_trace, "--policy", "lc,lc", "--dry-run"), "given twice")
+    from pfmbench.api import replay_many
+    from pfmbench.errors import InputError
+
+    with pytest.raises(InputError, match="given twice"):
+        replay_many(str(small_trace), ["lru", "LRU"])
 
 
 def test_a_static_key_works(cli, tmp_path, small_trace):
