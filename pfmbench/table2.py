@@ -66,10 +66,24 @@ def restate(runs: int = RUNS, requests: int = REQUESTS, **overrides) -> dict:
     """Mean of each Table II row per policy over `runs` seeded runs of `requests` requests.
 
     overrides: scenario keys (as `--set`) applied to every run, plus `rate` and `alpha` for the trace."""
+    from .errors import InputError
+    from .scenario import resolve_key
     from .trace.synth import SCHEMA, synthesize
 
-    rate = float(overrides.pop("rate", SETTINGS["rate"]))
-    alpha = float(overrides.pop("alpha", SETTINGS["alpha"]))
+    trace = {"rate": SETTINGS["rate"], "alpha": SETTINGS["alpha"]}
+    for key in list(overrides):
+        section, name = resolve_key(key)
+        if section == "trace" and name in trace:  # rate, trace.rate, trace_rate: the runs' trace
+            value = overrides.pop(key)
+            try:
+                trace[name] = float(value)
+            except (TypeError, ValueError):
+                raise InputError(f"--set {key}: expected a number, got {value!r}") from None
+        elif (section, name) in (("trace", "requests"), ("trace", "seed"), ("", "seed")):
+            # each run synthesizes its own trace, seeded by the run: such a value would be silently ignored
+            raise InputError(f"--set {key}: table2 does not use it (its runs are seeded 1..--runs; use "
+                             "--requests for the requests per run)")
+    rate, alpha = trace["rate"], trace["alpha"]
     sc = scenario(**overrides)
     cat = sc.load_catalog()
     sums: dict[str, dict[str, float]] = {p: {k: 0.0 for k, _ in ROWS} for p in POLICIES}

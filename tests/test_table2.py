@@ -46,3 +46,14 @@ def test_choices_apply_to_all_five_policies():
 def test_bad_choice_is_a_usage_error(cli):
     r = cli("table2", "--runs", "1", "--set", "no_such_key=1")
     assert r.code == 2 and "no_such_key" in r.err
+
+
+def test_trace_keys_apply_and_unused_ones_are_refused(cli):
+    """--set trace.alpha=3 was silently ignored (only the bare `alpha` reached the runs' trace), seed and
+    trace.requests too, and --set rate=abc was a traceback."""
+    assert restate(runs=1, **{"trace.alpha": "3"}) == restate(runs=1, alpha=3.0) != restate(runs=1)
+    for kv, needle in (("rate=abc", "--set rate: expected a number, got 'abc'"),
+                       ("seed=7", "--set seed: table2 does not use it"),
+                       ("trace.requests=5", "--set trace.requests: table2 does not use it")):
+        r = cli("table2", "--runs", "1", "--set", kv)
+        assert r.code == 2 and needle in r.err and r.err.count("\n") == 1 and r.out == "", r.err
