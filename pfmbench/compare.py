@@ -141,6 +141,11 @@ def display_keys(m: Matched, rows: list[dict]) -> list[str]:
     return [*shown, "policy"]
 
 
+def same(x, y) -> bool:
+    """Equal values, NaN equal to NaN: a file compared with itself has no differences."""
+    return x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
+
+
 def _diff(x, y) -> tuple[float | None, float | None]:
     if x is None or y is None or not (isinstance(x, (int, float)) and isinstance(y, (int, float))):
         return None, None
@@ -198,7 +203,7 @@ def check(results_path, baseline_path, tolerance: float = 0.01, metrics: list[st
     for rb, rr in m.pairs:
         for metric in chosen:
             x, y = rb.get(metric), rr.get(metric)
-            if x is None and y is None:
+            if same(x, y):
                 continue
             d, rel = _diff(x, y)
             if d is not None and (abs(d) <= ABS_TOLERANCE or abs(d) <= tolerance * abs(x)):

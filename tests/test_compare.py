@@ -61,6 +61,18 @@ def test_check_same_is_ok(cli, files):
     assert cli("check", files / "sweep.parquet", "--baseline", files / "replay.parquet", "-q").code == 0  # new rows only
 
 
+def test_nan_equals_nan_in_a_file_and_itself(cli, files, tmp_path):
+    """A NaN metric (a hand-edited or foreign file) made `check F --baseline F` fail with 'changed' and
+    `compare F F --changed` list it, although nothing differs."""
+    f = _edit(files / "sweep.parquet", tmp_path / "nan.parquet", "lc", "system_cost", float("nan"))
+    r = cli("check", f, "--baseline", f)
+    assert r.code == 0 and r.out.startswith("ok: 6 rows"), r.out
+    r = cli("compare", f, f, "--changed", "--json")
+    assert r.code == 0 and json.loads(r.out)["rows"] == []
+    r = cli("check", f, "--baseline", files / "sweep.parquet", "-q")  # NaN against a number still moved
+    assert r.code == 1
+
+
 def test_check_names_a_changed_cost(cli, files, tmp_path):
     res = _edit(files / "sweep.parquet", tmp_path / "res.parquet", "lc", "switching_cost", 1.05)
     r = cli("check", res, "--baseline", files / "sweep.parquet")

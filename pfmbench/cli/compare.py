@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ..compare import check as check_results
 from ..compare import compare as compare_results
-from ..compare import update_baseline
+from ..compare import same, update_baseline
 from ..errors import InputError
 from ..fileio import not_a_file
 from . import app
@@ -89,7 +89,7 @@ def compare(
     file, no matching rows, an unknown metric).
     """
     res = compare_results(a, b, metric)
-    rows = [r for r in res["rows"] if not changed or r["a"] != r["b"]]
+    rows = [r for r in res["rows"] if not changed or not same(r["a"], r["b"])]
     if json_out:
         typer.echo(json.dumps(_clean({**res, "rows": rows}), indent=2))
         return
@@ -106,7 +106,7 @@ def compare(
     for side, only in (("A", res["only_a"]), ("B", res["only_b"])):
         if only:
             console.print(_rows_table(f"only in {side} ({len(only)} rows)", res["keys"], only))
-    differ = sum(1 for r in res["rows"] if r["a"] != r["b"])
+    differ = sum(1 for r in res["rows"] if not same(r["a"], r["b"]))
     console.print(f"{len(res['rows']) // max(1, len(res['metrics']))} rows matched; {differ} of "
                   f"{len(res['rows'])} values differ; {len(res['only_a'])} rows only in A, "
                   f"{len(res['only_b'])} only in B")
