@@ -178,6 +178,9 @@ def test_catalog_template_loads_as_printed(cli, tmp_path, form):
     cat = load_catalog(p)
     assert len(cat.models) == 2 and cat.warnings == ()
     assert cli("models", "--catalog", p).code == 0
+    # a listing option was silently ignored: --json printed the CSV template, --catalog not the catalog given
+    for extra in (["--json"], ["--catalog", p], ["--gpu", "l4"], ["--set", "gpu_memory_gb=40"]):
+        _clean_error(cli("models", "--template", *extra), f"{extra[0]} does not apply")
 
 
 # -- trace numbers --------------------------------------------------------------------------------------

@@ -65,6 +65,13 @@ def models(
     if (toml or csv) and not template:
         raise InputError("--toml/--csv choose the form of --template")
     if template:
+        # The template is fixed text: a listing option would be silently ignored (--json would print CSV).
+        given = {"--catalog": catalog, "--scenario": scenario, "--copies-per-task/--shared-tasks": copies_per_task,
+                 "--gpu": gpu, "--gpu-memory": gpu_memory, "--set": sets or None, "--json": json_out or None,
+                 "--wide": wide or None}
+        for name, value in given.items():
+            if value is not None:
+                raise InputError(f"--template prints a fixed catalog template: {name} does not apply to it")
         typer.echo(catalog_template("toml" if toml else "csv"), nl=False)
         return
     overrides = parse_sets(sets)
