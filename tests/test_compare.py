@@ -172,6 +172,17 @@ def test_check_update_rewrites_baseline_atomically(cli, files, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline.parquet", "c.parquet"]  # no temporary files
 
 
+def test_check_update_answers_json_and_refuses_a_bad_tolerance(cli, files, tmp_path):
+    base = tmp_path / "baseline.parquet"
+    r = cli("check", files / "sweep.parquet", "--baseline", base, "--update", "--tolerance", "-1")
+    assert r.code == 2 and "--tolerance" in r.err and not base.exists()
+    r = cli("check", files / "sweep.parquet", "--baseline", base, "--update", "--json")
+    assert r.code == 0, r.err
+    res = json.loads(r.out)
+    assert res["updated"] is True and res["rows"] == pl.read_parquet(files / "sweep.parquet").height
+    assert base.read_bytes() == (files / "sweep.parquet").read_bytes()
+
+
 def test_ci_sweep_file_and_baseline_agree_in_shape():
     """reports/ci.toml expands to the committed baseline's rows (the values are .ci/run's business)."""
     from pfmbench.sweep import expand, load_sweep_file

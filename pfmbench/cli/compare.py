@@ -132,8 +132,13 @@ def check(
     results; 2 unusable input (missing or unreadable file, no matching rows, a missing metric).
     """
     if update:
+        if not (tolerance >= 0 and math.isfinite(tolerance)):  # refused as in a check, though unused here
+            raise InputError(f"--tolerance must be a number >= 0, got {tolerance}")
         n = update_baseline(results, baseline)
-        if not quiet:
+        if json_out:  # a script that asked for JSON gets it, as from a check
+            typer.echo(json.dumps({"baseline": str(baseline), "results": str(results), "rows": n, "updated": True},
+                                  indent=2))
+        elif not quiet:
             print(f"baseline {baseline} updated from {results} ({n} rows)", file=sys.stderr)
         return
     if not baseline.is_file():
