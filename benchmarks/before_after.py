@@ -129,17 +129,23 @@ def e2e(trees: dict, work: Path, n: int, rounds: int, fraction: float) -> dict:
     return out
 
 
-def compile_(trees: dict, work: Path, rounds: int, fraction: float) -> dict:
-    """First-run compile: CPU of `pfmbench replay tiny.parquet --policy all` with no numba cache, minus the
-    same command's once the cache is there (a replay from Parquet, as users run it: the old tree compiles
-    one kernel per array type, and Arrow's arrays are read-only)."""
+def tiny_replay_args(work: Path, fraction: float) -> list[str]:
+    """`python ARGS`: `pfmbench replay` of a 10,000-request trace, `--policy all`, on the 100-model catalog
+    (written to `work` once), the first-run compile's workload."""
     cpath = work / "catalog100.csv"
     total = write_catalog(cpath, 100)
     tiny = work / "warm100.parquet"
     if not tiny.exists():
         synth_trace(tiny, load_catalog(cpath), 10_000)
-    cli = ["-m", "pfmbench", "replay", str(tiny), "--policy", "all", "--catalog", str(cpath),
-           "--gpu-memory", f"{fraction * total:.3f}"]
+    return ["-m", "pfmbench", "replay", str(tiny), "--policy", "all", "--catalog", str(cpath),
+            "--gpu-memory", f"{fraction * total:.3f}"]
+
+
+def compile_(trees: dict, work: Path, rounds: int, fraction: float) -> dict:
+    """First-run compile: CPU of `pfmbench replay tiny.parquet --policy all` with no numba cache, minus the
+    same command's once the cache is there (a replay from Parquet, as users run it: the old tree compiles
+    one kernel per array type, and Arrow's arrays are read-only)."""
+    cli = tiny_replay_args(work, fraction)
     out = {label: {"cold_cpu": float("inf"), "cold_wall": float("inf"), "warm_cpu": float("inf"),
                    "warm_wall": float("inf")} for label in trees}
     for r in range(rounds):
@@ -170,13 +176,7 @@ def instructions(trees: dict, work: Path, fraction: float) -> dict:
 
     if shutil.which("valgrind") is None:
         raise SystemExit("before_after.py: --only instructions needs valgrind (apt install valgrind)")
-    cpath = work / "catalog100.csv"
-    total = write_catalog(cpath, 100)
-    tiny = work / "warm100.parquet"
-    if not tiny.exists():
-        synth_trace(tiny, load_catalog(cpath), 10_000)
-    cli = ["-m", "pfmbench", "replay", str(tiny), "--policy", "all", "--catalog", str(cpath),
-           "--gpu-memory", f"{fraction * total:.3f}"]
+    cli = tiny_replay_args(work, fraction)
     out: dict = {}
 
     def count(label: str, tree: Path) -> None:
