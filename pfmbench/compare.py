@@ -175,14 +175,18 @@ def compare(a_path, b_path, metrics: list[str] | None = None) -> dict:
             "only_b": [{k: r.get(k) for k in shown} for r in m.only_b]}
 
 
+def check_tolerance(tolerance: float) -> None:
+    if not (tolerance >= 0 and math.isfinite(tolerance)):
+        raise InputError(f"--tolerance must be a number >= 0, got {tolerance}")
+
+
 def check(results_path, baseline_path, tolerance: float = 0.01, metrics: list[str] | None = None) -> dict:
     """Results against a baseline: every metric out of tolerance, as regressed, improved or changed.
 
     ok is False if any value moved beyond `tolerance` (relative to the baseline, either way: the
     baseline is stale either way) or a baseline row has no match in the results.
     """
-    if not (tolerance >= 0 and math.isfinite(tolerance)):
-        raise InputError(f"--tolerance must be a number >= 0, got {tolerance}")
+    check_tolerance(tolerance)
     base, res = read_results(baseline_path), read_results(results_path)
     m = match(base, res)
     if not m.pairs:

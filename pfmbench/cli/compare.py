@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..compare import check as check_results
+from ..compare import check_tolerance, same, update_baseline
 from ..compare import compare as compare_results
-from ..compare import same, update_baseline
 from ..errors import InputError
 from ..fileio import not_a_file
 from . import app
@@ -132,8 +132,7 @@ def check(
     results; 2 unusable input (missing or unreadable file, no matching rows, a missing metric).
     """
     if update:
-        if not (tolerance >= 0 and math.isfinite(tolerance)):  # refused as in a check, though unused here
-            raise InputError(f"--tolerance must be a number >= 0, got {tolerance}")
+        check_tolerance(tolerance)  # refused as in a check, though unused here
         n = update_baseline(results, baseline)
         if json_out:  # a script that asked for JSON gets it, as from a check
             typer.echo(json.dumps({"baseline": str(baseline), "results": str(results), "rows": n, "updated": True},
