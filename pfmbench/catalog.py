@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import InputError
-from .fileio import not_a_file, read_toml
+from .fileio import read_toml, require_file
 
 FAMILIES = ("LFM", "VFM", "MFM")
 BYTES_PER_PARAM = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "int4": 0.5}
@@ -469,8 +469,7 @@ def load_catalog(path: str | Path | None = None, *, runtime_overhead: float = DE
         rows = [dict(r, _where=f"line {n}") for n, r in enumerate(csv.DictReader(text.splitlines()), start=2)]
         return _build(rows, "table1", runtime_overhead, precision)
     p = Path(path)
-    if not p.is_file():
-        raise InputError(not_a_file(p, "catalog") or f"{p}: catalog file not found")
+    require_file(p, "catalog")
     rows = _read_toml(p, str(p)) if p.suffix.lower() == ".toml" else _read_csv(p, str(p))
     warnings = []
     if rows and "_unknown" in rows[-1]:

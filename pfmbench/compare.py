@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
-from .fileio import not_a_file
+from .fileio import require_file
 
 KEY_COLUMNS = ("trace", "scenario", "policy", "seed", "catalog")
 # Provenance, not identity: a file run from another folder or by another version still matches.
@@ -45,8 +45,7 @@ def _is_scenario_key(name: str) -> bool:
 def read_results(path: str | Path) -> Results:
     """A summary file (replay --out or sweep output) with its key and metric columns."""
     p = Path(path)
-    if not p.is_file():
-        raise InputError(not_a_file(p, "results") or f"{p}: results file not found")
+    require_file(p, "results")
     try:
         import polars as pl
 

@@ -43,6 +43,13 @@ def not_a_file(path, what: str) -> str | None:
     return None
 
 
+def require_file(path, what: str, missing: str | None = None) -> None:
+    """Refuse, in one line naming it, a `what` file that is not a regular file: a directory, a device, or
+    missing (`missing`: that message instead of "PATH: WHAT file not found")."""
+    if not Path(path).is_file():
+        raise InputError(not_a_file(path, what) or missing or f"{path}: {what} file not found")
+
+
 def os_error_text(e: OSError) -> str:
     """The first line of an OS error, without the path (the caller names the file)."""
     if e.errno is not None and e.errno in errno.errorcode:

@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 
 from .errors import InputError
-from .fileio import not_a_file
+from .fileio import require_file
 
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#000000", "#F0E442")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -93,8 +93,7 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
 
 def _read(path):
     p = Path(path)
-    if not p.is_file():
-        raise InputError(not_a_file(p, "results") or f"{p}: results file not found")
+    require_file(p, "results")
     try:
         import polars as pl
 

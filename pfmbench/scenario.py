@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .catalog import BYTES_PER_PARAM, Catalog, load_catalog
 from .errors import InputError
-from .fileio import not_a_file, read_toml
+from .fileio import read_toml, require_file
 
 UTILITIES = ("exp", "linear", "none")
 
@@ -392,9 +392,7 @@ def load_scenario(path: str | Path | None = None, **overrides) -> Scenario:
         sc = SCENARIOS[str(path or "default")]()
     else:
         p = Path(path)
-        if not p.is_file():
-            raise InputError(not_a_file(p, "scenario")
-                             or f"{p}: scenario file not found (built-in scenarios: {', '.join(SCENARIOS)})")
+        require_file(p, "scenario", f"{p}: scenario file not found (built-in scenarios: {', '.join(SCENARIOS)})")
         doc = read_toml(p, "scenario")
         sc = default_scenario()
         sc.source, sc.name = str(p), p.stem

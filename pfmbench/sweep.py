@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
-from .fileio import check_outputs, not_a_file, read_toml
+from .fileio import check_outputs, not_a_file, read_toml, require_file
 
 SWEEP_KEYS = ("scenario", "catalog", "policies", "seeds", "traces", "engine", "set", "grid", "zip")
 # Columns of every summary row that a grid key must not shadow.
@@ -202,8 +202,7 @@ def _policy_ref(name: str, base: Path | None) -> str:
 def load_sweep_file(path: str | Path) -> SweepSpec:
     """Read a sweep TOML file. Unusable content raises InputError naming the file and key."""
     p = Path(path)
-    if not p.is_file():
-        raise InputError(not_a_file(p, "sweep") or f"{p}: sweep file not found")
+    require_file(p, "sweep")
     doc = read_toml(p, "sweep file")
     base = p.parent
     spec = SweepSpec(source=str(p))

@@ -15,8 +15,7 @@ from rich.table import Table
 from ..compare import check as check_results
 from ..compare import check_tolerance, same, update_baseline
 from ..compare import compare as compare_results
-from ..errors import InputError
-from ..fileio import not_a_file
+from ..fileio import require_file
 from . import app
 from .options import JsonOpt
 
@@ -140,9 +139,8 @@ def check(
         elif not quiet:
             print(f"baseline {baseline} updated from {results} ({n} rows)", file=sys.stderr)
         return
-    if not baseline.is_file():
-        raise InputError(not_a_file(baseline, "baseline") or f"{baseline}: baseline not found (create it with: pfmbench check {results} "
-                         f"--baseline {baseline} --update)")
+    require_file(baseline, "baseline", f"{baseline}: baseline not found (create it with: pfmbench check {results} "
+                 f"--baseline {baseline} --update)")
     res = check_results(results, baseline, tolerance, metric)
     if json_out:
         typer.echo(json.dumps(_clean(res), indent=2))

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..fileio import not_a_file
+from ..fileio import require_file
 
 # The built-in policies, by module: one module each (pfmbench/policies/NAME.py). Adding one is a new
 # module and a line here; the CLI, tests, benchmarks and docs read this list through the registry.
@@ -137,8 +137,7 @@ def load_policy_file(path: str | Path) -> type[Policy]:
     to stderr (prints_to_stderr). A later file may register a drop-in name again.
     """
     p = Path(path)
-    if not p.is_file():
-        raise InputError(not_a_file(p, "policy") or f"{p}: policy file not found")
+    require_file(p, "policy")
     _builtins()
     real = Path(os.path.realpath(p))
     st = real.stat()

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from ..catalog import Catalog, Model, Task, load_catalog, runtime_memory_gb
 from ..errors import InputError
-from ..fileio import atomic_path, not_a_file
+from ..fileio import atomic_path, require_file
 from .schema import DEFAULT_INPUT_MB, DEFAULT_UNITS, PairCoder, trace_problems
 from .synth import zipf_probabilities
 
@@ -56,8 +56,7 @@ def _step(progress: Progress, i: int) -> None:
 def _read_csv(src: str | Path, required: list[str]) -> pl.DataFrame:
     """The whole CSV as strings (we parse each column ourselves, to report the line of a bad value)."""
     p = Path(src)
-    if not p.is_file():
-        raise InputError(not_a_file(p, "CSV") or f"{src}: file not found")
+    require_file(p, "CSV", f"{src}: file not found")
     try:
         # polars would rename a second `ts` to `ts_duplicated_0` and import the first: read the header as
         # a row to refuse it (unnamed columns, e.g. from trailing commas, cannot be mapped and are let be)
@@ -247,8 +246,8 @@ def import_alibaba(src, out, *, catalog_out=None, scenario_out=None, latency_csv
     """
     if not 0 <= sdxl_fraction <= 1:
         raise InputError(f"sdxl_fraction must be in [0, 1], got {sdxl_fraction}")
-    if latency_csv is not None and not Path(latency_csv).is_file():
-        raise InputError(not_a_file(latency_csv, "latency") or f"{latency_csv}: latency file not found")
+    if latency_csv is not None:
+        require_file(latency_csv, "latency")
     need = ["gmt_create", "predict_type", "predict_status", "num_images_per_prompt", "num_inference_steps",
             "checkpoint_model_version_id"]
     df = _read_csv(src, need).with_row_index("_line", offset=2)

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from ..catalog import Catalog
 from ..errors import InputError
-from ..fileio import not_a_file
+from ..fileio import require_file
 
 TRACE_COLUMNS = ("ts", "model", "task", "units", "input_mb")
 REQUIRED = ("ts", "model")
@@ -213,8 +213,7 @@ def as_table(trace, src: str, columns=None) -> pa.Table:
 def open_parquet(path: str | Path, *, dictionaries: bool = False) -> pq.ParquetFile:
     """Open a trace file and check its schema; dictionaries: read model and task as dictionary codes."""
     src = str(path)
-    if not Path(path).is_file():
-        raise InputError(not_a_file(path, "trace") or f"{src}: trace file not found")
+    require_file(path, "trace", f"{src}: trace file not found")
     try:
         names = pq.read_schema(path).names
         kw = {"read_dictionary": [c for c in ("model", "task") if c in names]} if dictionaries else {}
