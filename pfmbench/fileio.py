@@ -8,11 +8,17 @@
   write is complete, and only over a regular file; on any error or interruption (Ctrl-C, SIGTERM) the
   temporary file is removed. OS errors (disk full, permission, read-only file system) become one
   InputError line naming the output.
+* One writer per output: check_outputs() and atomic_path() take an exclusive lock (fcntl.flock on
+  `.NAME.lock` beside the output) and hold it until the command ends (release_locks(); the CLI calls it
+  on the way out). A second process writing the same output while the first runs is refused in one line
+  (exit 2) before it does any work, so two runs never lose each other's rows or delete each other's files.
 """
 
 from __future__ import annotations
 
+import atexit
 import errno
+import fcntl
 import os
 import shutil
 import stat
@@ -99,12 +105,14 @@ def check_output(path, label: str = "output") -> Path | None:
     return p
 
 
-def check_outputs(outputs: Mapping[str, object], inputs: Iterable = (), *, stdout_taken: str | None = None) -> None:
+def check_outputs(outputs: Mapping[str, object], inputs: Iterable = (), *, stdout_taken: str | None = None) -> list[str]:
     """Refuse (InputError, one line) any output that breaks the output-path rules.
 
     outputs: {label: path or None}, e.g. {"--out": out, "--requests-out": log}; `-` means stdout.
     inputs: every file the command reads (paths, None, or non-path values, which are ignored).
     stdout_taken: a label if the command already prints data on stdout (e.g. "--json"): then no output may be `-`.
+    Then locks every file output (lock_output) and returns the keys, for unlock_output() when done (the
+    CLI releases every lock at the end of the command).
     """
     seen: dict[str, tuple[str, Path]] = {}
     streams = [label for label, path in outputs.items() if is_stdout(path)]
@@ -129,6 +137,92 @@ def check_outputs(outputs: Mapping[str, object], inputs: Iterable = (), *, stdou
             if _same(p, other) or os.path.realpath(other) == key:
                 raise InputError(f"{other_label} and {label} both write to {path}; give each output its own file")
         seen[key] = (label, p)
+    keys = []
+    try:
+        for label, p in seen.values():  # held until the command ends (release_locks)
+            keys.append(lock_output(p, label))
+    except BaseException:
+        for k in keys:
+            unlock_output(k)
+        raise
+    return keys
+
+
+# -- one writer per output -----------------------------------------------------------------------------
+
+# Locks this process holds: realpath of the output -> [fd, lock file path, holders].
+_LOCKS: dict[str, list] = {}
+
+
+def lock_path(path) -> Path:
+    """The lock file of an output: `.NAME.lock` beside the file it names (through a symbolic link)."""
+    target = Path(os.path.realpath(path))
+    return target.parent / f".{target.name}.lock"
+
+
+def lock_output(path, label: str = "output") -> str:
+    """Take (or take again) this process's exclusive lock on output `path`; returns its key for unlock_output().
+
+    Refused in one line (InputError, exit 2) when another process holds it: that run is writing the same
+    file, and two writers would lose each other's rows.
+    """
+    key = os.path.realpath(path)
+    held = _LOCKS.get(key)
+    if held is not None:
+        held[2] += 1
+        return key
+    lp = lock_path(path)
+    while True:
+        try:
+            fd = os.open(lp, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666 & ~_umask())
+        except OSError as e:
+            raise InputError(f"{label} {path}: cannot lock the output ({lp.name}): {os_error_text(e)}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise InputError(f"{label} {path}: another pfmbench run is writing this output now (lock {lp}); "
+                             "wait for it to finish or choose another output file") from None
+        except OSError as e:  # a file system without locks: nothing to serialise against
+            if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                os.close(fd)
+                raise InputError(f"{label} {path}: cannot lock the output ({lp.name}): {os_error_text(e)}") from None
+        try:  # the holder before us may have removed the lock file while we waited for it: lock the new one
+            same = os.path.samestat(os.fstat(fd), os.stat(lp))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    _LOCKS[key] = [fd, lp, 1]
+    return key
+
+
+def unlock_output(key: str) -> None:
+    """Drop one hold on a lock taken by lock_output(); the last one removes the lock file and releases it."""
+    held = _LOCKS.get(key)
+    if held is None:
+        return
+    held[2] -= 1
+    if held[2] > 0:
+        return
+    del _LOCKS[key]
+    fd, lp, _ = held
+    try:
+        os.unlink(lp)  # while still holding it: a process waiting on this file then retries on a new one
+    except OSError:
+        pass
+    os.close(fd)
+
+
+def release_locks() -> None:
+    """Release every output lock this process holds (the end of a command)."""
+    for key in list(_LOCKS):
+        _LOCKS[key][2] = 1
+        unlock_output(key)
+
+
+atexit.register(release_locks)
 
 
 def stdout_is_terminal() -> bool:
@@ -139,17 +233,27 @@ def stdout_is_terminal() -> bool:
 
 
 @contextmanager
-def atomic_path(path: str | Path):
+def atomic_path(path: str | Path, *, lock: bool = True):
     """Yield a temporary path next to `path`; on success rename it to `path`, on any error remove it.
 
     An interrupted run therefore never leaves a half-written file under the final name. `path` may be
-    `-`: the finished file is then copied to stdout. Refuses (InputError) what check_output() refuses.
+    `-`: the finished file is then copied to stdout. Refuses (InputError) what check_output() refuses,
+    and an output another process is writing (lock_output; `lock=False` for files inside a folder that a
+    lock already covers, a sweep's parts).
     """
     if is_stdout(path):
         with _stdout_path() as tmp:
             yield tmp
         return
     check_output(path)
+    if lock:
+        key = lock_output(path)
+        try:
+            with atomic_path(path, lock=False) as tmp:
+                yield tmp
+        finally:
+            unlock_output(key)
+        return
     target = Path(os.path.realpath(path))  # through a symlink to the regular file it names
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

@@ -32,6 +32,7 @@ T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
         2.045, 2.042)
 UNITS = (("_gbps", "GB/s"), ("_mbps", "Mbit/s"), ("_gb", "GB"), ("_s", "s"), ("_w", "W"), ("_j", "J"))
 MAX_PANELS = 12
+MAX_BINS = 10_000  # a timeline's --bins: more than any figure can show, and a bounded amount of memory
 
 
 def _matplotlib():
@@ -312,6 +313,22 @@ def plot(path, out, *, kind: str = "auto", x: str | None = None, metric: str | N
     fmt = Path(out).suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         raise InputError(f"{out}: the figure's file name must end in .png, .svg or .pdf")
+    if bins is not None and not 1 <= bins <= MAX_BINS:
+        raise InputError(f"--bins must be between 1 and {MAX_BINS:,}, got {bins}")
+    from .fileio import check_outputs, unlock_output
+
+    require_file(path, "results")
+    # The output rules of every command (fileio): never over its input (also through a link), a device
+    # or a folder, and one writer at a time; checked before anything is read or drawn.
+    locks = check_outputs({"-o": out}, [path])
+    try:
+        return _plot(path, out, fmt, kind, x, metric, where, policies, bins)
+    finally:
+        for key in locks:
+            unlock_output(key)
+
+
+def _plot(path, out, fmt, kind, x, metric, where, policies, bins):
     mpl = _matplotlib()
     src = str(path)
     df = _read(path)

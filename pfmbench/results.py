@@ -63,7 +63,14 @@ def percentile(hist: np.ndarray, q: float, max_value: float) -> float | None:
         return None
     rank = max(1, math.ceil(q / 100.0 * n))
     i = int(np.searchsorted(np.cumsum(hist), rank))
+    if i == len(hist) - 1 and max_value >= HIST_TOP_S:
+        # The top bucket also holds every latency above 2^31 s: its midpoint says nothing of them. The
+        # largest is known exactly; any other rank there is unknown: None (run_notes says why).
+        return max_value if rank == n else None
     return min(C.hist_value(i), max_value)
+
+
+HIST_TOP_S = 2.0 ** C.HIST_EXP_MAX  # latencies from here on share the histogram's top bucket
 
 
 def never_fit(scenario: Scenario, catalog) -> list[str]:
@@ -92,6 +99,10 @@ def run_notes(row: dict, scenario: Scenario, catalog=None) -> list[str]:
             and row["dispatched_to_cloud"] == 0 and row["preloads"] == 0):
         notes.append("no model was ever evicted, so every eviction policy gives these same numbers "
                      "(every model that fits stays cached: try a smaller --gpu-memory)")
+    lat_max = max((v for k, v in row.items() if "latency_max" in k and isinstance(v, float)), default=0.0)
+    if lat_max >= HIST_TOP_S:
+        notes.append(f"edge latencies reach {lat_max:.4g} s, beyond the latency histogram's range (2^31 s): a "
+                     "percentile that falls there is left empty rather than estimated")
     return notes
 
 

@@ -469,7 +469,7 @@ class PartStore:
         from .results import summary_frame
 
         self.dir.mkdir(exist_ok=True)
-        with atomic_path(self.path(point)) as tmp:
+        with atomic_path(self.path(point), lock=False) as tmp:  # the output's lock covers its parts
             summary_frame(rows).write_parquet(tmp)
 
     def clear(self) -> None:
@@ -651,7 +651,19 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int = 1, executor: s
     points = expand(spec)
     # The output rules of every command (fileio): never over an input (the sweep file, a trace, the
     # scenario, a catalog, a policy file), a device or a folder, checked before anything runs.
-    check_outputs({"-o": out}, sweep_inputs(spec, points))
+    # One writer per output (and so per part folder): a second sweep to `out` is refused here, before it
+    # clears or resumes the parts of the one running.
+    locks = check_outputs({"-o": out}, sweep_inputs(spec, points))
+    try:
+        return _run_locked(spec, points, out, workers, executor, address, resume, progress, on_failure)
+    finally:
+        from .fileio import unlock_output
+
+        for key in locks:
+            unlock_output(key)
+
+
+def _run_locked(spec, points, out, workers, executor, address, resume, progress, on_failure) -> SweepResult:
     store = PartStore(out)
     if not resume:
         store.clear()

@@ -144,6 +144,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {where}{msg}", file=sys.stderr)
         code = 2
     finally:
+        from ..fileio import release_locks
+
+        release_locks()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
             signal.signal(signal.SIGINT, previous_int)

@@ -31,6 +31,9 @@ from .synth import zipf_probabilities
 
 Progress = Callable[[int], None] | None
 STEPS = 4  # read, convert, validate, write: the importers call progress(step) after each
+# The dates a 64-bit nanosecond clock holds, in microseconds since 1970 (whole seconds inside the range).
+NS_MIN_US = -(2**63 // 1000 // 1_000_000) * 1_000_000
+NS_MAX_US = (2**63 - 1) // 1000 // 1_000_000 * 1_000_000
 
 
 @dataclass
@@ -105,18 +108,30 @@ def _seconds(df: pl.DataFrame, col: str, fmt: str, src) -> tuple[np.ndarray, flo
     if fmt in ("seconds", "ms") or (fmt == "auto" and raw.cast(pl.Float64, strict=False).null_count() == 0):
         vals = _number(df, col, src, nonneg=False)
         return vals.to_numpy() / (1000.0 if fmt == "ms" else 1.0), 0.0
-    try:
+
+    def parse(unit):
         if fmt == "auto":
-            t = raw.str.to_datetime(strict=False, time_unit="ns")
-        else:
-            t = raw.str.strptime(pl.Datetime("ns"), fmt, strict=False)
+            return raw.str.to_datetime(strict=False, time_unit=unit)
+        return raw.str.strptime(pl.Datetime(unit), fmt, strict=False)
+
+    try:
+        # Parsed in microseconds first (±292,000 years): in nanoseconds a date after 2262 or before 1677
+        # wraps around silently (polars) and would reorder the trace.
+        t_us = parse("us")
     except pl.exceptions.PolarsError as e:
         raise InputError(f"{src}: column {col!r}: cannot parse times: {str(e).strip().splitlines()[0]}") from None
     how = "a recognisable date-time" if fmt == "auto" else f"a time in format {fmt!r}"
-    _bad_line(src, df, t.is_null(), lambda i: f"{col} is {raw[i]!r}, expected {how}")
-    ns = t.dt.epoch("ns").to_numpy()
+    _bad_line(src, df, t_us.is_null(), lambda i: f"{col} is {raw[i]!r}, expected {how}")
+    us = t_us.dt.epoch("us")
+    _bad_line(src, df, (us < NS_MIN_US) | (us > NS_MAX_US),
+              lambda i: f"{col} is {raw[i]!r}: outside the dates a 64-bit nanosecond clock holds "
+                        f"(1677-09-21 00:12:44 to 2262-04-11 23:47:16)")
+    ns = parse("ns").dt.epoch("ns").to_numpy()  # every value now in range: exact to the nanosecond
     first = int(ns.min())
-    return (ns - first).astype(np.float64) / 1e9, first / 1e9
+    # Whole seconds and nanoseconds apart: ns - first itself overflows int64 for dates over 292 years apart.
+    sec, frac = np.divmod(ns, 1_000_000_000)
+    sec0, frac0 = divmod(first, 1_000_000_000)
+    return (sec - sec0).astype(np.float64) + (frac - frac0).astype(np.float64) / 1e9, first / 1e9
 
 
 def _text(df: pl.DataFrame, col: str, src) -> pl.Series:

@@ -1,0 +1,244 @@
+"""Hardening, second pass (issue 17): concurrency, overflow, full disks, unbounded sizes, hostile environments.
+
+Each class is closed at every entry point, so most tests here are parametrized over the entry points.
+"""
+
+import fcntl
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = ["--set", "trace.requests=60", "--policy", "lru,lc"]
+
+
+@pytest.fixture(scope="module")
+def trace(tmp_path_factory):
+    from pfmbench.cli import main
+
+    p = tmp_path_factory.mktemp("h2") / "t.parquet"
+    with pytest.raises(SystemExit) as e:
+        main(["synth", "-o", str(p), "--requests", "80"])
+    assert e.value.code in (0, None)
+    return p
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, trace):
+    from pfmbench.cli import main
+
+    d = tmp_path_factory.mktemp("h2r")
+    with pytest.raises(SystemExit) as e:
+        main(["replay", str(trace), "-p", "lru,lc", "--out", str(d / "r.parquet"), "--requests-out",
+              str(d / "log.parquet"), "--json"])
+    assert e.value.code in (0, None)
+    return d
+
+
+# -- 1. one writer per output -------------------------------------------------------------------------------
+
+def _writers(trace, results, out):
+    """Every command that writes a file, writing `out`."""
+    return {
+        "replay --out": ["replay", trace, "-p", "lru", "--out", out],
+        "replay --requests-out": ["replay", trace, "-p", "lru", "--requests-out", out],
+        "sweep -o": ["sweep", *SMALL, "--set-grid", "gpu_memory_gb=16,40", "-o", out, "-q"],
+        "synth -o": ["synth", "-o", out, "--requests", "50"],
+        "export -o": ["export", "libcachesim", trace, "-o", out],
+        "plot -o": ["plot", results / "r.parquet", "-o", out],
+    }
+
+
+WRITERS = ["replay --out", "replay --requests-out", "sweep -o", "synth -o", "export -o", "plot -o"]
+
+
+@pytest.mark.parametrize("which", WRITERS)
+def test_a_second_writer_of_one_output_is_refused_before_any_work(cli, trace, results, tmp_path, which):
+    name = "out.png" if which.startswith("plot") else "out.csv" if which.startswith("export") else "out.parquet"
+    out = tmp_path / name
+    out.write_bytes(b"the first writer's file")
+    # Another run holds the output's lock (flock locks belong to the open file: a second descriptor conflicts).
+    fd = os.open(tmp_path / f".{name}.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        r = cli(*_writers(trace, results, out)[which])
+    finally:
+        os.close(fd)
+    assert r.code == 2, r.err
+    assert r.err.count("\n") == 1 and "another pfmbench run is writing this output" in r.err
+    assert out.read_bytes() == b"the first writer's file"
+    assert not list(tmp_path.glob(".*.tmp")) and not (tmp_path / f".{name}.parts").exists()
+    # Free again: the same command runs, and leaves no lock file behind.
+    (tmp_path / f".{name}.lock").unlink()
+    r = cli(*_writers(trace, results, out)[which])
+    assert r.code == 0, r.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_two_sweeps_into_one_output_never_lose_rows(cli, tmp_path):
+    """A real second process: the first sweep's parts are neither cleared nor merged by the second."""
+    out = tmp_path / "s.parquet"
+    parts = tmp_path / ".s.parquet.parts"
+    grid = ["--set-grid", "gpu_memory_gb=16,24,40,80", *SMALL]
+    env = dict(os.environ, PFMBENCH_SWEEP_POINT_DELAY="0.5",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    p = subprocess.Popen([sys.executable, "-m", "pfmbench", "sweep", *grid, "-o", str(out), "-q"], env=env,
+                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (parts.is_dir() and list(parts.glob("*.parquet"))):  # the first has written a part: it runs
+        assert p.poll() is None, p.communicate()
+        assert time.monotonic() < deadline, "the first sweep made no progress"
+        time.sleep(0.05)
+    r = cli("sweep", "--set-grid", "gpu_memory_gb=8,12", *SMALL, "-o", out, "-q")
+    r2 = cli("sweep", *grid, "-o", out, "--resume", "-q")
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    for x in (r, r2):
+        assert x.code == 2 and "another pfmbench run is writing this output" in x.err, x.err
+    df = pl.read_parquet(out)
+    assert df.height == 8 and sorted(set(df["gpu_memory_gb"].to_list())) == [16, 24, 40, 80]
+    assert not parts.exists() and sorted(x.name for x in tmp_path.iterdir()) == ["s.parquet"]
+
+
+def test_library_writers_lock_too(tmp_path):
+    from pfmbench.errors import InputError
+    from pfmbench.fileio import atomic_path
+
+    out = tmp_path / "x.bin"
+    fd = os.open(tmp_path / ".x.bin.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(InputError, match="another pfmbench run"), atomic_path(out) as tmp:
+            tmp.write_bytes(b"x")
+    finally:
+        os.close(fd)
+    assert not out.exists()
+    with atomic_path(out) as tmp:  # and re-entrant in one process
+        with atomic_path(out) as tmp2:
+            tmp2.write_bytes(b"inner")
+        tmp.write_bytes(b"outer")
+    assert out.read_bytes() == b"outer" and sorted(p.name for p in tmp_path.iterdir()) == ["x.bin"]
+
+
+# -- 1. dates a 64-bit nanosecond clock cannot hold -----------------------------------------------------------
+
+@pytest.mark.parametrize("fmt,when,ok", [
+    ("csv", "2300-01-01 00:00:00", False), ("csv", "1600-06-01 12:00:00", False),
+    ("csv", "2262-04-11 23:47:16", True), ("csv", "1677-09-21 00:12:44", True),
+    ("csv", "2262-04-11 23:47:17", False), ("csv", "1677-09-21 00:12:43", False),
+    ("azure", "2300-01-01 00:00:00.1234567", False), ("azure", "1500-01-01 00:00:00.0", False),
+    ("alibaba", "2262-05-01 00:00:00", False), ("alibaba", "1066-10-14 09:00:00", False),
+])
+def test_dates_outside_the_nanosecond_range_name_their_line(cli, tmp_path, fmt, when, ok):
+    src = tmp_path / "src.csv"
+    if fmt == "csv":
+        src.write_text(f"ts,model\n2023-01-01 00:00:00,GPT3-13B\n{when},GPT3-13B\n2023-01-01 00:00:01,GPT3-13B\n")
+        args = ["import", "csv", src]
+    elif fmt == "azure":
+        src.write_text(f"TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,10,20\n{when},5,5\n"
+                       "2023-11-16 18:17:04.0000000,1,1\n")
+        args = ["import", "azure-llm", src]
+    else:
+        head = "gmt_create,predict_type,predict_status,num_images_per_prompt,num_inference_steps," \
+               "checkpoint_model_version_id\n"
+        src.write_text(head + "2025-01-01 00:00:00,TXT_2_IMG,SUCCEED,1,20,m1\n"
+                       f"{when},TXT_2_IMG,SUCCEED,1,20,m1\n2025-01-01 00:00:05,TXT_2_IMG,SUCCEED,1,20,m1\n")
+        args = ["import", "alibaba-genai", src]
+    out = tmp_path / "o.parquet"
+    r = cli(*args, "-o", out)
+    if ok:
+        assert r.code == 0, r.err
+        ts = pl.read_parquet(out)["ts"].to_list()
+        assert ts == sorted(ts) and ts[0] == 0.0
+        return
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert f"line 3: " in r.err and "64-bit nanosecond" in r.err and when in r.err
+    assert not out.exists()
+
+
+def test_dates_centuries_apart_keep_their_order_and_distance(cli, tmp_path):
+    src = tmp_path / "src.csv"
+    src.write_text("ts,model\n2260-01-01 00:00:00,GPT3-13B\n1680-01-01 00:00:00.5,GPT3-13B\n")
+    r = cli("import", "csv", src, "-o", tmp_path / "o.parquet")
+    assert r.code == 0, r.err
+    ts = pl.read_parquet(tmp_path / "o.parquet")["ts"].to_list()
+    # 580 Gregorian years less half a second: more than int64 nanoseconds can hold as one difference.
+    days = sum(366 if (y % 4 == 0 and (y % 100 or y % 400 == 0)) else 365 for y in range(1680, 2260))
+    assert ts == [0.0, days * 86400 - 0.5]
+
+
+# -- 1. latency percentiles beyond the histogram ----------------------------------------------------------------
+
+def _hist(values):
+    from pfmbench.engine import record as C
+
+    h = np.zeros(C.HIST_SIZE, np.int64)
+    for v in values:
+        h[C.hist_index(v)] += 1
+    return h
+
+
+@given(st.lists(st.one_of(st.floats(1e-6, 1e6), st.floats(1e6, 1e300), st.floats(2.0**30, 2.0**33)),
+                min_size=1, max_size=200),
+       st.sampled_from([50, 95, 99, 100]))
+def test_a_percentile_is_right_or_empty_never_saturated(values, q):
+    from pfmbench.results import HIST_TOP_S, percentile
+
+    got = percentile(_hist(values), q, max(values))
+    exact = sorted(values)[max(1, math.ceil(q / 100 * len(values))) - 1]
+    if got is None:  # only where the histogram cannot tell
+        assert exact >= HIST_TOP_S * (1 - 1 / 2048)
+    else:
+        assert got == pytest.approx(exact, rel=1e-3), (got, exact)
+
+
+def test_a_run_with_latencies_beyond_the_histogram_says_so():
+    from pfmbench.results import HIST_TOP_S, run_notes
+    from pfmbench.scenario import load_scenario
+
+    base = {"loads": 1, "evictions": 1, "declined_loads": 0, "dispatched_to_cloud": 0, "preloads": 0}
+    notes = run_notes({**base, "edge_latency_max_s": 3e12, "inference_latency_max_edge_s": 3e12}, load_scenario(None))
+    assert any("beyond the latency histogram" in n for n in notes)
+    assert not any("histogram" in n for n in run_notes({**base, "edge_latency_max_s": HIST_TOP_S / 2},
+                                                       load_scenario(None)))
+
+
+# -- 2. plot follows the output rules -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["same", "symlink", "hardlink", "directory", "missing-folder", "device"])
+def test_plot_never_overwrites_its_input(cli, results, tmp_path, how):
+    src = tmp_path / "r.png"  # a results file whose name ends like a figure
+    src.write_bytes((results / "r.parquet").read_bytes())
+    before = src.read_bytes()
+    out = {"same": src, "symlink": tmp_path / "l.png", "hardlink": tmp_path / "h.png",
+           "directory": tmp_path / "d.png", "missing-folder": tmp_path / "no" / "x.png", "device": "/dev/null.png"}[how]
+    if how == "symlink":
+        out.symlink_to(src)
+    elif how == "hardlink":
+        os.link(src, out)
+    elif how == "directory":
+        out.mkdir()
+    if how == "device":
+        if not Path("/dev/full").exists():
+            pytest.skip("no /dev/full")
+        out = tmp_path / "dev.png"
+        out.symlink_to("/dev/full")
+    r = cli("plot", src, "-o", out)
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert src.read_bytes() == before
+
+
+@pytest.mark.parametrize("bins", ["0", "-3", "10001", "1" + "0" * 400])
+def test_plot_bins_are_bounded(cli, results, tmp_path, bins):
+    r = cli("plot", results / "log.parquet", "-o", tmp_path / "t.png", "--bins", bins)
+    assert r.code == 2 and r.err.count("\n") == 1 and "--bins" in r.err and "Traceback" not in r.err, r.err
+    assert not (tmp_path / "t.png").exists()
