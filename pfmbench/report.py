@@ -21,22 +21,31 @@ def _fmt(key: str, v) -> str:
     return f"{v:,.2f}" if abs(v) >= 100 else f"{v:.4g}" if abs(v) < 0.01 and v != 0 else f"{v:.3f}"
 
 
-def comparison_table(rows: list[dict], title: str | None = None) -> Table:
-    """Table II's shape: one row per metric, one column per policy, the best value of each row marked."""
-    table = Table(title=title, title_justify="left", caption="★ best in row", caption_justify="left")
-    table.add_column("metric", style="bold")
+def comparison_cells(rows: list[dict]) -> tuple[list[str], list[tuple[str, list[tuple[str, bool]]]]]:
+    """Table II's shape, before it is drawn: the headers (metric, then one per policy) and, per row of
+    TABLE_ROWS (and OPT_TABLE_ROWS when opt ran), its label and each policy's (text, best in row?).
+    pfmbench.formats draws the same cells as Markdown, LaTeX and the HTML report."""
+    headers = ["metric"]
     for r in rows:  # opt says whether it is the exact minimum or a lower bound
-        table.add_column(f"{r['policy']} ({r['opt_kind']})" if r["engine"] == "opt" else r["policy"], justify="right")
+        headers.append(f"{r['policy']} ({r['opt_kind']})" if r["engine"] == "opt" else r["policy"])
     shown = TABLE_ROWS + (OPT_TABLE_ROWS if any("gap_to_opt" in r for r in rows) else [])
+    body = []
     for key, label, better in shown:
         values = [r.get(key) for r in rows]
         present = [v for v in values if v is not None]
         best = (min(present) if better == "min" else max(present)) if present and better and len(rows) > 1 else None
-        cells = []
-        for v in values:
-            text = _fmt(key, v)
-            if best is not None and v is not None and v == best and len(set(present)) > 1:
-                text = f"[bold green]{text} ★[/]"
-            cells.append(text)
-        table.add_row(label, *cells)
+        marked = best is not None and len(set(present)) > 1
+        body.append((label, [(_fmt(key, v), marked and v is not None and v == best) for v in values]))
+    return headers, body
+
+
+def comparison_table(rows: list[dict], title: str | None = None) -> Table:
+    """Table II's shape: one row per metric, one column per policy, the best value of each row marked."""
+    table = Table(title=title, title_justify="left", caption="★ best in row", caption_justify="left")
+    headers, body = comparison_cells(rows)
+    table.add_column(headers[0], style="bold")
+    for h in headers[1:]:
+        table.add_column(h, justify="right")
+    for label, cells in body:
+        table.add_row(label, *[f"[bold green]{text} ★[/]" if best else text for text, best in cells])
     return table

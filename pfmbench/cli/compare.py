@@ -10,14 +10,15 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from ..compare import check as check_results
 from ..compare import check_tolerance, same, update_baseline
 from ..compare import compare as compare_results
+from ..errors import InputError
 from ..fileio import require_file
+from ..formats import check_blocks, choose_format, compare_blocks, print_blocks, render, to_csv
 from . import app
-from .options import JsonOpt
+from .options import FormatOpt, JsonOpt
 
 MetricOpt = Annotated[list[str] | None, typer.Option("--metric", "-m", help="A metric column (repeatable); "
                                                      "default: every metric of the replay table.")]
@@ -27,28 +28,6 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing; th
 def _console() -> Console:
     # Off a terminal (a pipe, a CI log) rich would wrap at 80 columns: give the table room instead.
     return Console(highlight=False) if sys.stdout.isatty() else Console(width=200, highlight=False)
-
-
-def _v(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, (bool, str)):
-        return str(v)
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return str(v)
-        return f"{v:,.2f}" if abs(v) >= 100 else f"{v:.6g}"
-    return str(v)
-
-
-def _pct(v) -> str:
-    if v is None:
-        return "-"
-    if not math.isfinite(v):
-        return "new" if v > 0 else str(v)
-    return f"{100 * v:+.2f}%"
 
 
 def _clean(obj):
@@ -62,15 +41,6 @@ def _clean(obj):
     return obj
 
 
-def _rows_table(title: str, keys: list[str], rows: list[dict]) -> Table:
-    t = Table(title=title, title_justify="left")
-    for k in keys:
-        t.add_column(k)
-    for r in rows:
-        t.add_row(*[_v(r.get(k)) for k in keys])
-    return t
-
-
 @app.command()
 def compare(
     a: Annotated[Path, typer.Argument(help="Results file A (replay --out or sweep -o).")],
@@ -78,37 +48,29 @@ def compare(
     metric: MetricOpt = None,
     changed: Annotated[bool, typer.Option("--changed", help="Show only values that differ.")] = False,
     json_out: JsonOpt = False,
+    output_format: FormatOpt = None,
 ) -> None:
     """Matching rows of two result files (same trace, settings, seed and policy) side by side.
 
     Example: pfmbench compare before.parquet after.parquet --metric system_cost --metric hit_ratio
 
+    Example: pfmbench compare before.parquet after.parquet --changed --format markdown
+
     Prints A, B, B - A and (B - A) / |A| for each matched row and metric, then the rows found in one
     file only. Exit codes: 0 compared (whatever the differences); 2 unusable input (missing or unreadable
     file, no matching rows, an unknown metric).
     """
+    fmt = choose_format(output_format, json_out)
     res = compare_results(a, b, metric)
     rows = [r for r in res["rows"] if not changed or not same(r["a"], r["b"])]
     if json_out:
         typer.echo(json.dumps(_clean({**res, "rows": rows}), indent=2))
-        return
-    console = _console()
-    t = Table(title=f"A = {res['a']}   B = {res['b']}", title_justify="left")
-    for k in res["keys"]:
-        t.add_column(k)
-    for col in ("metric", "A", "B", "B - A", "rel"):
-        t.add_column(col, justify="left" if col == "metric" else "right")
-    for r in rows:
-        t.add_row(*[_v(r.get(k)) for k in res["keys"]], r["metric"], _v(r["a"]), _v(r["b"]),
-                  _v(r["abs_diff"]), _pct(r["rel_diff"]))
-    console.print(t)
-    for side, only in (("A", res["only_a"]), ("B", res["only_b"])):
-        if only:
-            console.print(_rows_table(f"only in {side} ({len(only)} rows)", res["keys"], only))
-    differ = sum(1 for r in res["rows"] if not same(r["a"], r["b"]))
-    console.print(f"{len(res['rows']) // max(1, len(res['metrics']))} rows matched; {differ} of "
-                  f"{len(res['rows'])} values differ; {len(res['only_a'])} rows only in A, "
-                  f"{len(res['only_b'])} only in B")
+    elif fmt == "csv":  # the matched values, as --json's "rows"
+        typer.echo(to_csv(rows, [*res["keys"], "metric", "a", "b", "abs_diff", "rel_diff"]), nl=False)
+    elif fmt != "table":
+        typer.echo(render(compare_blocks(res, rows), fmt), nl=False)
+    else:
+        print_blocks(compare_blocks(res, rows), _console())
 
 
 @app.command()
@@ -119,19 +81,25 @@ def check(
     metric: MetricOpt = None,
     update: Annotated[bool, typer.Option("--update", help="Replace the baseline with these results (atomically).")] = False,
     json_out: JsonOpt = False,
+    output_format: FormatOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Check results against a baseline: exit 1 with a table if any metric moved beyond the tolerance.
 
     Example: pfmbench check ci.parquet --baseline reports/baseline-ci.parquet --tolerance 0.01
 
+    Example: pfmbench check ci.parquet -b reports/baseline-ci.parquet --format markdown >> "$GITHUB_STEP_SUMMARY"
+
     A value that is worse (by each metric's direction in the replay table) is "regressed", a better one
     "improved"; either fails the check, since the baseline no longer describes the code. Exit codes:
     0 within tolerance (or baseline updated); 1 some value moved, or a baseline row is missing from the
     results; 2 unusable input (missing or unreadable file, no matching rows, a missing metric).
     """
+    fmt = choose_format(output_format, json_out)
     if update:
         check_tolerance(tolerance)  # refused as in a check, though unused here
+        if fmt != "table":
+            raise InputError(f"--format {fmt} applies to a check, not to --update (use --json for an answer to parse)")
         n = update_baseline(results, baseline)
         if json_out:  # a script that asked for JSON gets it, as from a check
             typer.echo(json.dumps({"baseline": str(baseline), "results": str(results), "rows": n, "updated": True},
@@ -144,38 +112,13 @@ def check(
     res = check_results(results, baseline, tolerance, metric)
     if json_out:
         typer.echo(json.dumps(_clean(res), indent=2))
+    elif fmt == "csv":  # the values that moved, as --json's "changes"
+        cols = [*res["keys"], "metric", "baseline", "result", "abs_diff", "rel_diff", "status"]
+        typer.echo(to_csv(res["changes"], cols), nl=False)
+    elif fmt != "table":
+        typer.echo(render(check_blocks(res), fmt), nl=False)
     elif not quiet:
-        _print_check(res)
+        print_blocks(check_blocks(res), _console())
     if not res["ok"]:
         raise typer.Exit(1)
 
-
-def _print_check(res: dict) -> None:
-    console = _console()
-    tol = f"{100 * res['tolerance']:g}%"
-    if res["changes"]:
-        t = Table(title=f"{res['results']} against {res['baseline']} (tolerance {tol})", title_justify="left")
-        for k in res["keys"]:
-            t.add_column(k)
-        for col in ("metric", "baseline", "result", "change", "status"):
-            t.add_column(col, justify="left" if col in ("metric", "status") else "right")
-        style = {"regressed": "bold red", "improved": "green", "changed": "yellow"}
-        for c in res["changes"]:
-            t.add_row(*[_v(c.get(k)) for k in res["keys"]], c["metric"], _v(c["baseline"]), _v(c["result"]),
-                      _pct(c["rel_diff"]), f"[{style[c['status']]}]{c['status']}[/]")
-        console.print(t)
-    if res["missing_rows"]:
-        console.print(_rows_table(f"in the baseline, missing from the results ({len(res['missing_rows'])} rows)",
-                                  res["keys"], res["missing_rows"]))
-    if res["new_rows"]:
-        console.print(f"note: {len(res['new_rows'])} rows of the results are not in the baseline (not checked)")
-    n_reg = sum(c["status"] == "regressed" for c in res["changes"])
-    n_imp = sum(c["status"] == "improved" for c in res["changes"])
-    n_chg = len(res["changes"]) - n_reg - n_imp
-    if res["ok"]:
-        console.print(f"ok: {res['matched']} rows x {len(res['metrics'])} metrics within {tol} of {res['baseline']}")
-    else:
-        console.print(f"FAILED: {n_reg} regressed, {n_imp} improved, {n_chg} changed, "
-                      f"{len(res['missing_rows'])} rows missing ({res['matched']} rows matched, tolerance {tol}). "
-                      f"If the change is intended, update the baseline: pfmbench check {res['results']} "
-                      f"--baseline {res['baseline']} --update")

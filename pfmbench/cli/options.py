@@ -16,6 +16,8 @@ ScenarioOpt = Annotated[str | None, typer.Option("--scenario", "-s", help="Scena
 CatalogOpt = Annotated[Path | None, typer.Option("--catalog", "-c", help="Catalog CSV or TOML (default: Table I).")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the random policy (scenario `seed`, 0 to 2**64-1).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="table (the default), markdown (GitHub-flavoured), "
+                                          "latex (a booktabs tabular) or csv (the records --json prints).")]
 
 
 @contextmanager

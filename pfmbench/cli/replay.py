@@ -12,12 +12,13 @@ from rich.console import Console
 from ..api import replay_many, resolve
 from ..errors import InputError
 from ..fileio import is_stdout
+from ..formats import choose_format, replay_text
 from ..policies import load_policy_file
 from ..report import comparison_table
 from ..results import to_json, write_summary
 from ..scenario import EDGE_PRESETS, SCENARIOS, resolve_key
 from . import app
-from .options import CatalogOpt, JsonOpt, ScenarioOpt, SeedOpt, guard_outputs, progress_bar
+from .options import CatalogOpt, FormatOpt, JsonOpt, ScenarioOpt, SeedOpt, guard_outputs, progress_bar
 
 
 def parse_sets(sets: list[str] | None) -> dict:
@@ -111,6 +112,7 @@ def replay(
     requests_out: Annotated[str | None, typer.Option("--requests-out", help="Write one row per request and policy "
                                                      "to this Parquet file (`-`: stdout).")] = None,
     json_out: JsonOpt = False,
+    output_format: FormatOpt = None,
     engine: Annotated[str, typer.Option("--engine", help="auto (numba kernel for built-ins), fast, or reference.")] = "auto",
 ) -> None:
     """Replay a request trace through the edge cache under each policy and compare their costs.
@@ -120,6 +122,8 @@ def replay(
     Example: pfmbench replay --admission outrank --dispatch cheapest --json
 
     Example: pfmbench replay --policy lru,lc,opt --set trace.requests=60 --gpu-memory 40
+
+    Example: pfmbench replay --format markdown >> "$GITHUB_STEP_SUMMARY"
     """
     overrides = parse_sets(sets)
     overrides.update({k: v for k, v in {"preset": gpu, "gpu_memory_gb": gpu_memory, "half_life_s": half_life,
@@ -133,6 +137,7 @@ def replay(
     refuse_ignored(parse_sets(sets), {"--half-life": "half_life_s"} if half_life is not None else {}, sc)
     inputs = [trace, catalog, scenario, sc.catalog.path, *_policy_files(policy)]
     refuse_duplicate_policies(policy)
+    fmt = choose_format(output_format, json_out, {"--out": out, "--requests-out": requests_out})
     guard_outputs({"--out": out, "--requests-out": requests_out}, inputs, parquet=["--out", "--requests-out"],
                   stdout_taken="--json" if json_out else None)
     with progress_bar("replay") as update:
@@ -142,6 +147,9 @@ def replay(
         write_summary(rows, out)
     if json_out:
         typer.echo(to_json(rows))
+        return
+    if fmt != "table":  # the same table as below, as Markdown, LaTeX or CSV (pfmbench.formats)
+        typer.echo(replay_text(rows, fmt, header(rows[0]), table_notes(rows)), nl=False)
         return
     streamed = is_stdout(out) or is_stdout(requests_out)  # stdout carries Parquet: the table goes to stderr
     # Off a terminal (a pipe, a CI log) rich would wrap the table at 80 columns: give it room instead.

@@ -10,7 +10,7 @@ import typer
 
 from ..errors import InputError
 from . import app
-from .options import JsonOpt
+from .options import FormatOpt, JsonOpt
 from .replay import parse_sets
 
 
@@ -22,6 +22,7 @@ def table2(
                                                    "policies, KEY=VALUE (scenario keys, or rate / alpha of the "
                                                    "trace), e.g. --set gpu_memory_gb=80.")] = None,
     json_out: JsonOpt = False,
+    output_format: FormatOpt = None,
 ) -> None:
     """Replay the documented reconstruction of the paper's Table II and print every cell beside the paper's.
 
@@ -29,8 +30,13 @@ def table2(
     restated"); the ratio column says how far each cell is from the paper's.
 
     Example: pfmbench table2 --runs 40 --json
+
+    Example: pfmbench table2 --format latex > table2.tex
     """
-    from ..table2 import POLICIES, restate, side_by_side
+    from ..formats import choose_format, render, table2_grid, to_csv
+    from ..table2 import restate, side_by_side
+
+    fmt = choose_format(output_format, json_out)
 
     if not 1 <= runs <= 100_000 or not 1 <= requests <= 1_000_000:
         raise InputError("table2: --runs must be 1..100000 and --requests 1..1000000")
@@ -39,24 +45,17 @@ def table2(
     if json_out:
         typer.echo(json.dumps(cells, indent=2))
         return
+    grid = table2_grid(cells, runs, requests)  # pfmbench.formats: the same cells in every format
+    if fmt == "csv":
+        typer.echo(to_csv(cells), nl=False)
+        return
+    if fmt != "table":
+        typer.echo(render([grid, "choices and sources: docs/model.md, section \"Table II restated\""], fmt), nl=False)
+        return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"Table II restated: mean of {runs} runs of {requests} requests "
-                        "(pfmbench / paper, ratio)", title_justify="left")
-    table.add_column("metric", style="bold")
-    for p in POLICIES:
-        table.add_column(p, justify="right")
-    by = {(c["metric"], c["policy"]): c for c in cells}
-    for key, label in dict.fromkeys((c["metric"], c["label"]) for c in cells):
-        row = []
-        for p in POLICIES:
-            c = by[key, p]
-            pct = key == "edge_execution_ratio"
-            f = (lambda v: f"{100 * v:.1f}%") if pct else (lambda v: f"{v:.4f}" if abs(v) < 0.1 else f"{v:.2f}")
-            ratio = f"×{c['ratio']:.2f}" if c["ratio"] is not None else ("=" if c["pfmbench"] == 0 else "(paper 0)")
-            row.append(f"{f(c['pfmbench'])} / {f(c['paper'])} {ratio}")
-        table.add_row(label, *row)
+    from ..formats import to_rich
+
     console = Console() if sys.stdout.isatty() else Console(width=160)
-    console.print(table)
+    console.print(to_rich(grid))
     console.print("choices and sources: docs/model.md, section \"Table II restated\"", style="dim")

@@ -13,7 +13,7 @@ from ..catalog import load_catalog
 from ..errors import InputError
 from ..trace.schema import trace_problems
 from . import app
-from .options import CatalogOpt, ScenarioOpt, guard_outputs, progress_bar
+from .options import CatalogOpt, FormatOpt, ScenarioOpt, guard_outputs, progress_bar
 
 IMPORT_FORMATS = ("alibaba-genai", "azure-llm", "csv")
 EXPORT_FORMATS = ("libcachesim",)
@@ -144,14 +144,6 @@ def export(
     print(f"wrote {n} requests to {'stdout' if output == '-' else output}", file=sys.stderr)
 
 
-def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
-    return f"{v:,}" if isinstance(v, int) else str(v)
-
-
 @trace_app.command("inspect")
 def inspect_(
     trace: Annotated[Path, typer.Argument(help="Parquet trace.")],
@@ -163,12 +155,18 @@ def inspect_(
     gpu_memory: Annotated[float | None, typer.Option("--gpu-memory", help="Edge GPU memory, GB.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")] = False,
     top: Annotated[int, typer.Option(help="Rows of the popularity table to show.")] = 20,
+    output_format: FormatOpt = None,
 ) -> None:
     """Requests, time span, rates, models (as replay caches them), popularity (fitted Zipf α), burstiness,
     working set and the models that can never fit the GPU.
 
     Example: pfmbench trace inspect t.parquet --catalog my_models.csv --json
+
+    Example: pfmbench trace inspect t.parquet --format markdown
     """
+    from ..formats import choose_format, inspect_blocks, inspect_record, print_blocks, render, to_csv
+
+    fmt = choose_format(output_format, as_json)
     if top < 0:
         raise InputError(f"--top must be at least 0, got {top}")
     from ..api import resolve
@@ -182,30 +180,14 @@ def inspect_(
         stats = inspect_trace(trace, cat, progress=update, gpu_memory_gb=sc.edge.gpu_memory_gb)
     if as_json:
         print(json.dumps(stats, indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
+    elif fmt == "csv":
+        typer.echo(to_csv([inspect_record(stats)]), nl=False)
+    elif fmt != "table":
+        typer.echo(render(inspect_blocks(stats, str(trace), top), fmt), nl=False)
+    else:
+        from rich.console import Console
 
-    summary = Table(title=str(trace), show_header=False)
-    labels = {"n_requests": "requests", "span_s": "time span (s)", "rate_mean": "mean rate (req/s)",
-              "requests_per_minute_mean": "mean requests/minute", "requests_per_minute_peak": "peak requests/minute",
-              "n_models": "models (as replay caches them)", "n_model_names": "model names in the trace",
-              "n_tasks": "tasks", "n_pairs": "(model, task) pairs",
-              "zipf_alpha": "Zipf α (fit over pairs)", "interarrival_cv": "inter-arrival CV",
-              "units_mean": "mean units per request", "working_set_gb": f"working set (GB, {stats['catalog']})",
-              "unknown_requests": "requests not in catalog"}
-    for key, label in labels.items():
-        summary.add_row(label, _fmt(stats[key]))
-    big = stats["never_fit_models"]
-    summary.add_row(f"never fit the {stats['gpu_memory_gb']:g} GB GPU", ", ".join(big) if big else "none")
-    pop = Table(title=f"popularity (top {min(top, len(stats['popularity']))} of {stats['n_pairs']})")
-    for col in ("rank", "model", "task", "requests", "share"):
-        pop.add_column(col, justify="right" if col in ("rank", "requests", "share") else "left")
-    for i, p in enumerate(stats["popularity"][:top], start=1):
-        pop.add_row(str(i), p["model"], p["task"] or "-", f"{p['requests']:,}", f"{p['share']:.2%}")
-    console = Console()
-    console.print(summary)
-    console.print(pop)
+        print_blocks(inspect_blocks(stats, str(trace), top), Console())
 
 
 @trace_app.command("validate")
