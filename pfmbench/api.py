@@ -32,7 +32,7 @@ from .trace.schema import TraceArrays, as_table, open_parquet
 if TYPE_CHECKING:
     import polars as pl
 
-DEFAULT_POLICIES = (*PAPER_POLICIES, "lru")  # the paper's five, plus lru
+DEFAULT_POLICIES = (*PAPER_POLICIES, "lru", "random")  # the paper's five, lru and random eviction
 # Pseudo-policies: the minimum system cost over every decision sequence (pfmbench/opt.py), exact within its
 # instance limit and a lower bound beyond (`opt`), or exact or refused (`opt-exact`).
 OPT_NAMES = ("opt", "opt-exact")
@@ -131,13 +131,16 @@ class _Runner:
         return t.counts, t.sums, t.hist
 
 
-def _log_frame(policy: str, chunk: TraceArrays, start: int, cols: dict, pair_names) -> pa.Table:
+def _log_frame(policy: str, chunk: TraceArrays, start: int, cols: dict, pair_names, measure_from: int = 0) -> pa.Table:
+    """One chunk's per-request log; `measure_from`: the first measured request (-1: none yet), the ones
+    before it are the warm-up (replayed, in no metric)."""
     n = len(chunk)
+    request = np.arange(start, start + n, dtype=np.int64)
     pm, pt = pair_names
     outcome = pa.DictionaryArray.from_arrays(pa.array(cols["outcome"].astype(np.int32)), pa.array(OUTCOMES))
     data = {
         "policy": pa.array([policy] * n, pa.string()).dictionary_encode(),
-        "request": pa.array(np.arange(start, start + n, dtype=np.int64)),
+        "request": pa.array(request),
         "ts": pa.array(chunk.ts + chunk.origin),
         "model": pa.DictionaryArray.from_arrays(pa.array(chunk.pair), pm),
         "task": pa.DictionaryArray.from_arrays(pa.array(chunk.pair), pt),
@@ -145,6 +148,7 @@ def _log_frame(policy: str, chunk: TraceArrays, start: int, cols: dict, pair_nam
     }
     for name, _ in LOG_COLUMNS[1:]:
         data[name] = pa.array(cols[name])
+    data["warmup"] = pa.array(request < measure_from if measure_from >= 0 else np.ones(n, bool))
     return pa.table(data)
 
 
@@ -180,6 +184,9 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
 
     opt_name = next((n for n in names if n in OPT_NAMES), None)
     optc = None
+    if opt_name and (sc.run.warmup_requests or sc.run.warmup_s):
+        raise InputError(f"{opt_name}: not with a warm-up (run.warmup_requests, run.warmup_s): opt searches "
+                         "decisions from an empty cache; drop the warm-up or the opt policy")
 
     def attempt(chunks, writer_path, streamed: bool) -> list[_Runner]:
         nonlocal optc
@@ -214,7 +221,7 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
                     optc.add(chunk)
                 for r, cols in zip(runners, results, strict=True):
                     if cols is not None:
-                        t = _log_frame(r.name, chunk, done, cols, pair_names)
+                        t = _log_frame(r.name, chunk, done, cols, pair_names, r.engine.measure_from_seq)
                         if writer is None:
                             writer = pq.ParquetWriter(writer_path, t.schema)
                         writer.write_table(t)

@@ -59,10 +59,9 @@ and the bound is the sum of bound_m. Valid: each request of m costs at least min
 service adds a wait >= 0 to latency; compute is W / R_edge, smallest at K = 0; the accuracy cost is smallest
 where a(K) is largest; K_eff cannot exceed Kmax_r because decay, +1 and the window cap are monotone in K and
 serving fewer requests or evicting only lowers it). If m serves no request at the edge its requests cost
-sum of cloud_r; if it serves any, m is loaded at least once, which pays the switching cost on top. (Inside
-the search, where every load is asked for by a request, that request also waits for the load: the search's
-bound adds w_latency * load_time_m. A preload in idle time need not delay any request, so the reported
-bound leaves it out and holds for `active` too.) a(K) is monotone on [0, 1], on [1, k_few] and beyond (catalog.
+sum of cloud_r; if it serves any, m is loaded at least once, which pays the switching cost on top (a load
+is charged there only, MODEL.md §4: the latency term leaves the request's own load out, so the bound holds
+for a preload in idle time, `active`'s, too). a(K) is monotone on [0, 1], on [1, k_few] and beyond (catalog.
 accuracy_at), so its maximum over [0, Kmax] is at 0, 1, k_few or Kmax. The bound is lowered by a relative
 1e-9 so that rounding in Kmax cannot lift it above the optimum. Inside the search, edge_r is tightened by
 minimising compute and accuracy cost together over parts of [0, Kmax] (`_edge_floor`, SEARCH_PIECES): on
@@ -207,7 +206,8 @@ def _step(tab, st: _State, tr: _Trace, i: int, d: Decision, rec=None, log=None) 
                    compute, start - now, loaded, len(d.victims))
     add_demonstration(tab, st.cx, p, m, now, k_own, f)
     _, accuracy_cost = accuracy_of(tab, p, k_eff)
-    cost = tab.w_latency * (start - now + load + compute + radio_latency(tab, input_mb)) + tab.w_accuracy * accuracy_cost
+    # The request's own load is charged once, in the switching cost (MODEL.md §4), not in its latency.
+    cost = tab.w_latency * (start - now + compute + radio_latency(tab, input_mb)) + tab.w_accuracy * accuracy_cost
     if loaded:
         cost += tab.w_switch * switching(tab, m)[2]
     return cost
@@ -274,18 +274,18 @@ def _empty_context(tab) -> Context:
     return Context([0.0] * k, [0.0] * k, [0.0] * n, [0.0] * n)
 
 
-def _first_load(tab, m, asked: bool) -> float:
-    """What the first load of m adds at least: its switching cost, and its load time in the latency of the
-    request that asked for it (`asked`: not for a preload in idle time)."""
-    return tab.w_switch * switching(tab, m)[2] + (tab.w_latency * tab.load_time[m] if asked else 0.0)
+def _first_load(tab, m) -> float:
+    """What the first load of m adds at least: its switching cost (the load is charged there only, MODEL.md
+    §4), whether a request asked for it or it was a preload in idle time."""
+    return tab.w_switch * switching(tab, m)[2]
 
 
-def _model_bound(tab, m, cloud_sum, low_sum, cached=False, asked=True) -> float:
+def _model_bound(tab, m, cloud_sum, low_sum, cached=False) -> float:
     if cached:
         return low_sum
     if int(tab.mem_bytes[m]) > tab.capacity_bytes:
         return cloud_sum
-    return min(cloud_sum, _first_load(tab, m, asked) + low_sum)
+    return min(cloud_sum, _first_load(tab, m) + low_sum)
 
 
 class _Bound:
@@ -367,7 +367,7 @@ class OptCollector:
     def bound(self) -> float:
         total = 0.0
         for m in sorted(self.models):
-            total += _model_bound(self.tab, m, self.cloud_sum[m], self.low_sum[m], asked=False)
+            total += _model_bound(self.tab, m, self.cloud_sum[m], self.low_sum[m])
         return total * (1.0 - BOUND_SLACK)
 
     def request_log(self):
@@ -534,5 +534,5 @@ def _system_cost(tab, totals) -> float:
 
     s = totals.sums
     return (tab.w_switch * (float(s[C.S_SWITCHING]) + float(s[C.S_PRELOAD_SWITCHING])) + tab.w_accuracy * float(s[C.S_ACC_COST])
-            + tab.w_latency * (float(s[C.S_EDGE_LATENCY]) + float(s[C.S_OFFLOADING_LATENCY]))
+            + tab.w_latency * (float(s[C.S_INFERENCE_LATENCY]) + float(s[C.S_OFFLOADING_LATENCY]))
             + tab.w_cloud * float(s[C.S_CLOUD_COST]) + tab.w_cloud_latency * float(s[C.S_CLOUD_LATENCY]))

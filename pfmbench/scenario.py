@@ -1,7 +1,7 @@
 """Scenarios: the edge server, the cloud, the context model, cost weights and the catalog (MODEL.md §2–4).
 
 Every value is a typed field with a documented default and its source. A scenario comes from the
-built-in default, a TOML file (sections [edge], [cloud], [context], [weights], [serving], [catalog], [trace]),
+built-in default, a TOML file (sections [edge], [cloud], [context], [weights], [serving], [catalog], [trace], [run]),
 and overrides by key name (`gpu_memory_gb=40`, `half_life_s=300`, or `cloud.tflops=...`).
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .catalog import BYTES_PER_PARAM, Catalog, load_catalog
-from .errors import InputError
+from .errors import InputError, shown
 from .fileio import read_toml, require_file
 
 UTILITIES = ("exp", "linear", "none")
@@ -119,6 +119,15 @@ class TraceSpec:
 
 
 @dataclass
+class Run:
+    """What a replay measures (MODEL.md §4, "Warm-up"): the warm-up is replayed like every other request
+    (caches fill, counts and contexts grow, queues form) but no metric counts it."""
+
+    warmup_requests: int = 0  # the first N requests are warm-up
+    warmup_s: float = 0.0  # and so are the requests before the first request's time + T seconds
+
+
+@dataclass
 class Scenario:
     name: str = "default"
     edge: Edge = field(default_factory=Edge)
@@ -128,10 +137,11 @@ class Scenario:
     serving: Serving = field(default_factory=Serving)
     catalog: CatalogSpec = field(default_factory=CatalogSpec)
     trace: TraceSpec = field(default_factory=TraceSpec)
+    run: Run = field(default_factory=Run)
     seed: int = 0  # seeds the `random` policy
     source: str = "built-in"
 
-    SECTIONS = ("edge", "cloud", "context", "weights", "serving", "catalog", "trace")
+    SECTIONS = ("edge", "cloud", "context", "weights", "serving", "catalog", "trace", "run")
 
     def validate(self) -> Scenario:
         """Check every value's type and bounds (BOUNDS): finite, physically sensible, every cost finite."""
@@ -153,9 +163,11 @@ class Scenario:
                 need(kind is not str or isinstance(v, str), key, "a string")
                 if (sect, f.name) in BOUNDS:
                     lo, hi = BOUNDS[sect, f.name]
-                    need(math.isfinite(v) and lo <= v <= hi, key, f"{_range(lo, hi, kind)}, got {v!r}")
+                    # compared as given (NaN and ±inf fail too): float(v) of a 400-digit integer would raise
+                    need(lo <= v <= hi, key,
+                         f"{_range(lo, hi, kind)}, got {shown(v)}")
         need(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= MAX_SEED, "seed",
-             f"a whole number from 0 to 2**64-1, got {self.seed!r}")
+             f"a whole number from 0 to 2**64-1, got {shown(self.seed)}")
         need(self.edge.preset in EDGE_PRESETS, "edge.preset", f"one of {', '.join(EDGE_PRESETS)}")
         need(self.context.utility in UTILITIES, "context.utility", f"one of {', '.join(UTILITIES)}")
         need(self.catalog.precision in BYTES_PER_PARAM, "catalog.precision", f"one of {', '.join(BYTES_PER_PARAM)}")
@@ -252,6 +264,8 @@ BOUNDS = {
     ("trace", "rate"): (1e-9, 1e9),
     ("trace", "alpha"): (0.0, 100.0),
     ("trace", "seed"): (0, MAX_SEED),
+    ("run", "warmup_requests"): (0, 2**62),
+    ("run", "warmup_s"): (0.0, 1e15),
 }
 
 
@@ -320,7 +334,7 @@ def parse_value(kind: type, value, where: str, *, strict: bool = False):
     """`value` as `kind`. A string (from --set or the API) is parsed; with strict (TOML) it must have the type."""
     if kind is str:
         if not isinstance(value, str):
-            raise InputError(f"{where}: expected a string, got {value!r}")
+            raise InputError(f"{where}: expected a string, got {shown(value)}")
         try:  # a lone surrogate (undecodable bytes on the command line) has no TOML or JSON form
             value.encode("utf-8")
         except UnicodeEncodeError:
@@ -345,19 +359,22 @@ def parse_value(kind: type, value, where: str, *, strict: bool = False):
             return float(text)
         except ValueError:
             want = {bool: "true or false", int: "a whole number", float: "a number"}[kind]
-            raise InputError(f"{where}: expected {want}, got {value!r}") from None
+            raise InputError(f"{where}: expected {want}, got {shown(value)}") from None
     if kind is bool:
         if not isinstance(value, bool):
-            raise InputError(f"{where}: expected true or false, got {value!r}")
+            raise InputError(f"{where}: expected true or false, got {shown(value)}")
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         want = "a whole number" if kind is int else "a number"
-        raise InputError(f"{where}: expected {want}, got {value!r}")
+        raise InputError(f"{where}: expected {want}, got {shown(value)}")
     if kind is int:
         if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-            raise InputError(f"{where}: expected a whole number, got {value!r}")
+            raise InputError(f"{where}: expected a whole number, got {shown(value)}")
         return int(value)
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise InputError(f"{where}: expected a number, got {shown(value)}: too large") from None
 
 
 def _set(sc: Scenario, sect: str, name: str, value, where: str, strict: bool = False) -> None:

@@ -52,6 +52,8 @@ def scenarios(draw):
     sc.serving.cost_horizon_s = draw(st.sampled_from([1.0, 600.0]))
     sc.weights.cloud_latency = draw(st.sampled_from([0.0, 1.0]))
     sc.edge.radio_rtt_s = draw(st.sampled_from([0.0, 0.005]))
+    sc.run.warmup_requests = draw(st.sampled_from([0, 0, 0, 1, 7, 60, 500]))
+    sc.run.warmup_s = draw(st.sampled_from([0.0, 0.0, 0.0, 5.0, 300.0]))
     sc.seed = draw(st.integers(0, 2**64 - 1))
     return sc.validate()
 

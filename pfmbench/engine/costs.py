@@ -14,6 +14,7 @@ from .record import (
     C_LOADS,
     C_OFFLOADS,
     C_PRELOADS,
+    C_REQUESTS,
     CLOUD,
     HIT,
     LOAD,
@@ -26,6 +27,7 @@ from .record import (
     S_EDGE_GFLOP,
     S_EDGE_LAT_MAX,
     S_EDGE_LATENCY,
+    S_INFERENCE_LATENCY,
     S_K_EFF,
     S_LOAD_ENERGY,
     S_LOAD_TIME,
@@ -110,6 +112,7 @@ def serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, w
     s[S_ACC_COST] += accuracy_cost
     s[S_ACCURACY] += accuracy
     s[S_EDGE_LATENCY] += latency
+    s[S_INFERENCE_LATENCY] += wait + compute  # the system cost's term: its own load is in switching_cost
     s[S_OFFLOADING_LATENCY] += radio_latency(tab, input_mb)
     s[S_WAIT] += wait
     s[S_K_EFF] += k_eff
@@ -153,12 +156,13 @@ def serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, evictions):
 
 
 @shared(inline=False)
-def account_block(tab, rec, rq, block, lo, hi, log_on, log):
+def account_block(tab, rec, rq, block, base, lo, hi, log_on, log):
     """Account requests lo..hi-1 of a chunk `rq` (Requests) as the fast loop decided them: block.outcome,
-    k_eff, wait and evictions of request i are at i - lo. The same calls, in the same order, as accounting
+    k_eff, wait and evictions of request i are at i - base. The same calls, in the same order, as accounting
     each request when it is decided: nothing accounted feeds back into the decisions."""
+    rec.counts[C_REQUESTS] += hi - lo
     for i in range(lo, hi):
-        b = i - lo
+        b = i - base
         p = rq.pair[i]
         if block.outcome[b] == CLOUD:
             serve_cloud(tab, rec, log_on, log, i, p, rq.units[i], rq.input_mb[i], block.evictions[b])
@@ -190,8 +194,9 @@ def cloud_price(tab, p, units, input_mb):
 
 @shared  # inlined in the two compiled functions that call it
 def edge_price(tab, p, units, input_mb, k_eff, wait, load):
-    """What serving this request at the edge now adds to the system cost, but for the switching cost:
-    queue wait, load and compute latency, the device -> edge transfer, and its accuracy cost."""
+    """What serving this request at the edge now costs, for the `cheapest` dispatch rule (MODEL.md §4): queue
+    wait, load and compute latency, the device -> edge transfer, and its accuracy cost. The load time stands
+    for the load's switching cost (which the system cost charges instead of the latency: once)."""
     _, compute = edge_work(tab, p, units, k_eff)
     _, accuracy_cost = accuracy_of(tab, p, k_eff)
     return tab.w_latency * (wait + load + compute + radio_latency(tab, input_mb)) + tab.w_accuracy * accuracy_cost
@@ -206,12 +211,12 @@ def edge_is_dearer(tab, p, units, input_mb, k_eff, wait, load):
 @shared(inline=False)
 def worth_loading(tab, requests_so_far, p, m, now, units, input_mb):
     """The `cost` admission rule: load m only if what its expected requests within the horizon save at the
-    edge (zero-shot, a pessimistic bound) repays the switching cost and the load's latency.
+    edge (zero-shot, a pessimistic bound) repays the switching cost (which carries the load's time).
 
     Expected requests: m's rate so far (its requests over the time since the trace began, at least one
     horizon) times the horizon; this request stands for the size of the next ones."""
     horizon = tab.cost_horizon_s
     expected = requests_so_far / max(now, horizon) * horizon
     saving = cloud_price(tab, p, units, input_mb) - edge_price(tab, p, units, input_mb, 0.0, 0.0, 0.0)
-    load, _, switching_cost = switching(tab, m)
-    return expected * saving > tab.w_switch * switching_cost + tab.w_latency * load
+    _, _, switching_cost = switching(tab, m)
+    return expected * saving > tab.w_switch * switching_cost

@@ -50,13 +50,13 @@ from .record import (
     C_DECLINED,
     C_DISPATCHED,
     C_EVICTIONS,
-    C_REQUESTS,
     CLOUD,
     HIT,
     LOAD,
     S_CONTEXT_DISCARDED,
     RequestLog,
     Totals,
+    clear_totals,
     new_log,
     new_totals,
 )
@@ -97,6 +97,8 @@ class EngineState(NamedTuple):
     #                       (inf: none), for policies that need it (Policy.needs_next_use); inf otherwise
     last_request: np.ndarray  # int64 [2]: sequence number and model of the last request (-1: none yet)
     last_ts: np.ndarray  # float64 [1]: its arrival time (-inf: none yet); no preload starts before it
+    first_ts: np.ndarray  # float64 [1]: the first request's arrival time (the warm-up's `warmup_s` counts from it)
+    measure_from: np.ndarray  # int64 [1]: sequence number of the first measured request (-1: still warming up)
     context: Context
     totals: Totals
     block: Block
@@ -107,8 +109,9 @@ def new_engine_state(tables: Tables) -> EngineState:
     return EngineState(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(n, np.int8),
                        np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n), np.zeros(n, np.int32),
                        np.full(n, -1, np.int32), np.zeros(tables.executors), np.zeros(n, np.int64),
-                       np.full(n, np.inf), np.full(2, -1, np.int64), np.full(1, -np.inf), new_context(n, k),
-                       new_totals(), new_block())
+                       np.full(n, np.inf), np.full(2, -1, np.int64), np.full(1, -np.inf), np.zeros(1),
+                       np.array([0 if tables.warmup_requests == 0 and tables.warmup_s == 0.0 else -1], np.int64),
+                       new_context(n, k), new_totals(), new_block())
 
 
 class Requests(NamedTuple):
@@ -180,6 +183,19 @@ def _evict(tab, es, v, now):
 
 
 @shared
+def warmup_ends(tab, es, seq, now):
+    """Called for each request while the warm-up lasts: is request seq (arriving at now) the first measured
+    one? Then every total so far is dropped (MODEL.md §4: no metric counts the warm-up)."""
+    if seq == 0:
+        es.first_ts[0] = now
+    if seq < tab.warmup_requests or now < es.first_ts[0] + tab.warmup_s:
+        return False
+    es.measure_from[0] = seq
+    clear_totals(es.totals)
+    return True
+
+
+@shared
 def _arrive(es, seq, m, now):
     """Request seq (model m) arrived at now: what the next request's preloads may know of it."""
     es.last_request[0] = seq
@@ -223,6 +239,26 @@ def preload_model(tab, es, m, victims, now):
     return True
 
 
+@shared
+def evict_model(tab, es, v, now):
+    """Evict cached model v now, for a policy that makes room itself (random-placement's placements)."""
+    _evict(tab, es, v, now)
+
+
+@shared
+def place_model(tab, es, m, now):
+    """Load model m, for no request, on a miss at `now` (random-placement, MODEL.md §5), once the policy has
+    evicted room for it: inserted with an empty context and loaded on the first free executor from when it
+    is free (not before `now`), which is then busy, and m not ready, until the load ends. Costed as a load
+    and counted with the preloads (C_PRELOADS, the S_PRELOAD_* sums): loads made for no request."""
+    j = first_free_executor(es.free_at)
+    t = max(es.free_at[j], now)
+    _insert(tab, es, m, es.last_request[0], t)
+    load = account_preload(tab, es.totals, m)
+    es.free_at[j] = t + load
+    es.ready_at[m] = t + load
+
+
 # -- the request loop -----------------------------------------------------------------------------------
 # The policy hooks as the loop calls them. kernel.py compiles the loop with each call replaced by a switch
 # over a group of built-ins (code = the policy's index in its group, pss = every state of the group): one statement
@@ -255,9 +291,14 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
     n = rq.ts.shape[0]
     for lo in range(0, n, BLOCK):
         hi = min(n, lo + BLOCK)
+        done = lo  # the block's requests before this one are accounted
         for i in range(lo, hi):
             es.seq[0] = seq0 + i
             now = rq.ts[i]
+            if es.measure_from[0] < 0:  # warming up: account the warm-up so far, then drop it if it ends here
+                account_block(tab, es.totals, rq, blk, lo, done, i, log_on, log)
+                done = i
+                warmup_ends(tab, es, seq0 + i, now)
             # The idle time before this request: the policy may preload (preload_model); it sees only the
             # requests before this one (docs/model.md, "Preloading"). A no-op for every built-in but `active`.
             preload(code, pss, es, tab, now)
@@ -327,9 +368,10 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 es.next_use[m] = rq.next_use[i]
             es.requests[m] += 1
             on_hit(code, pss, es, tab, m, loaded)
-        account_block(tab, es.totals, rq, blk, lo, hi, log_on, log)
+        account_block(tab, es.totals, rq, blk, lo, done, hi, log_on, log)
+    if es.measure_from[0] < 0:  # still warming up at the chunk's end: nothing so far counts
+        clear_totals(es.totals)
     es.seq[0] = seq0 + n
-    es.totals.counts[C_REQUESTS] += n
 
 
 # Hooks for policies that need nothing at that point.
@@ -408,6 +450,11 @@ class FastEngine:
     @property
     def hist(self):
         return self.state.totals.hist
+
+    @property
+    def measure_from_seq(self) -> int:
+        """The first measured request's sequence number; -1 while the warm-up lasts."""
+        return int(self.state.measure_from[0])
 
     def run(self, trace, log: RequestLog | None = None, next_use=None) -> None:
         """Replay one chunk of TraceArrays; fill `log` (new_log(len(trace))) if given. next_use: this

@@ -24,12 +24,15 @@ OUTCOMES = ("hit", "load", "cloud")
 # (docs/model.md, "Preloading"; costed in the sums as loads are, but not in C_LOADS).
 C_REQUESTS, C_HITS, C_LOADS, C_EVICTIONS, C_OFFLOADS, C_DECLINED, C_DISPATCHED, C_PRELOADS, N_COUNTS = range(9)
 # S_OFFLOADING_LATENCY: device -> edge, per edge-served request; S_CLOUD_LATENCY: per offloaded request.
+# S_EDGE_LATENCY: what a user waits at the edge (queue wait + its own load + compute); S_INFERENCE_LATENCY:
+# the system cost's term (queue wait + compute: the request's own load is in its switching cost already).
 # S_PRELOAD_*: the switching cost, energy and time of preloads, kept apart from the loads' so that every
 # sum of a request's terms adds them in request order (the fast engine accounts a block of requests after
 # deciding them); results.py adds them to the loads'.
 (S_SWITCHING, S_LOAD_ENERGY, S_COMPUTE_ENERGY, S_LOAD_TIME, S_ACC_COST, S_ACCURACY, S_EDGE_LATENCY,
  S_WAIT, S_CLOUD_LATENCY, S_CLOUD_COST, S_K_EFF, S_CONTEXT_DISCARDED, S_EDGE_GFLOP, S_CLOUD_GFLOP,
- S_EDGE_LAT_MAX, S_OFFLOADING_LATENCY, S_PRELOAD_SWITCHING, S_PRELOAD_ENERGY, S_PRELOAD_TIME, N_SUMS) = range(20)
+ S_EDGE_LAT_MAX, S_OFFLOADING_LATENCY, S_PRELOAD_SWITCHING, S_PRELOAD_ENERGY, S_PRELOAD_TIME, S_INFERENCE_LATENCY,
+ N_SUMS) = range(21)
 
 # Edge-latency histogram: 1024 buckets per power of two (relative width < 0.1%) from 2^-31 to 2^31 s;
 # percentiles come from it so that memory stays bounded and chunked replays merge exactly.
@@ -51,6 +54,14 @@ def new_totals() -> Totals:
     fbits = np.zeros(1, np.float64)
     return Totals(np.zeros(N_COUNTS, np.int64), np.zeros(N_SUMS), np.zeros(HIST_SIZE, np.int64), fbits,
                   fbits.view(np.int64))
+
+
+@shared
+def clear_totals(t):
+    """Drop everything counted so far (the warm-up's: MODEL.md §4)."""
+    t.counts[:] = 0
+    t.sums[:] = 0.0
+    t.hist[:] = 0
 
 
 # The per-request log (`--requests-out`): one array per column, named once here.

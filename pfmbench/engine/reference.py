@@ -35,6 +35,7 @@ from .record import (
     C_REQUESTS,
     S_CONTEXT_DISCARDED,
     RequestLog,
+    clear_totals,
     new_log,
     new_totals,
 )
@@ -50,6 +51,7 @@ class CacheEntry:
         self.model = model
         self.name = engine.names[model] if engine.names else str(model)
         self.memory_gb = engine.t.mem_bytes[model] / 1e9
+        self.memory_bytes = int(engine.t.mem_bytes[model])
         self.loaded_at = seq  # request sequence number of the load
         self.last_use = seq
         self.requests = 0  # served since loaded
@@ -91,6 +93,7 @@ class ModelInfo:
         self.model, self.name, self.family = model, name, family
         self.memory_gb = tables.mem_bytes[model] / 1e9
         self.requests_total = requests_total  # requests over the whole trace so far, this one included
+        self.need_bytes = 0  # bytes to free beyond the free memory for it to fit (> 0: it must displace)
 
 
 class ReferenceEngine:
@@ -99,6 +102,8 @@ class ReferenceEngine:
         self.policy = policy
         if hasattr(policy, "bind"):  # a policy that needs the tables (capacity, model sizes) sees them first
             policy.bind(tables)
+        if hasattr(policy, "attach"):  # a built-in that acts on the cache itself (random-placement)
+            policy.attach(self)
         self._on_hit = getattr(policy, "on_hit", None)  # optional: told of every request served at the edge
         self.names, self.families = names, families
         n, k = tables.n_models, len(tables.pair_model)
@@ -112,6 +117,9 @@ class ReferenceEngine:
         self.seq = 0
         self.last_request = (-1, -1)  # (sequence number, model) of the last request; none yet
         self.last_ts = float("-inf")  # its arrival time: no preload starts before it
+        self.first_ts = 0.0  # the first request's arrival time: `warmup_s` counts from it
+        # The first measured request's sequence number, -1 while warming up (MODEL.md §4, "Warm-up").
+        self.measure_from = 0 if tables.warmup_requests == 0 and tables.warmup_s == 0.0 else -1
         self.totals = new_totals()
 
     @property
@@ -125,6 +133,11 @@ class ReferenceEngine:
     @property
     def hist(self):
         return self.totals.hist
+
+    @property
+    def measure_from_seq(self) -> int:
+        """The first measured request's sequence number; -1 while the warm-up lasts."""
+        return self.measure_from
 
     def _rng(self) -> int:
         self.rng_state, value = splitmix64_next(self.rng_state)
@@ -171,6 +184,24 @@ class ReferenceEngine:
         entry.ready_at = start + load
         return True
 
+    def evict_model(self, m: int, now: float) -> None:
+        """Evict cached model m now (as fast.evict_model)."""
+        self._evict(self.entry[m], now)
+
+    def place_model(self, m: int, now: float) -> None:
+        """Load model m for no request on a miss at `now`, once there is room (as fast.place_model)."""
+        t = self.t
+        j = first_free_executor(self.free_at)
+        start = max(self.free_at[j], now)
+        entry = CacheEntry(self, m, self.last_request[0], start)
+        self.cache.append(entry)
+        self.entry[m] = entry
+        self.used += int(t.mem_bytes[m])
+        start_context(self.context, m, start)
+        load = account_preload(t, self.totals, m)
+        self.free_at[j] = start + load
+        entry.ready_at = start + load
+
     def run(self, trace, log: RequestLog | None = None, next_use=None) -> None:
         """Replay TraceArrays (a whole trace or the next chunk of one); fill `log` if given. next_use: as
         FastEngine.run."""
@@ -180,14 +211,22 @@ class ReferenceEngine:
             self.next_use = float(next_use[i]) if next_use is not None and len(next_use) else float("inf")
             self.request(i, float(trace.ts[i]), int(trace.pair[i]), float(trace.units[i]),
                          float(trace.input_mb[i]), log_on, log)
+        if self.measure_from < 0:  # still warming up: nothing so far counts
+            clear_totals(self.totals)
 
     def request(self, i: int, now: float, pair: int, units: float, input_mb: float, log_on: bool,
                 log: RequestLog) -> None:
         t = self.t
+        seq = self.seq
+        if self.measure_from < 0:  # warming up: the warm-up ends at the first request past N and T
+            if seq == 0:
+                self.first_ts = now
+            if seq >= t.warmup_requests and now >= self.first_ts + t.warmup_s:
+                self.measure_from = seq
+                clear_totals(self.totals)  # no metric counts the warm-up
         # The idle time before this request: the policy may preload; it sees only the requests before this one.
         self.policy.preload(self, now)
         m = int(t.pair_model[pair])
-        seq = self.seq
         self.seq += 1
         self.last_request, self.last_ts = (seq, m), now
         self.totals.counts[C_REQUESTS] += 1
@@ -211,6 +250,7 @@ class ReferenceEngine:
             if admitted:
                 info = ModelInfo(t, m, self.names[m] if self.names else str(m),
                                  self.families[m] if self.families else "", self.seen[m])
+                info.need_bytes = self.used + int(t.mem_bytes[m]) - t.capacity_bytes
                 admitted = self.policy.admit(info, now)
                 if admitted and t.admission == ADMIT_OUTRANK and self.used + t.mem_bytes[m] > t.capacity_bytes:
                     admitted = self.policy.outranks(info, self.cache, now)

@@ -157,6 +157,16 @@ def buckets_remove(bk, m):
 
 
 @jit
+def buckets_next_model(bk, m):
+    """The model after m in victim order (lowest count first, then the order they reached it); -1: none."""
+    c = bk.next[m]
+    if c >= 0:
+        return c
+    b = bk.table[bk.bucket_of[m], B_NEXT]
+    return bk.table[b, B_HEAD] if b >= 0 else -1
+
+
+@jit
 def buckets_insert(bk, m, freq):
     """Add m with count `freq`, which must not exceed the lowest count present (a new model)."""
     b = bk.meta[0]

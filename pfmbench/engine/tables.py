@@ -49,6 +49,9 @@ class Tables(NamedTuple):
     w_latency: float
     w_cloud: float
     w_cloud_latency: float
+    # the warm-up (MODEL.md §4): requests replayed but not measured
+    warmup_requests: int  # the first N requests
+    warmup_s: float  # and those before the first request's time + this
     # per model
     mem_bytes: np.ndarray  # int64
     load_time: np.ndarray  # float64 s: load_overhead_s + memory_gb / load_gbps
@@ -110,6 +113,8 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
         w_latency=float(w.latency),
         w_cloud=float(w.cloud),
         w_cloud_latency=float(w.cloud_latency),
+        warmup_requests=int(scenario.run.warmup_requests),
+        warmup_s=float(scenario.run.warmup_s),
         mem_bytes=np.array([m.memory_bytes for m in models], dtype=np.int64),
         load_time=np.array([e.load_overhead_s + m.memory_gb / e.load_gbps for m in models], dtype=np.float64),
         window=window,

@@ -49,7 +49,7 @@ from ..fileio import require_file
 # The fast engine compiles one kernel per group, on first use (then it is cached on disk): a replay of the
 # paper's policies compiles only theirs (14 s of CPU the first time, where all eleven take 34 s).
 BUILTIN_GROUPS = (
-    ("lc", "lfu", "lru", "fifo", "random", "cloud"),  # the paper's five and lru
+    ("lc", "lfu", "lru", "fifo", "random", "cloud", "random_placement"),  # the paper's five, lru, the paper's Random
     ("sieve", "s3fifo", "gdsf", "gdsf_unit", "belady"),  # beyond the paper
     ("lfuda", "belady_size", "lc_cost"),  # beyond the paper, added later (the kernels above keep their compile time)
     ("active",),  # predictive: preloads in idle time (the only group whose preload hook does anything)
@@ -84,9 +84,21 @@ class Policy:
         return True
 
     def outranks(self, model, cache: list, now: float) -> bool:
-        """Under `outrank` admission, when m must displace models: would m, ranked by this policy's key as if
-        loaded now, not be the first victim? Default: yes (a newcomer is the most recent, the newest)."""
+        """Under `outrank` admission, when m must displace models: does m, ranked by this policy's key as if
+        loaded now, outrank every model it would displace (``self.displaced(model, cache, now)``; MODEL.md
+        §4)? Default: yes (a newcomer is the most recent, the newest)."""
         return True
+
+    def displaced(self, model, cache: list, now: float) -> list:
+        """The entries this policy would evict, in order, until `model` fits (``model.need_bytes`` more
+        than the free memory), without evicting them: the smallest keys first."""
+        out, need = [], model.need_bytes
+        for e in sorted(cache, key=lambda e: self.key(e, now)):
+            if need <= 0:
+                break
+            out.append(e)
+            need -= e.memory_bytes
+        return out
 
     def key(self, entry, now: float):
         raise NotImplementedError
@@ -103,7 +115,8 @@ class Policy:
 
 
 REGISTRY: dict[str, type[Policy]] = {}
-PAPER_POLICIES = ("random", "cloud", "fifo", "lfu", "lc")  # Table II's columns, in its order
+# Table II's columns, in its order; its Random is random placement (MODEL.md §5, docs/model.md)
+PAPER_POLICIES = ("random-placement", "cloud", "fifo", "lfu", "lc")
 
 
 def register(cls: type[Policy]) -> type[Policy]:

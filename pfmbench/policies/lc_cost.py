@@ -13,7 +13,7 @@ What evicting model m at time t loses, in system-cost units (MODEL.md §4's weig
   from an empty context, so each expected request would pay that much more. Further decay and the context
   the next requests would rebuild are ignored: the value of what is discarded, as of now.
 - 1 − e^(−E_m): the probability that m is requested again within the horizon (Poisson arrivals at its
-  rate so far), the chance that the switching cost and the load's latency of a reload are paid.
+  rate so far), the chance that a reload's switching cost (its load time included) is paid.
 
 The key is loss_m(t) / memory_gb (a model of 0 bytes frees nothing: never evicted before another); the
 smallest goes first, ties → least recently used. Under `outrank` admission a newcomer is ranked the same
@@ -51,9 +51,9 @@ def loss_per_gb(tab, cx, requests_so_far, m, now):
         if k_eff > 0.0:
             gain += accuracy_of(tab, q, 0.0)[1] - accuracy_of(tab, q, k_eff)[1]
     gain /= b - a
-    load, _, switching_cost = switching(tab, m)
-    loss = tab.w_accuracy * expected * gain + (1.0 - math.exp(-expected)) * (
-        tab.w_switch * switching_cost + tab.w_latency * load)
+    _, _, switching_cost = switching(tab, m)
+    # A reload is charged once, in the switching cost (MODEL.md §4: the load is not in the latency term).
+    loss = tab.w_accuracy * expected * gain + (1.0 - math.exp(-expected)) * tab.w_switch * switching_cost
     return loss / (tab.mem_bytes[m] / 1e9)
 
 
@@ -87,10 +87,16 @@ def victim(ps, es, tab, now):
 
 @njit(inline="always")
 def outranks(ps, es, tab, m, now):
-    # m would be the first victim if its key (empty context) were below every cached model's; on a tie
-    # it is the most recent, and the other goes first.
-    v, best = _first_victim(es, tab, now)
-    return v < 0 or _loss_per_gb(tab, es.context, es.seen[m], m, now) >= best
+    # m must outrank every model it would displace (MODEL.md §4). Victims go in key order, so that holds
+    # when the cached models m outranks (key at most m's, empty context: on a tie m is the most recent and
+    # the other goes first) free enough memory between them.
+    need = es.used[0] + tab.mem_bytes[m] - tab.capacity_bytes
+    km = _loss_per_gb(tab, es.context, es.seen[m], m, now)
+    for j in range(es.n_cached[0]):
+        q = es.clist[j]
+        if _loss_per_gb(tab, es.context, es.seen[q], q, now) <= km:
+            need -= tab.mem_bytes[q]
+    return need <= 0
 
 
 @register
@@ -109,6 +115,6 @@ class LCCost(Policy):
     def outranks(self, model, cache, now):
         if not cache:
             return True
-        first = min(self.key(e, now) for e in cache)[0]
         # Not cached: its pairs' examples are 0 (discarded, or never loaded): its key with an empty context.
-        return loss_per_gb(self.tables, cache[0].examples, model.requests_total, model.model, now) >= first
+        mine = loss_per_gb(self.tables, cache[0].examples, model.requests_total, model.model, now)
+        return all(self.key(e, now)[0] <= mine for e in self.displaced(model, cache, now))

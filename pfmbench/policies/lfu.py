@@ -23,9 +23,17 @@ def victim(ps, es, tab, now):
 
 @njit(inline="always")
 def outranks(ps, es, tab, m, now):
-    # Ranked by requests over the whole trace (counts that survive eviction: a newcomer's since-load count
-    # would always lose); a tie goes to the newcomer, whose last request is the newest.
-    return es.seen[m] >= es.seen[S.buckets_first_model(ps.counts)]
+    # Against every model it would displace, in victim order until m fits (MODEL.md §4), ranked by requests
+    # over the whole trace (counts that survive eviction: a newcomer's since-load count would always lose);
+    # a tie goes to the newcomer, whose last request is the newest.
+    need = es.used[0] + tab.mem_bytes[m] - tab.capacity_bytes
+    v = S.buckets_first_model(ps.counts)
+    while need > 0 and v >= 0:
+        if es.seen[m] < es.seen[v]:
+            return False
+        need -= tab.mem_bytes[v]
+        v = S.buckets_next_model(ps.counts, v)
+    return True
 
 
 @njit(inline="always")
@@ -58,5 +66,6 @@ class LFU(Policy):
         return (entry.requests, entry.last_use)
 
     def outranks(self, model, cache, now):
-        # `outrank` ranks by requests over the whole trace so far: counts that survive eviction.
-        return model.requests_total >= self.victim(cache, now, None).requests_total
+        # `outrank` ranks by requests over the whole trace so far (counts that survive eviction), against
+        # every model it would displace.
+        return all(model.requests_total >= e.requests_total for e in self.displaced(model, cache, now))

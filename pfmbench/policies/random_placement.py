@@ -1,0 +1,90 @@
+"""Random placement (the paper's "Random", MODEL.md §5): what is cached is chosen at random, not by what is
+requested.
+
+On each miss for a model that fits the GPU, the server draws one model uniformly from the catalog's models
+that fit and are not cached, evicts cached models drawn at random until it fits, and loads it. The request
+is served at the edge only if the drawn model is the one it names; otherwise it is offloaded, and the load
+made for no request is costed as a load and counted with the preloads (`preloads`). Hits are served at the
+edge. A request for a model that can never fit is offloaded with no draw. One seeded SplitMix64 stream gives
+the draws and the victims, in the order the engine asks for them (same seed, same placements).
+
+This is the random-caching baseline of the edge-caching literature; `random` (random eviction of what is
+requested, as libCacheSim's) is the other reading. docs/model.md compares the two against Table II.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from ..engine import structures as S
+from ..engine.fast import evict_model as _evict_model_py
+from ..engine.fast import place_model as _place_model_py
+from ..engine.jit import compiled
+from . import Policy, register
+
+_evict_model, _place_model = compiled(_evict_model_py), compiled(_place_model_py)
+
+
+class State(NamedTuple):
+    rng: np.ndarray  # uint64 [1]: SplitMix64 state
+
+
+def new_state(tables, seed):
+    return State(np.array([seed & (2**64 - 1)], dtype=np.uint64))
+
+
+@njit(inline="always")
+def victim(ps, es, tab, now):
+    return es.clist[S.splitmix64(ps.rng) % np.uint64(es.n_cached[0])]
+
+
+@njit(inline="always")
+def admit(ps, es, tab, m, now):
+    # Draw among the models that fit and are not cached (m is one of them), in catalog order.
+    n = 0
+    for q in range(tab.mem_bytes.shape[0]):
+        if es.cached[q] == 0 and tab.mem_bytes[q] <= tab.capacity_bytes:
+            n += 1
+    r = S.splitmix64(ps.rng) % np.uint64(n)
+    x = -1
+    for q in range(tab.mem_bytes.shape[0]):
+        if es.cached[q] == 0 and tab.mem_bytes[q] <= tab.capacity_bytes:
+            if r == 0:
+                x = q
+                break
+            r -= np.uint64(1)
+    if x == m:
+        return True  # the engine loads m for this request, evicting at random (victim)
+    while es.used[0] + tab.mem_bytes[x] > tab.capacity_bytes:
+        _evict_model(tab, es, victim(ps, es, tab, now), now)
+    _place_model(tab, es, x, now)
+    return False
+
+
+@register
+class RandomPlacement(Policy):
+    """Random placement, the paper's Random: after each miss, load a model drawn uniformly from those that
+    fit (evicting at random); a request is served at the edge only if its model is cached."""
+
+    name = "random-placement"
+
+    def attach(self, engine):
+        self.engine = engine
+
+    def key(self, entry, now):
+        return 0
+
+    def victim(self, cache, now, rng):
+        return cache[rng() % len(cache)]
+
+    def admit(self, model, now):
+        e, t = self.engine, self.engine.t
+        fit = [q for q in range(t.n_models) if q not in e.entry and t.mem_bytes[q] <= t.capacity_bytes]
+        x = fit[e._rng() % len(fit)]
+        if x == model.model:
+            return True
+        while e.used + t.mem_bytes[x] > t.capacity_bytes:
+            e.evict_model(self.victim(e.cache, now, e._rng).model, now)
+        e.place_model(x, now)
+        return False
