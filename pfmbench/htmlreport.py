@@ -411,10 +411,10 @@ def write_report(paths: list, out, metrics: list[str] | None = None, title: str 
     """Write the report to `out` (atomically; `-`: stdout) under the output rules (pfmbench.fileio)."""
     from . import fileio
 
-    if not fileio.is_stdout(out) and Path(str(out)).suffix.lower() not in (".html", ".htm"):
-        raise InputError(f"{out}: the report's file name must end in .html (or `-` for stdout)")
     locks = fileio.check_outputs({"-o": out}, [str(p) for p in paths]) or []  # before anything is read
     try:
+        if not fileio.is_stdout(out) and Path(str(out)).suffix.lower() not in (".html", ".htm"):
+            raise InputError(f"-o {out}: the report's file name must end in .html (or `-` for stdout)")
         page = report_html(paths, metrics, title)
         with fileio.atomic_path(out) as tmp:
             Path(tmp).write_text(page, encoding="utf-8")
