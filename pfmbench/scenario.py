@@ -290,6 +290,9 @@ def _toml_value(v) -> str:
     return repr(v)
 
 
+# Short names the commands' own options use (--warmup, --warmup-s), so that --set, a sweep axis and a
+# calibrated key can say them too.
+KEY_ALIASES = {"warmup": ("run", "warmup_requests")}
 TOP_KEYS = ("seed", "name")  # top-level keys: bare `seed` is the scenario's (random policy) seed
 
 
@@ -312,6 +315,7 @@ def _key_index() -> tuple[dict[str, tuple[str, str]], dict[str, list[str]]]:
             ambiguous[name] = [f"{s}.{name}" for s in sects]
     for k in TOP_KEYS:
         index[k] = ("", k)
+    index.update(KEY_ALIASES)
     return index, ambiguous
 
 

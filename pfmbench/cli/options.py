@@ -15,6 +15,11 @@ from ..fileio import check_outputs, is_stdout, stdout_is_terminal
 ScenarioOpt = Annotated[str | None, typer.Option("--scenario", "-s", help="Scenario TOML file or built-in name (default).")]
 CatalogOpt = Annotated[Path | None, typer.Option("--catalog", "-c", help="Catalog CSV or TOML (default: Table I).")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the random policy (scenario `seed`, 0 to 2**64-1).")]
+WarmupOpt = Annotated[int | None, typer.Option("--warmup", help="Warm-up: the first N requests are replayed but "
+                                              "counted in no metric (scenario run.warmup_requests).")]
+WarmupSOpt = Annotated[float | None, typer.Option("--warmup-s", help="Warm-up: requests in the first T seconds "
+                                                  "of the trace are replayed but counted in no metric "
+                                                  "(scenario run.warmup_s).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")]
 FormatOpt = Annotated[str | None, typer.Option("--format", help="table (the default), markdown (GitHub-flavoured), "
                                           "latex (a booktabs tabular) or csv (the records --json prints).")]

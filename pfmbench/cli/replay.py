@@ -18,7 +18,17 @@ from ..report import comparison_table
 from ..results import to_json, write_summary
 from ..scenario import EDGE_PRESETS, SCENARIOS, resolve_key
 from . import app
-from .options import CatalogOpt, FormatOpt, JsonOpt, ScenarioOpt, SeedOpt, guard_outputs, progress_bar
+from .options import (
+    CatalogOpt,
+    FormatOpt,
+    JsonOpt,
+    ScenarioOpt,
+    SeedOpt,
+    WarmupOpt,
+    WarmupSOpt,
+    guard_outputs,
+    progress_bar,
+)
 
 
 def parse_sets(sets: list[str] | None) -> dict:
@@ -88,7 +98,9 @@ def replay(
     trace: Annotated[Path | None, typer.Argument(help="Parquet trace (ts, model[, task, units, input_mb]). "
                                                       "Omit to replay the scenario's synthetic trace.")] = None,
     policy: Annotated[str, typer.Option("--policy", "-p", help="Policies, comma-separated: lc, lfu, lru, fifo, "
-                                        "random, cloud, a path to a .py policy, 'all' (the paper's five + lru), and "
+                                        "random-placement (the paper's Random), random, cloud, any other built-in "
+                                        "(`pfmbench policies`), a path to a .py policy, 'all' (the paper's five, "
+                                        "lru and random), and "
                                         "opt (the minimum system cost, or a lower bound beyond 100 requests; "
                                         "docs/opt.md), e.g. all,opt.")] = "all",
     scenario: ScenarioOpt = None,
@@ -105,6 +117,8 @@ def replay(
     dispatch: Annotated[str | None, typer.Option("--dispatch", help="edge (serve at the edge whatever its queue) or "
                                                  "cheapest (send a request to the cloud when that costs less now).")] = None,
     seed: SeedOpt = None,
+    warmup: WarmupOpt = None,
+    warmup_s: WarmupSOpt = None,
     sets: Annotated[list[str] | None, typer.Option("--set", help="Any scenario value, KEY=VALUE (repeatable), "
                                                    "e.g. --set cloud.rtt_s=0.2; see `pfmbench scenario show`.")] = None,
     out: Annotated[str | None, typer.Option("--out", "-o", help="Write one summary row per policy to this Parquet "
@@ -121,6 +135,8 @@ def replay(
 
     Example: pfmbench replay --admission outrank --dispatch cheapest --json
 
+    Example: pfmbench replay traces/poisson-5k.parquet --warmup 1000   # measured from a warm cache
+
     Example: pfmbench replay --policy lru,lc,opt --set trace.requests=60 --gpu-memory 40
 
     Example: pfmbench replay --format markdown >> "$GITHUB_STEP_SUMMARY"
@@ -128,7 +144,8 @@ def replay(
     overrides = parse_sets(sets)
     overrides.update({k: v for k, v in {"preset": gpu, "gpu_memory_gb": gpu_memory, "half_life_s": half_life,
                                          "utility": utility, "admission": admission, "dispatch": dispatch,
-                                         "seed": seed}.items() if v is not None})
+                                         "seed": seed, "warmup_requests": warmup,
+                                         "warmup_s": warmup_s}.items() if v is not None})
     if trace is not None and str(trace) in SCENARIOS and not trace.exists():  # `replay default`: its own trace
         if scenario is not None:
             raise InputError(f"{trace} names a built-in scenario and its trace; give --scenario or it, not both")
