@@ -22,13 +22,18 @@ def files(tmp_path_factory):
     from pfmbench.cli import main
 
     d = tmp_path_factory.mktemp("report")
-    for args in (["replay", *SMALL, "--gpu-memory", "40", "--out", str(d / "replay.parquet"), "--json"],
-                 ["sweep", *SMALL, "--set-grid", "gpu_memory_gb=40,80", "--seeds", "1,2", "-o",
-                  str(d / "sweep.parquet"), "-q"],
-                 ["report", str(d / "replay.parquet"), str(d / "sweep.parquet"), "-o", str(d / "report.html"), "-q"]):
-        with pytest.raises(SystemExit) as e:
-            main(args)
-        assert e.value.code in (0, None), args
+    cwd = os.getcwd()
+    os.chdir(d)  # relative names, as a user gives them (the page shows them; the README's picture too)
+    try:
+        for args in (["replay", *SMALL, "--gpu-memory", "40", "--out", "replay.parquet", "--json"],
+                     ["sweep", *SMALL, "--set-grid", "gpu_memory_gb=40,80", "--seeds", "1,2", "-o", "sweep.parquet",
+                      "-q"],
+                     ["report", "replay.parquet", "sweep.parquet", "-o", "report.html", "-q"]):
+            with pytest.raises(SystemExit) as e:
+                main(args)
+            assert e.value.code in (0, None), args
+    finally:
+        os.chdir(cwd)
     return d
 
 
@@ -70,9 +75,10 @@ def test_report_is_self_contained(files):
     assert page.count('class="band"') >= 1 and page.count('class="term"') >= 4
 
 
-def test_report_is_deterministic_and_follows_output_rules(cli, files, tmp_path):
+def test_report_is_deterministic_and_follows_output_rules(cli, files, tmp_path, monkeypatch):
+    monkeypatch.chdir(files)
     again = tmp_path / "again.html"
-    r = cli("report", files / "replay.parquet", files / "sweep.parquet", "-o", again)
+    r = cli("report", "replay.parquet", "sweep.parquet", "-o", again)
     assert r.code == 0 and r.err == f"report: {again}\n"
     assert again.read_bytes() == (files / "report.html").read_bytes()
     before = (files / "replay.parquet").read_bytes()
@@ -157,5 +163,5 @@ def test_report_renders_in_headless_chromium(files, tmp_path):
     # The README's picture: the unmodified page, when asked for (PFMBENCH_REPORT_SCREENSHOT=PATH.png).
     shot = os.environ.get("PFMBENCH_REPORT_SCREENSHOT")
     if shot:
-        r = _run_browser(browser, "--window-size=1100,1500", f"--screenshot={shot}", (files / "report.html").as_uri())
+        r = _run_browser(browser, "--window-size=1100,1900", f"--screenshot={shot}", (files / "report.html").as_uri())
         assert r.returncode == 0 and Path(shot).stat().st_size > 10_000, r.stderr[-1000:]
