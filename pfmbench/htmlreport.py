@@ -20,6 +20,7 @@ from .errors import InputError
 from .formats import BEST_MARK, Grid, comparison_grid
 
 DEFAULT_METRICS = ("system_cost_per_request",)
+PERCENT_METRICS = ("hit_ratio", "edge_execution_ratio")  # fractions in the files, percentages in the table
 MAX_FIGURES = 24  # per results file: beyond, panels of the other axes are averaged together
 # Columns shown in the settings table besides every setting_* column.
 RUN_COLUMNS = ("trace", "scenario", "catalog", "seed", "n_requests", "admission", "dispatch", "engine",
@@ -205,11 +206,12 @@ def sweep_svg(rows: list[dict], policies: list[str], x: str, metric: str, colour
     xs_all = list(dict.fromkeys(_key(r.get(x)) for r in rows))
     numeric = all(isinstance(v, float) for v in xs_all)
     xs_all = sorted(xs_all) if numeric else xs_all
+    scale = 100.0 if metric in PERCENT_METRICS else 1.0  # shown in % as in the table (its label says so)
     series = {}
     for p in policies:
         pts = []
         for xv in xs_all:
-            vals = [float(r[metric]) for r in rows if r["policy"] == p and _key(r.get(x)) == xv
+            vals = [scale * float(r[metric]) for r in rows if r["policy"] == p and _key(r.get(x)) == xv
                     and isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])]
             if vals:
                 m, h = mean_ci(vals)

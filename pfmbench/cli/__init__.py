@@ -14,7 +14,7 @@ import sys
 import typer
 
 from .. import errors
-from ..errors import PfmError, Terminated
+from ..errors import PfmError, Terminated, cut, tidy
 
 try:  # typer >= 0.16 vendors click as typer._click; older versions use click itself
     from typer._click import exceptions as click_errors
@@ -121,13 +121,16 @@ def main(argv: list[str] | None = None) -> None:
             sys.stdout.flush()  # a full disk behind `> file` shows here: report it below, not at exit
     except click_errors.ClickException as e:
         if type(e).__name__ != "NoArgsIsHelpError":  # `pfmbench trace`: typer has printed the group's help
-            print(_usage_line(e), file=sys.stderr)
+            print(tidy(_usage_line(e)), file=sys.stderr)
         code = e.exit_code if e.exit_code else 2
     except typer.Abort:
         print("error: aborted", file=sys.stderr)
         code = 1
     except PfmError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {tidy(e)}", file=sys.stderr)
+        code = 2
+    except OverflowError as e:  # a number no check caught (a 400-digit integer somewhere): still one line
+        print(f"error: a number is too large: {cut(e, 200)}", file=sys.stderr)
         code = 2
     except Terminated:
         print("error: terminated (SIGTERM); no output written", file=sys.stderr)
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         _quiet_stdout()
         where = f"{e.filename}: " if getattr(e, "filename", None) else "stdout: " if e.errno else ""
         msg = os.strerror(e.errno) if e.errno else (str(e).splitlines() or [type(e).__name__])[0]
-        print(f"error: {where}{msg}", file=sys.stderr)
+        print(tidy(f"error: {where}{msg}"), file=sys.stderr)
         code = 2
     finally:
         from ..fileio import release_locks
