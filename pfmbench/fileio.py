@@ -267,13 +267,35 @@ def atomic_path(path: str | Path, *, lock: bool = True):
         _check_replaceable(target, path)
         os.replace(tmp, target)
     except BaseException as e:
+        why = _write_failure(e, Path(tmp))
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        if isinstance(e, OSError):
-            raise InputError(f"{path}: cannot write: {os_error_text(e)}") from None
+        if why is not None:
+            raise InputError(f"{path}: cannot write: {why}") from None
         raise
+
+
+def _write_failure(e: BaseException, tmp: Path) -> str | None:
+    """Why writing `tmp` failed, in a few words, if `e` is a failed write; None for anything else.
+
+    polars reports a full disk or a file-size limit as a ComputeError ("Invalid thrift: transport error")
+    rather than an OSError: the reason is then found by writing to the file again, which tells it plainly.
+    """
+    if isinstance(e, OSError):
+        return os_error_text(e)
+    if not type(e).__module__.split(".")[0] in ("polars", "pyarrow") or not isinstance(e, Exception):
+        return None
+    try:
+        with open(tmp, "ab") as f:
+            f.write(b"\0" * (1 << 16))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as probe:
+        return os_error_text(probe)
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return f"{text} (is the disk full?)"
 
 
 def _check_replaceable(target: Path, shown) -> None:

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, cut
 from .fileio import check_outputs, not_a_file, read_toml, require_file
 
 SWEEP_KEYS = ("scenario", "catalog", "policies", "seeds", "traces", "engine", "set", "grid", "zip")
@@ -103,11 +103,11 @@ class Point:
 
     def describe(self) -> str:
         """The point's grid values, for messages."""
-        parts = [f"{k}={v}" for k, v in self.axes.items()]
+        parts = [f"{k}={cut(v)}" for k, v in self.axes.items()]
         if self.trace.kind != "scenario":
-            parts.append(f"trace={self.trace.name}")
+            parts.append(f"trace={cut(self.trace.name)}")
         if self.seed is not None:
-            parts.append(f"seed={self.seed}")
+            parts.append(f"seed={cut(self.seed)}")
         return f"point {self.index} ({', '.join(parts) or 'no grid values'})"
 
 
@@ -271,11 +271,91 @@ def _need(value, typ, p, key, what):
 
 # -- expanding and validating ---------------------------------------------------------------------
 
-def expand(spec: SweepSpec) -> list[Point]:
-    """Every point of the grid, each checked (keys, values, policies, traces) before anything runs."""
+MAX_POINTS = 100_000  # a grid beyond this is refused before it is expanded: split it into several sweeps
+CONFIRM_POINTS = 1_000  # from here a sweep runs only when confirmed (--yes), after an estimate of its size
+CONFIRM_REPLAYED = 10**9  # ... or when it would replay this many requests in all (points x policies x trace)
+EST_REQUESTS_PER_S = 2e6  # per replay, for the estimate only (a policy on the fast engine; docs/results.md)
+EST_SECONDS_PER_REPLAY = 0.05  # each point's own overhead: reading or drawing its trace, summarizing
+
+
+def grid_size(spec: SweepSpec) -> int:
+    """The number of points of a sweep, counted without expanding the grid."""
+    n = len(spec.traces) * len(spec.seeds)
+    for _, rows in spec.groups:
+        n *= len(rows)
+    return n
+
+
+def size_estimate(spec: SweepSpec, points: int, policies: int) -> tuple[float, float]:
+    """(requests replayed in all, seconds on one core), roughly: for the confirmation of a large sweep."""
+    from .scenario import load_scenario
+
+    try:
+        base = load_scenario(spec.scenario).trace.requests
+    except InputError:
+        base = 0
+    per_trace = []
+    for t in spec.traces:
+        if t.kind == "file":
+            try:
+                import pyarrow.parquet as pq
+
+                per_trace.append(pq.read_metadata(t.path).num_rows)
+            except Exception:  # noqa: BLE001  (reported with its point)
+                per_trace.append(0)
+        elif t.kind == "synth":
+            per_trace.append(dict(t.spec).get("requests") or base)
+        else:
+            fixed = {_canonical(k): v for k, v in spec.fixed.items()}
+            axis = [v for keys, rows in spec.groups for i, k in enumerate(keys) if _canonical(k) == "trace.requests"
+                    for v in (row[i] for row in rows)]
+            axis = [int(x) if isinstance(x, str) and x.strip().isdigit() else x for x in axis]
+            per_trace.append(max([x for x in axis if isinstance(x, int)] or [fixed.get("trace.requests", base)]))
+    per_trace = [int(x) if isinstance(x, str) and x.strip().isdigit() else x for x in per_trace]  # from --set
+    per_trace = [min(x, 10**15) if isinstance(x, int) and not isinstance(x, bool) and x > 0 else 0 for x in per_trace]
+    mean = sum(per_trace) / len(per_trace) if per_trace else 0
+    replays = points * policies
+    requests = replays * float(mean)
+    return requests, replays * EST_SECONDS_PER_REPLAY + requests / EST_REQUESTS_PER_S
+
+
+def check_size(spec: SweepSpec, confirmed: bool = False, policies: int = 1) -> int:
+    """Refuse a grid beyond MAX_POINTS, and a large one (CONFIRM_POINTS points or CONFIRM_REPLAYED requests)
+    unless `confirmed`, with an estimate; before anything is expanded. Returns the number of points."""
+    n = grid_size(spec)
+    if n > MAX_POINTS:
+        raise InputError(f"{spec.source}: the grid has {n:,} points, beyond the limit of {MAX_POINTS:,}: "
+                         "split it into several sweeps")
+    if confirmed:
+        return n
+    requests, seconds = size_estimate(spec, n, policies)
+    if n >= CONFIRM_POINTS or requests >= CONFIRM_REPLAYED:
+        raise InputError(f"{spec.source}: a large sweep: {n:,} points x {policies} policies, about {requests:.3g} "
+                         f"requests replayed, roughly {_duration(seconds)} on one core; give --yes "
+                         "(confirm_large=True) to run it")
+    return n
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+def expand(spec: SweepSpec, confirmed: bool = False) -> list[Point]:
+    """Every point of the grid, each checked (keys, values, policies, traces) before anything runs.
+
+    Its size is checked first (check_size): a grid too large is refused before it is expanded, a large one
+    runs only when `confirmed`."""
     from .api import parse_policies
 
     src = spec.source
+    try:
+        n_policies = len(parse_policies(spec.policies))
+    except InputError:
+        n_policies = 1  # reported below, with its source
+    check_size(spec, confirmed, n_policies)
     if spec.engine not in ("auto", "fast", "reference"):
         raise InputError(f"{src}: engine must be auto, fast or reference, got {spec.engine!r}")
     seen_keys = {}
@@ -375,13 +455,13 @@ def _fmt(v) -> str:
 
 
 def _describe(axis_values: dict, trace: TraceRef, seed) -> str:
-    parts = [f"{k}={v}" for k, v in axis_values.items()]
+    parts = [f"{k}={cut(v)}" for k, v in axis_values.items()]  # a 400-digit value stays one short line
     if trace.kind == "file":
-        parts.append(f"trace={trace.name}")
+        parts.append(f"trace={cut(trace.name)}")
     elif trace.kind == "synth":
-        parts.append("trace=" + _synth_ref(trace, seed).name)
+        parts.append("trace=" + cut(_synth_ref(trace, seed).name))
     if seed is not None:
-        parts.append(f"seed={seed}")
+        parts.append(f"seed={cut(seed)}")
     return f"point ({', '.join(parts)})" if parts else "point"
 
 
@@ -468,7 +548,12 @@ class PartStore:
         from .fileio import atomic_path
         from .results import summary_frame
 
-        self.dir.mkdir(exist_ok=True)
+        try:
+            self.dir.mkdir(exist_ok=True)
+        except OSError as e:
+            from .fileio import os_error_text
+
+            raise InputError(f"{self.out}: cannot make its part folder {self.dir.name}: {os_error_text(e)}") from None
         with atomic_path(self.path(point), lock=False) as tmp:  # the output's lock covers its parts
             summary_frame(rows).write_parquet(tmp)
 
@@ -637,7 +722,7 @@ class SweepResult:
 def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int = 1, executor: str = "local",
               address: str | None = None, resume: bool = False,
               progress: Callable[[int, int], None] | None = None,
-              on_failure: Callable[[Point, str], None] | None = None) -> SweepResult:
+              on_failure: Callable[[Point, str], None] | None = None, confirm_large: bool = False) -> SweepResult:
     """Expand, check and run a sweep; write one row per (point, policy) to `out` (Parquet).
 
     Finished points are kept as part files until the output is complete, so that `resume=True` after an
@@ -648,7 +733,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int = 1, executor: s
         raise InputError(f"--executor must be local or ray, got {executor!r}")
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
-    points = expand(spec)
+    points = expand(spec, confirmed=confirm_large)
     # The output rules of every command (fileio): never over an input (the sweep file, a trace, the
     # scenario, a catalog, a policy file), a device or a folder, checked before anything runs.
     # One writer per output (and so per part folder): a second sweep to `out` is refused here, before it
@@ -678,7 +763,11 @@ def _run_locked(spec, points, out, workers, executor, address, resume, progress,
     def done(point: Point, rows, err) -> None:
         nonlocal finished
         if err is None:
-            store.write(point, rows)
+            try:
+                store.write(point, rows)
+            except InputError as e:  # the disk is full (or gone read-only): no part folder is left behind
+                store.clear()
+                raise InputError(f"{store.out}: {e}") from None
             result.computed += 1
         else:
             result.failed.append((point, err))
@@ -701,7 +790,11 @@ def _run_locked(spec, points, out, workers, executor, address, resume, progress,
                 result.failed.extend((p, "not finished: a worker process died") for p in e.points)
     result.failed.sort(key=lambda pf: pf[0].index)
     if result.computed + result.resumed:  # the finished points, in point order
-        result.rows = store.merge(points, spec.axes, spec.source)
+        try:
+            result.rows = store.merge(points, spec.axes, spec.source)
+        except InputError:  # the output could not be written (a full disk): neither it nor the parts stay
+            store.clear()
+            raise
         result.out = Path(out)
     if not result.failed:
         store.clear()

@@ -242,3 +242,124 @@ def test_plot_bins_are_bounded(cli, results, tmp_path, bins):
     r = cli("plot", results / "log.parquet", "-o", tmp_path / "t.png", "--bins", bins)
     assert r.code == 2 and r.err.count("\n") == 1 and "--bins" in r.err and "Traceback" not in r.err, r.err
     assert not (tmp_path / "t.png").exists()
+
+
+# -- 3. integers too large for any type: one line, exit 2 -------------------------------------------------------
+
+HUGE = "9" * 400
+
+
+def _integer_keys():
+    """Every integer key of a scenario, as `section.key` (generated: a key added later is covered too)."""
+    from dataclasses import fields
+
+    from pfmbench.scenario import Scenario
+
+    sc = Scenario()
+    keys = []
+    for sect in Scenario.SECTIONS:
+        for f in fields(getattr(sc, sect)):
+            v = getattr(getattr(sc, sect), f.name)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                keys.append(f"{sect}.{f.name}")
+    return keys
+
+
+@pytest.mark.parametrize("key", _integer_keys())
+@pytest.mark.parametrize("how", ["--set", "toml", "grid"])
+@pytest.mark.parametrize("sign", ["", "-"])
+def test_a_400_digit_number_for_any_numeric_key_is_one_line(cli, tmp_path, key, how, sign):
+    value = sign + HUGE
+    if how == "--set":
+        r = cli("replay", "--set", f"{key}={value}", "-p", "lru")
+    elif how == "toml":
+        sect, name = key.split(".")
+        (tmp_path / "s.toml").write_text(f"[{sect}]\n{name} = {value}\n")
+        r = cli("replay", "--scenario", tmp_path / "s.toml", "-p", "lru")
+    else:
+        r = cli("sweep", "--set-grid", f"{key}={value}", "-p", "lru", "-o", tmp_path / "o.parquet")
+    assert r.code == 2, r.err
+    assert r.err.count("\n") == 1 and "Traceback" not in r.err and len(r.err) < 600, r.err
+    assert key.split(".")[1] in r.err
+    assert not list(tmp_path.glob("*.parquet"))
+
+
+@pytest.mark.parametrize("args", [
+    ["replay", "--seed", HUGE], ["replay", "--set", f"seed={HUGE}"], ["synth", "-o", "{out}", "--requests", HUGE],
+    ["synth", "-o", "{out}", "--requests", "10", "--seed", HUGE], ["sweep", "--seeds", f"1,{HUGE}", "-o", "{out}"],
+    ["sweep", "--set", f"trace.requests={HUGE}", "-o", "{out}"], ["table2", "--runs", HUGE],
+    ["plot", "{out}", "-o", "{out}.png", "--bins", HUGE], ["trace", "validate", "{out}", "--limit", HUGE],
+])
+def test_a_400_digit_option_is_one_line(cli, tmp_path, args):
+    out = tmp_path / "o.parquet"
+    r = cli(*[a.replace("{out}", str(out)) for a in args])
+    assert r.code == 2, r.err
+    assert r.err.count("\n") == 1 and "Traceback" not in r.err and len(r.err) < 600, r.err
+
+
+def test_a_400_digit_seed_in_a_sweep_file_is_one_short_line(cli, tmp_path):
+    (tmp_path / "s.toml").write_text(f"seeds = [{HUGE}]\n[grid]\ngpu_memory_gb = [16]\n")
+    r = cli("sweep", tmp_path / "s.toml", "-o", tmp_path / "o.parquet")
+    assert r.code == 2 and r.err.count("\n") == 1 and len(r.err) < 600 and "400 digits" in r.err, r.err
+
+
+# -- 3. a full disk while writing: one line, nothing left behind ------------------------------------------------
+
+def _run_with_file_limit(args, cwd, limit=3000):
+    """pfmbench in a process whose files cannot grow beyond `limit` bytes (as on a full disk: EFBIG)."""
+    import resource
+    import signal
+
+    def cap():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, "-m", "pfmbench", *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                          text=True, preexec_fn=cap, timeout=600)
+
+
+@pytest.mark.parametrize("which", ["replay --out", "replay --requests-out", "sweep -o", "synth -o", "export -o",
+                                   "plot -o"])
+def test_a_full_disk_is_one_line_and_leaves_nothing(trace, results, tmp_path, which):
+    name = "out.png" if which.startswith("plot") else "out.csv" if which.startswith("export") else "out.parquet"
+    args = _writers(trace, results, name)[which]
+    if which.startswith("synth"):
+        args = ["synth", "-o", name, "--requests", "20000"]
+    r = _run_with_file_limit(args, tmp_path, limit={"plot": 1000, "export": 300}.get(which.split()[0], 3000))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "cannot write" in r.stderr and "File too large" in r.stderr, r.stderr
+    assert list(tmp_path.iterdir()) == []  # no output, temporary file, part folder or lock file
+
+
+# -- 3. sizes with a ceiling --------------------------------------------------------------------------------------
+
+def test_a_huge_grid_is_refused_before_it_is_expanded(cli, tmp_path, monkeypatch):
+    import itertools
+
+    def boom(*a, **k):
+        raise AssertionError("the grid was expanded")
+
+    monkeypatch.setattr(itertools, "product", boom)
+    values = ",".join(map(str, range(1, 1001)))
+    r = cli("sweep", "--set-grid", f"gpu_memory_gb={values}", "--set-grid", f"half_life_s={values}",
+            "--seeds", values, "-o", tmp_path / "o.parquet")
+    assert r.code == 2 and "1,000,000,000 points, beyond the limit" in r.err and r.err.count("\n") == 1, r.err
+
+
+@pytest.mark.parametrize("grid,requests", [(["gpu_memory_gb=" + ",".join(map(str, range(1, 41))),
+                                             "half_life_s=" + ",".join(map(str, range(1, 26)))], "100"),
+                                           (["gpu_memory_gb=16,40"], "100000000")])
+def test_a_large_sweep_needs_yes_and_says_how_large(cli, tmp_path, grid, requests, monkeypatch):
+    import pfmbench.sweep as S
+
+    ran = []
+    monkeypatch.setattr(S, "_run_locked", lambda *a, **k: ran.append(len(a[1])) or S.SweepResult(points=len(a[1])))
+    args = ["sweep", *[x for g in grid for x in ("--set-grid", g)], "--set", f"trace.requests={requests}", "-p",
+            "lru,lc,lfu,fifo,cloud", "-o", tmp_path / "o.parquet", "-q"]
+    r = cli(*args)
+    assert r.code == 2 and "a large sweep" in r.err and "--yes" in r.err and "requests replayed" in r.err, r.err
+    assert ran == []
+    r = cli(*args, "--yes")
+    assert r.code == 0, r.err
+    assert ran and ran[0] >= 2

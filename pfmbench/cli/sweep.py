@@ -108,6 +108,8 @@ def sweep(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line on stderr.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the grid and print its points (run id and "
                                           "values; --json: as JSON); run nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Run a large sweep (1,000 points or more, or 1e9 "
+                                      "requests replayed in all): without it, it is refused with an estimate.")] = False,
 ) -> None:
     """Replay every point of a grid (scenario keys x traces x seeds) under each policy; write all rows.
 
@@ -137,12 +139,13 @@ def sweep(
     if engine is not None:
         spec.engine = engine
     spec.fixed.update(parse_sets(sets))
+    spec.fixed.update({k: str(v) for k, v in {"warmup_requests": warmup, "warmup_s": warmup_s}.items() if v is not None})
     for item in set_grid or []:
         key, values = parse_grid_option(item)
         spec.groups.append(((key,), [(v,) for v in values]))
 
     if dry_run:
-        _print_points(expand(spec), json_out)
+        _print_points(expand(spec, confirmed=True), json_out)  # runs nothing: no confirmation needed
         return
     if output is None:
         raise InputError("sweep: give the output file, -o OUT.parquet")
@@ -158,7 +161,7 @@ def sweep(
                 echo(f"error: {point.describe()}: {message}")
 
             result = run_sweep(spec, output, workers=workers, executor=executor, address=address, resume=resume,
-                               progress=update, on_failure=failed)
+                               progress=update, on_failure=failed, confirm_large=yes)
     except KeyboardInterrupt as e:
         code = 143 if isinstance(e, Terminated) else 130
         print(f"error: sweep {'terminated' if code == 143 else 'interrupted'}; finished points are kept: "

@@ -66,7 +66,7 @@ BYTES_PER_REQUEST = 11  # Parquet bytes per synthetic request, measured (docs/tr
 
 def estimate_requests(requests: int | None, duration: float | None, rate: float) -> float:
     """The expected number of requests: `requests`, or rate x duration if that comes first."""
-    est = math.inf if requests is None else float(requests)
+    est = math.inf if requests is None else float(min(requests, 10**300))  # float() of a huge int raises
     if duration is not None:
         est = min(est, rate * duration)
     return est
