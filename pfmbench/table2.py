@@ -7,17 +7,21 @@ reason. Nothing here is tuned towards any policy; the distance to every cell is 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 
 from .api import replay_many
 from .scenario import Scenario, default_scenario
 
-POLICIES = ("random", "cloud", "fifo", "lfu", "lc")  # Table II's columns, in its order
+# Table II's columns, in its order, as pfmbench's policies: its Random is random placement (MODEL.md §5).
+POLICIES = ("random-placement", "cloud", "fifo", "lfu", "lc")
+EDGE_POLICIES = ("random-placement", "fifo", "lfu", "lc")  # the columns with edge-served requests
 
 # Table II (the seed paper), per policy: the eight rows it prints.
 PAPER = {
-    "random": {"system_cost": 25.67, "switching_cost": 18.72, "total_accuracy_cost": 0.13,
+    "random-placement": {"system_cost": 25.67, "switching_cost": 18.72, "total_accuracy_cost": 0.13,
                "average_accuracy_cost": 0.0151, "inference_latency_s": 0.12, "offloading_latency_s": 0.04,
                "cloud_cost": 6.63, "edge_execution_ratio": 0.098},
     "cloud": {"system_cost": 7.29, "switching_cost": 0.0, "total_accuracy_cost": 0.0, "average_accuracy_cost": 0.0,
@@ -50,6 +54,9 @@ SETTINGS = {
     "gpu_memory_gb": 40.0,  # MODEL.md §8's prototype: a GPU that holds one GPT3-13B copy and the vision models
     "copies_per_task": True,  # one fine-tuned GPT-3 copy per task (the paper's fine-tuning section)
     "admission": "outrank",  # for all five: LFU's and LC's rare loads fit it; FIFO and Random load as `always`
+    # MODEL.md §8: LFU's and LC's switching costs (0.37, 0.32: less than one load) say the runs were measured
+    # on a warm cache; one run's length of warm-up.
+    "warmup_requests": 88,
     "rate": 0.2,  # requests/s, Poisson (the default scenario's); 88 requests span about 7 minutes
     "alpha": 0.8,  # Zipf popularity over the (model, task) pairs (the default scenario's)
 }
@@ -62,10 +69,26 @@ def scenario(**overrides) -> Scenario:
     return sc
 
 
-def restate(runs: int = RUNS, requests: int = REQUESTS, **overrides) -> dict:
-    """Mean of each Table II row per policy over `runs` seeded runs of `requests` requests.
+CALIBRATED = Path(__file__).parent / "data" / "table2_calibrated.toml"
 
+
+def calibrated_constants() -> dict:
+    """The constants `pfmbench calibrate paper-table2` fitted (pfmbench/data/table2_calibrated.toml, which
+    records the command that wrote it): {key: value}, shared by all five policies."""
+    import tomllib
+
+    with open(CALIBRATED, "rb") as f:
+        return dict(tomllib.load(f)["constants"])
+
+
+def restate(runs: int = RUNS, requests: int = REQUESTS, calibrated: bool = False, **overrides) -> dict:
+    """Mean of each Table II row per policy over `runs` seeded runs of `requests` measured requests (each
+    run's trace is longer by its warm-up: `warmup_requests`, and `rate × warmup_s`).
+
+    calibrated: start from the fitted constants (calibrated_constants()) instead of the physical ones.
     overrides: scenario keys (as `--set`) applied to every run, plus `rate` and `alpha` for the trace."""
+    if calibrated:
+        overrides = {**calibrated_constants(), **overrides}
     from .errors import InputError
     from .scenario import resolve_key
     from .trace.synth import SCHEMA, synthesize
@@ -86,9 +109,12 @@ def restate(runs: int = RUNS, requests: int = REQUESTS, **overrides) -> dict:
     rate, alpha = trace["rate"], trace["alpha"]
     sc = scenario(**overrides)
     cat = sc.load_catalog()
+    total = requests + sc.run.warmup_requests + round(rate * sc.run.warmup_s)
+    if total > 10**8:
+        raise InputError(f"table2: {total:,} requests per run with the warm-up; at most 100,000,000")
     sums: dict[str, dict[str, float]] = {p: {k: 0.0 for k, _ in ROWS} for p in POLICIES}
     for run in range(runs):
-        table = pa.Table.from_batches(list(synthesize(cat, requests=requests, rate=rate, alpha=alpha, seed=1 + run)),
+        table = pa.Table.from_batches(list(synthesize(cat, requests=total, rate=rate, alpha=alpha, seed=1 + run)),
                                       SCHEMA)
         table = table.set_column(table.schema.get_field_index("input_mb"), "input_mb",
                                  pa.array(np.full(table.num_rows, INPUT_MB)))
@@ -107,3 +133,12 @@ def side_by_side(ours: dict) -> list[dict]:
             out.append({"metric": k, "label": label, "policy": p, "pfmbench": mine, "paper": paper,
                         "ratio": mine / paper if paper else None})
     return out
+
+
+def distance(cells: list[dict], policies=EDGE_POLICIES) -> float:
+    """Mean |ln(pfmbench / paper)| over the non-zero paper cells of these columns (default: the four edge
+    columns), as `pfmbench calibrate` scores a fit."""
+    from .calibrate import log_ratio
+
+    scored = [log_ratio(c["pfmbench"], c["paper"]) for c in cells if c["policy"] in policies and c["paper"]]
+    return sum(scored) / len(scored)

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 SUMMARY_KEYS = {"policy", "n_requests", "edge_hits", "loads", "evictions", "offloads", "system_cost",
                 "switching_cost", "edge_execution_ratio", "total_accuracy_cost", "average_accuracy_cost",
                 "inference_latency_s", "offloading_latency_s", "cloud_cost", "hit_ratio", "accuracy_per_request_pct",
-                "inference_latency_p50_edge_s", "inference_latency_p95_edge_s", "inference_latency_p99_edge_s",
+                "edge_latency_s", "edge_latency_mean_s", "edge_latency_p50_s", "edge_latency_p95_s",
+                "edge_latency_p99_s", "inference_latency_mean_edge_s",
                 "examples_in_context_mean_edge", "context_discarded", "load_energy_j", "compute_energy_j",
                 "seed", "catalog", "pfmbench_version"}
 
