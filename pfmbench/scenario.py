@@ -63,7 +63,7 @@ class Cloud:
     uplink_mbps: float = 100.0  # MODEL.md
     tflops: float = 2496.0  # an 8x A100 node: 8 * 312 TF dense FP16 (pfmbench choice)
     utilization: float = 0.4  # as the edge
-    price_per_request: float = 1.4  # $ per request; calibrated to break even with the edge, docs/model.md
+    price_per_request: float = 0.85  # $ per request; calibrated to break even with the edge, docs/model.md
     price_per_tflop: float = 0.0  # $ per TFLOP processed in the cloud
 
 
@@ -127,6 +127,20 @@ class Run:
     warmup_s: float = 0.0  # and so are the requests before the first request's time + T seconds
 
 
+COOPERATIONS = ("none", "forward")  # MODEL.md §9.4; forward is not implemented yet (issue 22)
+MAX_EDGES = 1024
+TOTAL_EDGE = "total"  # the `edge` of the rows that add up every edge (pfmbench/edges.py): no edge's name
+
+
+@dataclass(frozen=True)
+class EdgeSite:
+    """One edge server of a multi-edge scenario (`[[edges]]`, MODEL.md §9.4): its name and the [edge] keys
+    it sets, applied over the scenario's [edge] (a preset first, then the other keys)."""
+
+    name: str
+    keys: tuple = ()  # ((key, value), ...), values already of the key's type
+
+
 @dataclass
 class Scenario:
     name: str = "default"
@@ -140,6 +154,9 @@ class Scenario:
     run: Run = field(default_factory=Run)
     seed: int = 0  # seeds the `random` policy
     source: str = "built-in"
+    # Several edge servers (MODEL.md §9.4; docs/edges in README): none = one edge, the [edge] section, as always.
+    edges: tuple = ()  # EdgeSite, in the order given
+    cooperation: str = "none"  # none: each edge alone; forward: not implemented yet
 
     SECTIONS = ("edge", "cloud", "context", "weights", "serving", "catalog", "trace", "run")
 
@@ -176,7 +193,25 @@ class Scenario:
              f"one of {', '.join(ADMISSIONS)}, not {self.serving.admission!r}")
         need(self.serving.dispatch in DISPATCHES, "serving.dispatch",
              f"one of {', '.join(DISPATCHES)}, not {self.serving.dispatch!r}")
+        need(self.cooperation in COOPERATIONS, "cooperation", f"one of {', '.join(COOPERATIONS)}, not "
+             f"{self.cooperation!r}")
+        if self.cooperation == "forward":
+            raise InputError(f"{where}: cooperation = 'forward' is not implemented yet (issue 22: a miss served by "
+                             "a neighbour edge); use 'none'")
+        for site in self.edges:
+            self.edge_scenario(site)  # each edge's values in bounds, named by its edge
         return self
+
+    def edge_scenario(self, site: EdgeSite) -> Scenario:
+        """The one-edge scenario of edge `site`: this scenario with the site's keys applied over [edge]."""
+        sc = dataclasses.replace(self, edge=dataclasses.replace(self.edge), edges=())
+        sc.source = f"{_where(self)}: [[edges]] {site.name}"
+        for k, v in site.keys:
+            _set(sc, "edge", k, v, f"edge.{k}")
+        if site.keys:
+            sc.validate()  # its errors name the edge
+        sc.source = self.source
+        return sc
 
     # -- derived -------------------------------------------------------------------------------
     @property
@@ -204,10 +239,16 @@ class Scenario:
 
     def to_toml(self) -> str:
         lines = [f"name = {_toml_value(self.name)}", f"seed = {self.seed}"]
+        if self.edges:
+            lines.append(f"cooperation = {_toml_value(self.cooperation)}")
         for s in self.SECTIONS:
             lines.append(f"\n[{s}]")
             for k, v in dataclasses.asdict(getattr(self, s)).items():
                 lines.append(f"{k} = {_toml_value(v)}")
+        for site in self.edges:
+            lines.append("\n[[edges]]")
+            lines.append(f"name = {_toml_value(site.name)}")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in site.keys]
         return "\n".join(lines) + "\n"
 
     # -- changing values ------------------------------------------------------------------------
@@ -293,7 +334,8 @@ def _toml_value(v) -> str:
 # Short names the commands' own options use (--warmup, --warmup-s), so that --set, a sweep axis and a
 # calibrated key can say them too.
 KEY_ALIASES = {"warmup": ("run", "warmup_requests")}
-TOP_KEYS = ("seed", "name")  # top-level keys: bare `seed` is the scenario's (random policy) seed
+TOP_KEYS = ("seed", "name", "cooperation", "edges")  # top-level keys: bare `seed` is the scenario's (random
+#                                                       policy) seed; `edges = N`: N identical edge servers
 
 
 def _key_index() -> tuple[dict[str, tuple[str, str]], dict[str, list[str]]]:
@@ -426,6 +468,8 @@ def load_scenario(path: str | Path | None = None, **overrides) -> Scenario:
                         raise InputError(f"{p}: [{key}] has unknown key {k!r} (one of "
                                          f"{', '.join(f.name for f in fields(getattr(sc, key)))})")
                     _set(sc, key, k, v, f"[{key}] {k}", strict=True)
+            elif key == "edges" and isinstance(value, list):
+                sc.edges = parse_edges(value, str(p))
             elif key in TOP_KEYS:
                 _set_top(sc, key, value, key, strict=True)
             else:
@@ -439,5 +483,44 @@ def load_scenario(path: str | Path | None = None, **overrides) -> Scenario:
 
 
 def _set_top(sc: Scenario, key: str, value, where: str, strict: bool = False) -> None:
-    kind = int if key == "seed" else str
-    setattr(sc, key, parse_value(kind, value, f"{_where(sc)}: {where}", strict=strict))
+    kind = int if key in ("seed", "edges") else str
+    value = parse_value(kind, value, f"{_where(sc)}: {where}", strict=strict)
+    if key == "edges":  # N identical edge servers edge-0 .. edge-(N-1), each the [edge] section; 0: one edge
+        if not 0 <= value <= MAX_EDGES:
+            raise InputError(f"{_where(sc)}: {where} must be a whole number from 0 to {MAX_EDGES}, got {shown(value)}")
+        if any(site.keys for site in sc.edges):
+            raise InputError(f"{_where(sc)}: {where}: the scenario lists its own [[edges]] with keys of their own; "
+                             "edges = N would replace them (sweep their memory through [edge] keys instead)")
+        value = tuple(EdgeSite(f"edge-{i}") for i in range(value))
+    setattr(sc, key, value)
+
+
+def parse_edges(items: list, src: str) -> tuple:
+    """`[[edges]]` of a scenario file: each a `name` and any [edge] key; one line naming the edge on error."""
+    if not 1 <= len(items) <= MAX_EDGES:
+        raise InputError(f"{src}: [[edges]] must list 1 to {MAX_EDGES} edge servers, got {len(items)}")
+    allowed = [f.name for f in fields(Edge)]
+    sites, seen = [], set()
+    for i, item in enumerate(items):
+        where = f"{src}: [[edges]] {i + 1}"
+        if not isinstance(item, dict):
+            raise InputError(f"{where} must be a table (name = ..., and [edge] keys)")
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise InputError(f"{where} needs a name (a non-empty string)")
+        parse_value(str, name, f"{where}: name")
+        if name.lower() == TOTAL_EDGE:
+            raise InputError(f"{where}: name {name!r} is reserved for the rows that add up every edge")
+        if name in seen:
+            raise InputError(f"{where}: name {name!r} is given twice")
+        seen.add(name)
+        where = f"{src}: [[edges]] {name}"
+        keys = []
+        for k, v in sorted(item.items(), key=lambda kv: kv[0] != "preset"):  # a preset first
+            if k == "name":
+                continue
+            if k not in allowed:
+                raise InputError(f"{where}: unknown key {k!r} (name, or an [edge] key: {', '.join(allowed)})")
+            keys.append((k, parse_value(_field_type("edge", k), v, f"{where}: {k}", strict=True)))
+        sites.append(EdgeSite(name, tuple(keys)))
+    return tuple(sites)
