@@ -154,13 +154,14 @@ def _log_frame(policy: str, chunk: TraceArrays, start: int, cols: dict, pair_nam
 
 def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=None, *, engine: str = "auto",
                 requests_out: str | Path | None = None, chunk_rows: int = CHUNK_ROWS,
-                progress: Callable[[int, int], None] | None = None, **overrides) -> list[dict]:
+                progress: Callable[[int, int], None] | None = None, workers: int = 1, **overrides) -> list[dict]:
     """Replay a trace under each policy; one summary row per policy (MODEL.md §6).
 
     trace: a Parquet path, a polars DataFrame / Arrow table, a built-in scenario name, or None for the
     scenario's own synthetic trace. Large Parquet files are read batch by batch (bounded memory) when in
     time order. requests_out: write one row per request and policy to this Parquet file.
-    progress(done, total) is called after each chunk.
+    progress(done, total) is called after each chunk. With `[[edges]]` in the scenario: rows per edge and in
+    total (pfmbench/edges.py), the edges replayed on `workers` processes.
     """
     if engine not in ("auto", "fast", "reference"):
         raise InputError(f"engine must be auto, fast or reference, got {engine!r}")
@@ -174,6 +175,13 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
         trace_name, source = str(trace), str(trace)
     else:
         trace_name, source = "<dataframe>", as_table(trace, "<dataframe>")
+    if sc.edges:  # several edge servers (MODEL.md §9.4)
+        if requests_out is not None:
+            raise InputError("--requests-out is not available with several edge servers ([[edges]]) yet (issue 22)")
+        from .edges import replay_edges
+
+        return replay_edges(source, trace_name, names, sc, cat, cat_name, engine=engine, workers=workers,
+                            chunk_rows=chunk_rows, progress=progress)
     total = None
     stream = False
     if isinstance(source, str):

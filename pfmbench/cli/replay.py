@@ -128,6 +128,9 @@ def replay(
     json_out: JsonOpt = False,
     output_format: FormatOpt = None,
     engine: Annotated[str, typer.Option("--engine", help="auto (numba kernel for built-ins), fast, or reference.")] = "auto",
+    workers: Annotated[int, typer.Option("--workers", "-j", help="With several edge servers ([[edges]] in the "
+                                         "scenario, or --set edges=N): edges replayed at once, on processes "
+                                         "(1 = one after the other in this process; same results).")] = 1,
 ) -> None:
     """Replay a request trace through the edge cache under each policy and compare their costs.
 
@@ -140,6 +143,8 @@ def replay(
     Example: pfmbench replay --policy lru,lc,opt --set trace.requests=60 --gpu-memory 40
 
     Example: pfmbench replay --format markdown >> "$GITHUB_STEP_SUMMARY"
+
+    Example: pfmbench replay t.parquet --scenario edges.toml --workers 2   # several edge servers, per edge and total
     """
     overrides = parse_sets(sets)
     overrides.update({k: v for k, v in {"preset": gpu, "gpu_memory_gb": gpu_memory, "half_life_s": half_life,
@@ -154,16 +159,22 @@ def replay(
     refuse_ignored(parse_sets(sets), {"--half-life": "half_life_s"} if half_life is not None else {}, sc)
     inputs = [trace, catalog, scenario, sc.catalog.path, *_policy_files(policy)]
     refuse_duplicate_policies(policy)
+    if workers < 1 or (workers > 1 and not sc.edges):
+        raise InputError(f"--workers {workers}: " + ("must be at least 1" if workers < 1 else "applies to several edge "
+                         "servers only ([[edges]] in the scenario, or --set edges=N)"))
     fmt = choose_format(output_format, json_out, {"--out": out, "--requests-out": requests_out})
     guard_outputs({"--out": out, "--requests-out": requests_out}, inputs, parquet=["--out", "--requests-out"],
                   stdout_taken="--json" if json_out else None)
     with progress_bar("replay") as update:
         rows = replay_many(str(trace) if trace else None, policy, sc, cat, engine=engine,
-                           requests_out=requests_out, progress=update)
+                           requests_out=requests_out, progress=update, workers=workers)
     if out is not None:
         write_summary(rows, out)
     if json_out:
         typer.echo(to_json(rows))
+        return
+    if rows and "edge" in rows[0]:  # several edge servers: the total's table, then each edge's system cost
+        _print_edges(rows, fmt, out, is_stdout(out))
         return
     if fmt != "table":  # the same table as below, as Markdown, LaTeX or CSV (pfmbench.formats)
         typer.echo(replay_text(rows, fmt, header(rows[0]), table_notes(rows)), nl=False)
@@ -181,3 +192,26 @@ def replay(
         console.print(f"summary: {out}", markup=False)
     if requests_out is not None and not is_stdout(requests_out):
         console.print(f"requests: {requests_out}", markup=False)
+
+
+def _print_edges(rows: list[dict], fmt: str, out: str | None, streamed: bool) -> None:
+    from ..edges import edge_grid, edges_header
+    from ..formats import comparison_grid, print_blocks, render, to_csv
+    from ..scenario import TOTAL_EDGE
+
+    if fmt == "csv":
+        typer.echo(to_csv(rows), nl=False)
+        return
+    totals = [r for r in rows if r["edge"] == TOTAL_EDGE]
+    notes = table_notes(totals)
+    for edge in dict.fromkeys(r["edge"] for r in rows if r["edge"] != TOTAL_EDGE):
+        notes += [f"edge {edge}: {n}" for n in table_notes([r for r in rows if r["edge"] == edge]) if n not in notes]
+    blocks = [edges_header(rows), comparison_grid(totals, f"Total over {totals[0]['edges']} edge servers"),
+              edge_grid(rows), *(f"note: {n}" for n in notes)]
+    if fmt != "table":
+        typer.echo(render(blocks, fmt), nl=False)
+        return
+    console = Console(stderr=True) if streamed else Console() if sys.stdout.isatty() else Console(width=160)
+    print_blocks(blocks, console)
+    if out is not None and not streamed:
+        console.print(f"summary: {out}", markup=False)

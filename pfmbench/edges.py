@@ -1,0 +1,249 @@
+"""Several edge servers (MODEL.md §9.4, `[[edges]]` in a scenario), with `cooperation = "none"`.
+
+Each request goes to its home edge (pfmbench/trace/home.py). Without cooperation the edges are
+independent: each edge replays its own requests (in time order) through each policy on its own one-edge
+scenario (the edge's keys over the scenario's [edge]), exactly as `replay` would replay that sub-trace
+alone. The edges run one after the other, or side by side on worker processes (`workers` > 1): the same
+results either way, since each edge is a pure function of its requests and settings.
+
+Rows: one per (edge, policy) with an `edge` column, then one per policy with edge = "total", whose
+counts and sums add up the edges' (the latency histograms add, the largest latency is the largest
+edge's), with ratios, means and percentiles recomputed from those totals.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from .catalog import Catalog
+from .engine import record as C
+from .errors import InputError
+from .results import summarize
+from .scenario import TOTAL_EDGE, Scenario
+from .trace.home import HOME_COLUMNS, home_edges
+from .trace.schema import TRACE_COLUMNS, PairCoder, TraceArrays, as_table, convert
+
+# Columns every row of a multi-edge replay gets (docs/results.md, "Several edge servers").
+EDGE_COLUMNS = ("edge", "edges", "cooperation", "home_edge_by", "edge_share")
+
+
+@dataclass
+class EdgeJob:
+    """One edge's replay: what a worker process needs (all of it pickles)."""
+
+    index: int
+    scenario: Scenario  # the edge's own one-edge scenario
+    catalog: Catalog
+    trace: TraceArrays | None  # its requests in time order; None: it has none
+    policies: tuple[str, ...]
+    engine: str
+    chunk_rows: int
+
+
+def replay_edge(job: EdgeJob) -> list[tuple]:
+    """Replay one edge's requests under each policy: [(policy, fast?, admission, counts, sums, hist)].
+
+    The same runners as `api.replay_many` on an in-memory trace: the same chunks, so the same bits."""
+    from .api import _Runner
+    from .engine.fast import next_uses
+    from .engine.tables import build_tables
+
+    tables = build_tables(job.scenario, job.catalog)
+    runners = [_Runner(n, tables, job.scenario, job.catalog, job.engine) for n in job.policies]
+    tr = job.trace
+    if tr is not None:
+        nxt = (next_uses(tables.pair_model[tr.pair]) if any(getattr(r.policy, "needs_next_use", False)
+                                                             for r in runners) else None)
+        pool = ThreadPoolExecutor(min(len(runners), os.cpu_count() or 1)) if len(runners) > 1 else None
+        try:
+            for start in range(0, len(tr), job.chunk_rows):
+                chunk = tr.slice(start, start + job.chunk_rows)
+                part = nxt[start:start + len(chunk)] if nxt is not None else None
+                if pool:
+                    list(pool.map(_Runner.run, runners, [chunk] * len(runners), [False] * len(runners),
+                                  [part] * len(runners)))
+                else:
+                    for r in runners:
+                        r.run(chunk, False, part)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+    return [(r.name, r.fast, r.admission, *(np.array(a, copy=True) for a in r.totals())) for r in runners]
+
+
+def split_by_edge(table: pa.Table, sc: Scenario, catalog: Catalog, src: str) -> tuple[list[TraceArrays | None], str]:
+    """Each edge's requests in time order (ties in file order), as replay_many would read them alone; and
+    how the home edges were assigned. One line naming the file and row on a bad value."""
+    ts, codes, units, input_mb, problems = convert(table, PairCoder(catalog), src)
+    if problems:
+        r, msg = problems[0]
+        more = f" (and {len(problems) - 1} more; see `pfmbench trace validate`)" if len(problems) > 1 else ""
+        raise InputError(f"{src}: row {r}: {msg}{more}")
+    if len(ts) == 0:
+        raise InputError(f"{src}: the trace has no requests")
+    order = np.argsort(ts, kind="stable")
+    names = [s.name for s in sc.edges]
+    home, how = home_edges(table, names, order, src)
+    home_sorted = home[order]
+    parts: list[TraceArrays | None] = []
+    for e in range(len(names)):
+        idx = order[home_sorted == e]
+        if idx.size == 0:
+            parts.append(None)
+            continue
+        origin = float(ts[idx[0]])
+        parts.append(TraceArrays(ts[idx] - origin, codes[idx].astype(np.int32), units[idx], input_mb[idx],
+                                 origin, src))
+    return parts, how
+
+
+def merge_totals(parts: list[tuple]) -> tuple:
+    """(counts, sums, hist) of several edges: counts, sums and histograms add; the largest latency is a max."""
+    counts = np.sum([p[0] for p in parts], axis=0)
+    sums = np.zeros_like(parts[0][1])
+    for p in parts:  # in edge order, so the total is the same float whatever ran the edges
+        sums += p[1]
+    sums[C.S_EDGE_LAT_MAX] = max(float(p[1][C.S_EDGE_LAT_MAX]) for p in parts)
+    hist = np.sum([p[2] for p in parts], axis=0)
+    return counts, sums, hist
+
+
+def _with_edge(row: dict, edge: str, extra: dict) -> dict:
+    """The row with `edge` after `policy` and the other edge columns after it."""
+    out = {}
+    for k, v in row.items():
+        out[k] = v
+        if k == "policy":
+            out["edge"] = edge
+            out.update(extra)
+    return out
+
+
+def run_jobs(jobs: list[EdgeJob], workers: int = 1, progress: Callable[[int, int], None] | None = None,
+             total: int = 0) -> list[list[tuple]]:
+    """Every edge's replay, in edge order: one after the other (workers 1) or on `workers` spawned processes."""
+    results: list[list[tuple] | None] = [None] * len(jobs)
+    done = 0
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+            for job, res in zip(jobs, pool.map(replay_edge, jobs), strict=True):
+                results[job.index] = res
+                done += len(job.trace) if job.trace is not None else 0
+                if progress:
+                    progress(done, total)
+    else:
+        for job in jobs:
+            results[job.index] = replay_edge(job)
+            done += len(job.trace) if job.trace is not None else 0
+            if progress:
+                progress(done, total)
+    return results  # type: ignore[return-value]
+
+
+def replay_edges(source, trace_name: str, policies: list[str], sc: Scenario, catalog: Catalog, catalog_name: str,
+                 *, engine: str = "auto", workers: int = 1, chunk_rows: int = 1 << 18,
+                 progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """Summary rows of a multi-edge replay: per (edge, policy), then per policy the total (edge "total").
+
+    source: a Parquet path or an Arrow table (read whole: a multi-edge trace is not streamed)."""
+    if sc.cooperation != "none":
+        raise InputError(f"cooperation {sc.cooperation!r} is not implemented yet (issue 22); use 'none'")
+    if workers < 1:
+        raise InputError(f"workers must be at least 1, got {workers}")
+    if any(p in ("opt", "opt-exact") for p in policies):
+        raise InputError("opt is not available with several edge servers yet ([[edges]]): drop it from --policy")
+    if isinstance(source, str):
+        from .trace.schema import open_parquet
+
+        names = open_parquet(source).schema_arrow.names
+        cols = [c for c in (*TRACE_COLUMNS, *HOME_COLUMNS) if c in names]
+        table = as_table(source, source, cols)
+        src = source
+    else:
+        table, src = source, "<dataframe>" if trace_name == "<dataframe>" else trace_name
+    parts, how = split_by_edge(table, sc, catalog, src)
+    edge_scs = [sc.edge_scenario(site) for site in sc.edges]
+    jobs = [EdgeJob(i, edge_scs[i], catalog, parts[i], tuple(policies), engine, chunk_rows)
+            for i in range(len(parts))]
+    if progress:
+        progress(0, table.num_rows)
+    results = run_jobs(jobs, workers, progress, table.num_rows)
+    n_all = table.num_rows
+    rows: list[dict] = []
+    per_policy: dict[int, list[tuple]] = {}
+    edge_rows: dict[int, list[dict]] = {}
+    for i, (site, esc, res) in enumerate(zip(sc.edges, edge_scs, results, strict=True)):
+        n_edge = len(parts[i]) if parts[i] is not None else 0
+        extra = {"edges": len(sc.edges), "cooperation": sc.cooperation, "home_edge_by": how,
+                 "edge_share": n_edge / n_all}
+        for j, (name, fast, admission, counts, sums, hist) in enumerate(res):
+            row = summarize(counts, sums, hist, esc, name, trace_name, catalog_name,
+                            "fast" if fast else "reference", catalog=catalog, admission=admission)
+            if n_edge == 0:
+                row["notes"] = "; ".join(filter(None, [f"no request has edge {site.name} as its home edge",
+                                                       row["notes"]]))
+            rows.append(_with_edge(row, site.name, extra))
+            per_policy.setdefault(j, []).append((counts, sums, hist))
+            edge_rows.setdefault(j, []).append(rows[-1])
+    for j, parts_j in per_policy.items():
+        first = edge_rows[j][0]
+        counts, sums, hist = merge_totals(parts_j)
+        row = summarize(counts, sums, hist, sc, first["policy"], trace_name, catalog_name, first["engine"],
+                        catalog=catalog, admission=first["admission"])
+        row["never_fit_models"] = ",".join(m for m in first["never_fit_models"].split(",")
+                                           if m and all(m in r["never_fit_models"].split(",")
+                                                        for r in edge_rows[j]))
+        shared = [n for n in first["notes"].split("; ")
+                  if n and all(n in r["notes"].split("; ") for r in edge_rows[j])]
+        row["notes"] = "; ".join([f"total of {len(sc.edges)} edge servers (cooperation {sc.cooperation}): counts "
+                                  "and sums add the edges' rows, ratios, means and percentiles are recomputed from "
+                                  "them",
+                                  *shared])
+        for k in row:  # the edges' own value where they share it; none where they differ
+            if k.startswith("setting_edge_"):
+                values = [r[k] for r in edge_rows[j]]
+                row[k] = values[0] if all(v == values[0] for v in values) else None
+        rows.append(_with_edge(row, TOTAL_EDGE, {"edges": len(sc.edges), "cooperation": sc.cooperation,
+                                                 "home_edge_by": how, "edge_share": 1.0}))
+    return rows
+
+
+# -- drawing (pfmbench replay) ---------------------------------------------------------------------------
+
+def edges_header(rows: list[dict]) -> str:
+    """The title line of a multi-edge replay: trace, scenario, requests, the edges and how requests reach them."""
+    total = next(r for r in rows if r["edge"] == TOTAL_EDGE)
+    return (f"{total['trace']} · scenario {total['scenario']} · {total['n_requests']:,} requests · "
+            f"{total['edges']} edge servers (cooperation {total['cooperation']}, home edge by {total['home_edge_by']})"
+            f" · catalog {total['catalog']}")
+
+
+def edge_grid(rows: list[dict]):
+    """Per edge (and in total), each policy's system cost and edge execution ratio: one column per policy."""
+    from .formats import BEST_MARK, Grid
+    from .report import _fmt
+
+    policies = list(dict.fromkeys(r["policy"] for r in rows))
+    edges = list(dict.fromkeys(r["edge"] for r in rows))
+    by = {(r["edge"], r["policy"]): r for r in rows}
+    g = Grid(["edge", "GPU", "requests", *policies],
+             title="System cost per edge server (total; edge execution ratio in brackets)",
+             caption=f"{BEST_MARK} lowest system cost of the edge")
+    for i, e in enumerate(edges):
+        first = by[e, policies[0]]
+        mem, preset = first["setting_edge_gpu_memory_gb"], first["setting_edge_preset"]
+        gpu = "-" if mem is None else f"{mem:g} GB" + (f" {preset}" if preset else "")
+        costs = [by[e, p]["system_cost"] for p in policies]
+        g.rows.append([e, gpu, f"{first['n_requests']:,}",
+                       *(f"{_fmt('system_cost', by[e, p]['system_cost'])} "
+                         f"({_fmt('edge_execution_ratio', by[e, p]['edge_execution_ratio'])})" for p in policies)])
+        if len(policies) > 1 and len(set(costs)) > 1:
+            g.best.update((i, 3 + j) for j, c in enumerate(costs) if c == min(costs))
+    return g
