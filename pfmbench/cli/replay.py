@@ -112,7 +112,7 @@ def replay(
                                                     "only).")] = None,
     utility: Annotated[str | None, typer.Option("--utility", help="Age-of-Context utility: exp, linear or none.")] = None,
     admission: Annotated[str | None, typer.Option("--admission", help="On a miss, load: always, outrank (only if "
-                                                  "it would not be the first victim), cost (only if it pays back), "
+                                                  "it outranks every model it would displace), cost (only if it pays back), "
                                                   "or default (each policy's own).")] = None,
     dispatch: Annotated[str | None, typer.Option("--dispatch", help="edge (serve at the edge whatever its queue) or "
                                                  "cheapest (send a request to the cloud when that costs less now).")] = None,
