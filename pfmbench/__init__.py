@@ -5,6 +5,7 @@
     r.summary["system_cost"]
 """
 
+from . import environment  # noqa: F401  (first: numba's cache folder is settled before numba is loaded)
 from .api import ReplayResult, replay, replay_many
 from .catalog import load_catalog
 from .scenario import load_scenario

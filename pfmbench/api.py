@@ -19,7 +19,9 @@ from .engine.fast import FastEngine, next_uses
 from .engine.record import LOG_COLUMNS, OUTCOMES, new_log
 from .engine.reference import ReferenceEngine
 from .engine.tables import ADMISSION_NAMES, build_tables
+from . import errors
 from .errors import InputError
+from .environment import env_number
 from .fileio import atomic_path
 from .opt import OptCollector
 from .policies import PAPER_POLICIES, get_policy, policy_failed, policy_names, prints_to_stderr
@@ -38,7 +40,7 @@ DEFAULT_POLICIES = (*PAPER_POLICIES, "lru", "random")  # the paper's five, lru a
 OPT_NAMES = ("opt", "opt-exact")
 CHUNK_ROWS = 1 << 18  # requests per engine call and per Parquet batch: small enough to keep memory low
 # Parquet traces this large are read batch by batch instead of whole (the environment variable is for benchmarks).
-STREAM_MIN_ROWS = int(os.environ.get("PFMBENCH_STREAM_MIN_ROWS", str(4 << 20)))
+STREAM_MIN_ROWS = env_number("PFMBENCH_STREAM_MIN_ROWS", 4 << 20, kind=int, lo=1, hi=2**62)  # a bad value: the default
 
 
 @dataclass
@@ -116,7 +118,9 @@ class _Runner:
         try:
             with prints_to_stderr():
                 yield
-        except (Exception, SystemExit) as e:  # noqa: BLE001  (the user's code)
+        except BaseException as e:  # noqa: BLE001  (the user's code: any BaseException it raises is its error)
+            if errors.is_stop(e):  # a real Ctrl-C, SIGTERM or SIGHUP
+                raise
             raise policy_failed(type(self.policy), e) from None
 
     def run(self, chunk: TraceArrays, log: bool, next_use=None) -> dict | None:

@@ -16,10 +16,20 @@ class Terminated(BaseException):
     """
 
 
+class HungUp(Terminated):
+    """SIGHUP arrived (the terminal closed): unwinds as SIGTERM does, then the CLI exits 129."""
+
+
 # The signal that asked this process to stop, set by the CLI's handlers. The exception a handler raises can
 # be swallowed when the signal lands inside a C library's callback into Python (numba's compiler caching a
 # kernel does that), so whatever is about to make an output final asks here too.
 stop_signal: int | None = None
+
+
+def is_stop(e: BaseException) -> bool:
+    """Whether `e` is a stop signal's exception (Ctrl-C, SIGTERM, SIGHUP) rather than one that code raised
+    itself: a drop-in policy raising KeyboardInterrupt is that policy's error, not the user's Ctrl-C."""
+    return isinstance(e, (KeyboardInterrupt, Terminated)) and stop_signal is not None
 
 
 def raise_if_stopped() -> None:
@@ -28,6 +38,8 @@ def raise_if_stopped() -> None:
 
     if stop_signal == signal.SIGTERM:
         raise Terminated()
+    if stop_signal == getattr(signal, "SIGHUP", None):
+        raise HungUp()
     if stop_signal == signal.SIGINT:
         raise KeyboardInterrupt()
 

@@ -472,7 +472,9 @@ def run_point(point: Point) -> tuple[list[dict] | None, str | None]:
 
     Runs in a worker process or on a Ray node: it touches no output file; the driver writes the parts.
     """
-    delay = float(os.environ.get(DELAY_ENV, "0") or 0)
+    from .environment import env_number
+
+    delay = env_number(DELAY_ENV, 0.0, lo=0.0, hi=3600.0)
     if delay:
         time.sleep(delay)
     from .api import replay_many, resolve

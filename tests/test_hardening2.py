@@ -363,3 +363,136 @@ def test_a_large_sweep_needs_yes_and_says_how_large(cli, tmp_path, grid, request
     r = cli(*args, "--yes")
     assert r.code == 0, r.err
     assert ran and ran[0] >= 2
+
+
+# -- 4. hostile environments -------------------------------------------------------------------------------------
+
+def _pfmbench(args, cwd, env=None, pythonpath=ROOT, **kw):
+    e = dict(os.environ if env is None else env)
+    e["PYTHONPATH"] = os.pathsep.join([str(pythonpath), os.environ.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-m", "pfmbench", *map(str, args)], cwd=cwd, env=e, capture_output=True,
+                          text=True, timeout=900, **kw)
+
+
+@pytest.fixture(scope="module")
+def package_copy(tmp_path_factory):
+    """A copy of this pfmbench, with no compiled cache of its own (so that tests can break its cache)."""
+    import shutil
+
+    d = tmp_path_factory.mktemp("pkg")
+    shutil.copytree(ROOT / "pfmbench", d / "pfmbench", ignore=shutil.ignore_patterns("__pycache__"))
+    return d
+
+
+def test_no_writable_cache_folder_compiles_in_memory_with_one_warning(package_copy, trace, tmp_path):
+    import shutil
+
+    ro = tmp_path / "ro"
+    shutil.copytree(package_copy / "pfmbench", ro / "pfmbench")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    for d in [p for p in (ro / "pfmbench").rglob("*") if p.is_dir()] + [ro / "pfmbench"]:
+        (d / "__pycache__").write_text("")  # a file where every cache folder would go: none can be made
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(HOME=str(blocker), XDG_CACHE_HOME=str(blocker / "cache"), PYTHONDONTWRITEBYTECODE="1",
+               TMPDIR=str(tmp_path))
+    r = _pfmbench(["replay", trace, "-p", "lru,lc", "--json"], tmp_path, env, pythonpath=ro)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("warning: cannot write numba's compiled cache"), r.stderr
+    assert [row["policy"] for row in __import__("json").loads(r.stdout)] == ["lru", "lc"]
+    assert not list(tmp_path.glob("pfmbench-numba-*"))  # its temporary folder is gone
+
+
+def test_a_damaged_compiled_cache_is_compiled_again(package_copy, trace, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    first = _pfmbench(["replay", trace, "-p", "lru,lc", "--json"], tmp_path, env, pythonpath=package_copy)
+    assert first.returncode == 0, first.stderr[-2000:]
+    cached = [p for p in (package_copy / "pfmbench").rglob("*") if p.suffix in (".nbi", ".nbc")]
+    assert cached
+    for p in cached:
+        p.write_bytes(p.read_bytes()[:7])  # truncated, as by a full disk or a copy cut short
+    again = _pfmbench(["replay", trace, "-p", "lru,lc", "--json"], tmp_path, env, pythonpath=package_copy)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout == first.stdout
+    assert again.stderr.count("\n") == 1 and "compiled cache is damaged" in again.stderr, again.stderr
+    third = _pfmbench(["replay", trace, "-p", "lru,lc", "--json"], tmp_path, env, pythonpath=package_copy)
+    assert third.returncode == 0 and third.stderr == "" and third.stdout == first.stdout  # replaced
+
+
+@pytest.mark.parametrize("args", [["replay", "{trace}", "-p", "lru"], ["replay", "{trace}", "-p", "lru", "--json"],
+                                  ["models"], ["trace", "inspect", "{trace}"], ["scenario", "show"]])
+def test_stdout_closed_is_not_a_traceback(trace, tmp_path, args):
+    p = subprocess.run([sys.executable, "-c", "import os, subprocess, sys; os.close(1); "
+                        "sys.exit(subprocess.run(sys.argv[1:], close_fds=False).returncode)",
+                        sys.executable, "-m", "pfmbench", *[a.replace("{trace}", str(trace)) for a in args]],
+                       cwd=tmp_path, stderr=subprocess.PIPE, text=True, timeout=600,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr and p.stderr.splitlines()[0] == \
+        "warning: stdout is closed: what pfmbench prints there is discarded", p.stderr
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+@pytest.mark.parametrize("args", [["replay", "{trace}", "-p", "lru"], ["models"], ["models", "--wide"],
+                                  ["trace", "inspect", "{trace}"], ["replay", "{trace}", "-p", "lru", "--json"]])
+def test_a_non_utf8_output_encoding_is_not_a_traceback(trace, tmp_path, encoding, args):
+    env = dict(os.environ, PYTHONIOENCODING=encoding)
+    r = _pfmbench([a.replace("{trace}", str(trace)) for a in args], tmp_path, env, errors="replace")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-1500:]
+    assert r.stdout.strip()
+
+
+@pytest.mark.parametrize("name,value", [("PFMBENCH_STREAM_MIN_ROWS", "abc"), ("PFMBENCH_STREAM_MIN_ROWS", "-5"),
+                                        ("PFMBENCH_STREAM_MIN_ROWS", "9" * 400),
+                                        ("PFMBENCH_SWEEP_POINT_DELAY", "soon"),
+                                        ("PFMBENCH_SWEEP_POINT_DELAY", "nan")])
+def test_a_bad_pfmbench_variable_is_one_warning_and_the_default(tmp_path, name, value):
+    env = dict(os.environ, **{name: value})
+    r = _pfmbench(["sweep", "--set-grid", "gpu_memory_gb=16,40", *SMALL, "-o", tmp_path / "s.parquet", "-q"],
+                  tmp_path, env)
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"warning: {name}=") and "default" in r.stderr, r.stderr
+    assert pl.read_parquet(tmp_path / "s.parquet").height == 4
+
+
+# -- 5. drop-in policies raising any BaseException, and SIGHUP ------------------------------------------------------
+
+DROP_INS = {
+    "key raises BaseException": "class Boom(BaseException):\n    pass\n\nclass P(Policy):\n    name = 'boom'\n"
+                                "    def key(self, entry, now):\n        raise Boom('no key')\n",
+    "key raises KeyboardInterrupt": "class P(Policy):\n    name = 'kbd'\n    def key(self, entry, now):\n"
+                                    "        raise KeyboardInterrupt('from the policy')\n",
+    "key raises GeneratorExit": "class P(Policy):\n    name = 'gen'\n    def key(self, entry, now):\n"
+                                "        raise GeneratorExit()\n",
+    "import raises KeyboardInterrupt": "raise KeyboardInterrupt\n",
+    "import raises BaseException": "class B(BaseException):\n    pass\n\nraise B('at import')\n",
+}
+
+
+@pytest.mark.parametrize("what", list(DROP_INS))
+def test_a_drop_in_raising_any_base_exception_is_its_error(cli, trace, tmp_path, what):
+    f = tmp_path / "mine.py"
+    f.write_text("from pfmbench.policies import Policy\n\n" + DROP_INS[what])
+    out = tmp_path / "r.parquet"
+    r = cli("replay", trace, "-p", f"lru,{f}", "--gpu-memory", "35", "--out", out)
+    assert r.code == 2, r.err
+    assert r.err.count("\n") == 1 and str(f) in r.err and "interrupted" not in r.err, r.err
+    assert not out.exists()
+
+
+def test_sighup_removes_temporary_files(tmp_path):
+    import signal
+
+    p = subprocess.Popen([sys.executable, "-m", "pfmbench", "synth", "-o", "big.parquet", "--requests", "300000000",
+                          "--force"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    deadline = time.monotonic() + 300
+    while not list(tmp_path.glob(".big.parquet.*.tmp")):
+        assert p.poll() is None, p.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    p.send_signal(signal.SIGHUP)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 129, err
+    assert err.strip().splitlines()[-1] == "error: hung up (SIGHUP); no output written", err
+    assert list(tmp_path.iterdir()) == []

@@ -63,6 +63,46 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
+def _hangup(signum, frame):
+    # The terminal went away: clean up as for SIGTERM (temporary files removed), exit 129.
+    errors.stop_signal = signum
+    raise errors.HungUp()
+
+
+def _settle_streams() -> None:
+    """Make stdout and stderr safe to write whatever the environment did to them (docs/results.md,
+    "Environment"): a closed descriptor gets /dev/null (else the next file opened would take its number and
+    receive what is printed), with one warning line for stdout; an encoding that cannot show every character
+    (PYTHONIOENCODING=ascii, a latin-1 locale) shows the others escaped (\\u03b1) instead of failing."""
+    for fd, name in ((2, "stderr"), (1, "stdout")):
+        stream = getattr(sys, name)
+        try:
+            os.fstat(fd)
+            closed = stream is None
+        except OSError:
+            closed = True
+        if not closed:
+            continue
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False))
+        except OSError:
+            continue
+        if name == "stdout":
+            print("warning: stdout is closed: what pfmbench prints there is discarded", file=sys.stderr)
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+        if encoding not in ("utf8", "utf8sig") and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
+
+
 def _interrupt(signum, frame):
     errors.stop_signal = signum
     raise KeyboardInterrupt()
@@ -100,14 +140,16 @@ def _usage_line(e: click_errors.ClickException) -> str:
 def main(argv: list[str] | None = None) -> None:
     """The `pfmbench` script: run a command; every failure is one line on stderr and an exit code
     (0 ok, 1 a failed check, 2 bad usage or input, 130 SIGINT, 143 SIGTERM; docs/results.md)."""
+    _settle_streams()
     _register()
     errors.stop_signal = None
     previous_hook, sys.unraisablehook = sys.unraisablehook, _unraisable(sys.unraisablehook)
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)
         previous_int = signal.signal(signal.SIGINT, _interrupt)
+        previous_hup = signal.signal(signal.SIGHUP, _hangup) if hasattr(signal, "SIGHUP") else None
     except ValueError:  # not the main thread (an embedding application): leave its handlers alone
-        previous = previous_int = None
+        previous = previous_int = previous_hup = None
     code = 0
     try:
         try:
@@ -132,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     except OverflowError as e:  # a number no check caught (a 400-digit integer somewhere): still one line
         print(f"error: a number is too large: {cut(e, 200)}", file=sys.stderr)
         code = 2
+    except errors.HungUp:
+        print("error: hung up (SIGHUP); no output written", file=sys.stderr)
+        code = 129
     except Terminated:
         print("error: terminated (SIGTERM); no output written", file=sys.stderr)
         code = 143
@@ -154,5 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
             signal.signal(signal.SIGINT, previous_int)
+            if previous_hup is not None:
+                signal.signal(signal.SIGHUP, previous_hup)
         sys.unraisablehook = previous_hook
     sys.exit(code)

@@ -171,8 +171,12 @@ def load_policy_file(path: str | Path) -> type[Policy]:
     except SystemExit as e:
         del sys.modules[mod_name]
         raise InputError(f"{p}: cannot load policy: the file calls sys.exit({e.code!r}) when imported") from None
-    except Exception as e:  # noqa: BLE001  (a user's file: report it, don't crash)
+    except BaseException as e:  # noqa: BLE001  (a user's file: report it, don't crash)
+        from .. import errors
+
         del sys.modules[mod_name]
+        if errors.is_stop(e):  # a real Ctrl-C or SIGTERM while it loaded
+            raise
         msg = (str(e).strip().splitlines() or [""])[0]
         raise InputError(f"{p}: cannot load policy: {type(e).__name__}: {msg}") from None
     if printed.getvalue():
