@@ -7,10 +7,19 @@ from rich.table import Table
 from .results import OPT_TABLE_ROWS, TABLE_ROWS
 
 
+PERCENT_KEYS = ("edge_execution_ratio", "hit_ratio", "queueing_share")
+
+
+def _edge_only(key: str) -> bool:
+    """A statistic over the requests served at the edge: a policy with none has no value to compare."""
+    return key.endswith("_edge") or "_edge_" in key or key.startswith("edge_latency") or \
+        key in ("queueing_share", "average_accuracy_cost")
+
+
 def _fmt(key: str, v) -> str:
     if v is None:
         return "-"
-    if key in ("edge_execution_ratio", "hit_ratio"):
+    if key in PERCENT_KEYS:  # fractions 0-1 in the data, shown in % as their labels say
         return f"{100 * v:.1f}%"
     if isinstance(v, int):
         return f"{v:,}"
@@ -30,8 +39,11 @@ def comparison_cells(rows: list[dict]) -> tuple[list[str], list[tuple[str, list[
         headers.append(f"{r['policy']} ({r['opt_kind']})" if r["engine"] == "opt" else r["policy"])
     shown = TABLE_ROWS + (OPT_TABLE_ROWS if any("gap_to_opt" in r for r in rows) else [])
     body = []
+    no_edge = [r.get("edge_hits") == 0 and r.get("loads") == 0 for r in rows]
     for key, label, better in shown:
         values = [r.get(key) for r in rows]
+        if _edge_only(key):  # cloud-only's 0 queueing share is no edge that keeps up: no value, no ★
+            values = [None if ne else v for v, ne in zip(values, no_edge, strict=True)]
         present = [v for v in values if v is not None]
         best = (min(present) if better == "min" else max(present)) if present and better and len(rows) > 1 else None
         marked = best is not None and len(set(present)) > 1

@@ -496,3 +496,45 @@ def test_sighup_removes_temporary_files(tmp_path):
     assert p.returncode == 129, err
     assert err.strip().splitlines()[-1] == "error: hung up (SIGHUP); no output written", err
     assert list(tmp_path.iterdir()) == []
+
+
+# -- 6. messages: exactly one line, however odd the names ------------------------------------------------------------
+
+NAMES = ["a\nb", "tab\there", "esc\x1b[31mred", "cr\rreturn", "x" * 1_000_000, "é" * 5000 + "\n"]
+
+
+@pytest.mark.parametrize("name", NAMES, ids=["newline", "tab", "escape", "cr", "megabyte", "long-unicode"])
+@pytest.mark.parametrize("where", ["trace path", "model name", "--set value", "policy name"])
+def test_every_error_is_one_short_line(cli, tmp_path, name, where):
+    if where == "trace path":
+        r = cli("replay", tmp_path / (name[:200] if len(name) > 255 else name).replace("/", "_"))
+    elif where == "model name":
+        t = tmp_path / "t.parquet"
+        pl.DataFrame({"ts": [0.0, 1.0], "model": ["GPT3-13B", name]}).write_parquet(t)
+        r = cli("replay", t, "-p", "lru", "--engine", "reference")
+    elif where == "--set value":
+        r = cli("replay", "--set", f"edge.preset={name}", "-p", "lru", "--engine", "reference")
+    else:
+        r = cli("replay", "-p", name, "--engine", "reference")
+    assert r.code == 2, r.err
+    assert r.err.count("\n") == 1 and r.err.startswith("error: ") and len(r.err) <= 1600, r.err[:3000]
+    assert not any(c in r.err[:-1] for c in "\r\x1b\t"), r.err[:300]
+
+
+# -- 7. one unit per quantity, and no ★ without a value ----------------------------------------------------------------
+
+def test_queueing_share_is_a_percent_and_cloud_only_gets_no_star_on_edge_rows():
+    from pfmbench.report import comparison_cells
+
+    base = {"engine": "fast"}
+    rows = [{**base, "policy": "lru", "edge_hits": 5, "loads": 5, "queueing_share": 0.182, "hit_ratio": 0.5,
+             "examples_in_context_mean_edge": 1.5, "average_accuracy_cost": 0.03},
+            {**base, "policy": "cloud", "edge_hits": 0, "loads": 0, "queueing_share": 0.0, "hit_ratio": 0.0,
+             "examples_in_context_mean_edge": 0.0, "average_accuracy_cost": 0.0}]
+    _, body = comparison_cells(rows)
+    cells = dict(body)
+    q = next(v for k, v in cells.items() if k.startswith("Queueing share"))
+    assert q[0][0] == "18.2%" and q[1] == ("-", False)
+    for label, values in body:
+        if "per edge request" in label or label.startswith("Queueing"):
+            assert values[1] == ("-", False), label
