@@ -538,3 +538,12 @@ def test_queueing_share_is_a_percent_and_cloud_only_gets_no_star_on_edge_rows():
     for label, values in body:
         if "per edge request" in label or label.startswith("Queueing"):
             assert values[1] == ("-", False), label
+
+
+@pytest.mark.parametrize("dispatch", ["edge", "cheapest"])
+def test_the_queueing_hint_never_suggests_the_rule_in_force(dispatch):
+    from pfmbench.cli.replay import table_notes
+
+    notes = table_notes([{"policy": "lru", "notes": "", "queueing_share": 0.9, "dispatch": dispatch}])
+    (note,) = [n for n in notes if n.startswith("queueing")]
+    assert ("--dispatch cheapest" in note) == (dispatch == "edge"), note

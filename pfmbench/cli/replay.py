@@ -88,8 +88,11 @@ def table_notes(rows: list[dict]) -> list[str]:
         out.append(note if len(pols) == len(rows) else f"{note} [{', '.join(pols)}]")
     queued = [r["policy"] for r in rows if (r["queueing_share"] or 0.0) > 0.5]  # None: opt as a bound
     if queued:  # the server cannot keep up: latency is mostly waiting, whatever the policy does
+        cheapest = all(r.get("dispatch") == "cheapest" for r in rows if r["policy"] in queued)
+        hint = "--set executors=N or a faster --gpu" if cheapest else \
+            "--dispatch cheapest, --set executors=N or a faster --gpu"  # not the rule already in force
         out.append(f"queueing is more than half the edge latency under {', '.join(queued)}; the edge cannot keep "
-                   "up with this trace (try --dispatch cheapest, --set executors=N or a faster --gpu)")
+                   f"up with this trace (try {hint})")
     return out
 
 
