@@ -44,10 +44,17 @@ def synth(
     seed: Annotated[int, typer.Option(help="Random seed, 0 to 2**64-1; same arguments and seed give the same file.")]
     = 0,
     force: Annotated[bool, typer.Option("--force", help="Write more than 1e9 requests (refused otherwise).")] = False,
+    users: Annotated[int | None, typer.Option("--users", help="Add a `user` column: users user-0..user-(N-1), "
+                                              "each request's drawn uniformly.")] = None,
+    edges: Annotated[int | None, typer.Option("--edges", help="Add an `edge` column naming edge-0..edge-(N-1) (a "
+                                              "scenario's `edges = N`): each user's home edge by the replay's user "
+                                              "hash with --users, else drawn uniformly per request.")] = None,
 ) -> None:
     """Write a synthetic request trace (ts, model, task, units, input_mb) to Parquet.
 
     Example: pfmbench synth -o t.parquet --requests 100000 --rate 5 --alpha 0.8
+
+    Example: pfmbench synth -o t.parquet --requests 20000 --users 500 --edges 3   # for several edge servers
     """
     if requests is None and duration is None:
         raise InputError("synth: give --requests N or --duration S")
@@ -56,6 +63,7 @@ def synth(
     kwargs = {"requests": requests, "duration": duration, "rate": rate, "arrivals": arrivals, "cv": cv,
               "mmpp": (mmpp_on, mmpp_off, mmpp_off_ratio), "diurnal": diurnal, "alpha": alpha,
               "drift_every": drift_every, "shuffle": shuffle, "seed": seed, "force": force}
+    kwargs.update({k: v for k, v in {"users": users, "edges": edges}.items() if v is not None})
     check_args(cat, **kwargs)
     est = estimate_requests(requests, duration, rate)
     if est >= 1e6:

@@ -46,7 +46,15 @@ SCHEMA = pa.schema([
 ])
 
 # Independent random streams per block, so drawing fewer rows from one never shifts another.
-_ARRIVE, _THIN, _POP, _UNITS, _ORDER, _START = range(6)
+_ARRIVE, _THIN, _POP, _UNITS, _ORDER, _START, _USER, _EDGE = range(8)
+MAX_USERS = 10**6  # `users`: names user-0 .. user-(N-1); every batch carries their dictionary
+MAX_EDGES = 1024  # `edges`: names edge-0 .. edge-(N-1), as `--set edges=N` names a scenario's edges
+
+
+def synth_schema(users: int | None = None, edges: int | None = None) -> pa.Schema:
+    """SCHEMA, plus a `user` and an `edge` column (dictionary-encoded strings) when asked for."""
+    extra = [(c, pa.dictionary(pa.int32(), pa.string())) for c, n in (("user", users), ("edge", edges)) if n]
+    return pa.schema([*SCHEMA, *extra]) if extra else SCHEMA
 
 
 def _rng(seed: int, purpose: int, block: int = 0) -> np.random.Generator:
@@ -73,7 +81,10 @@ def estimate_requests(requests: int | None, duration: float | None, rate: float)
 
 
 def _check(catalog, requests, duration, rate, arrivals, cv, mmpp, diurnal, alpha, drift_every, batch_rows,
-           seed=0, force=False):
+           seed=0, force=False, users=None, edges=None):
+    for name, n, top in (("users", users, MAX_USERS), ("edges", edges, MAX_EDGES)):
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= top):
+            raise InputError(f"synth: {name} must be a whole number from 1 to {top:,}, got {n!r}")
     if requests is None and duration is None:
         raise InputError("synth: give the number of requests or a duration")
     if requests is not None and (isinstance(requests, bool) or not isinstance(requests, (int, np.integer))):
@@ -112,10 +123,11 @@ def _check(catalog, requests, duration, rate, arrivals, cv, mmpp, diurnal, alpha
 def check_args(catalog: Catalog, *, requests: int | None = None, duration: float | None = None, rate: float = 1.0,
                arrivals: str = "poisson", cv: float = 2.0, mmpp: tuple = MMPP_DEFAULT, diurnal: float | None = None,
                alpha: float = 0.8, drift_every: float | None = None, shuffle: bool = False, seed: int = 0,
-               batch_rows: int = 1 << 20, force: bool = False) -> None:
+               batch_rows: int = 1 << 20, force: bool = False, users: int | None = None,
+               edges: int | None = None) -> None:
     """Raise InputError now for arguments synthesize() would refuse (it checks only when iterated)."""
     _check(catalog, requests, duration, rate, arrivals, cv, mmpp, diurnal, alpha, drift_every, batch_rows, seed,
-           force)
+           force, users, edges)
 
 
 class _Arrivals:
@@ -175,7 +187,8 @@ def synthesize(catalog: Catalog, *, requests: int | None = None, duration: float
                rate: float = 1.0, arrivals: str = "poisson", cv: float = 2.0,
                mmpp: tuple[float, float, float] = MMPP_DEFAULT, diurnal: float | None = None,
                alpha: float = 0.8, drift_every: float | None = None, shuffle: bool = False,
-               seed: int = 0, batch_rows: int = 1 << 20, force: bool = False) -> Iterator[pa.RecordBatch]:
+               seed: int = 0, batch_rows: int = 1 << 20, force: bool = False, users: int | None = None,
+               edges: int | None = None) -> Iterator[pa.RecordBatch]:
     """Yield a synthetic trace as Arrow record batches of at most `batch_rows` rows.
 
     requests / duration: stop after this many requests / at this time (s); the first reached wins.
@@ -187,9 +200,22 @@ def synthesize(catalog: Catalog, *, requests: int | None = None, duration: float
     (or after a seeded shuffle with `shuffle`). drift_every: every this many seconds the ranking
     rotates by one (rank r then names the pair that had rank r+1; the top pair drops to the bottom).
     seed: 0 to 2**64-1. More than MAX_REQUESTS expected requests are refused unless `force`.
+    users: add a `user` column: each request's user drawn uniformly from user-0 .. user-(users-1),
+    independently of its model and time. edges: add an `edge` column naming edge-0 .. edge-(edges-1): with
+    `users`, each user's home edge by the replay's user hash (pfmbench/trace/home.py), so the column agrees
+    with what the replay would assign from the users; without, drawn uniformly per request. Both draw from
+    streams of their own: the other columns are the same with or without them.
     """
     _check(catalog, requests, duration, rate, arrivals, cv, mmpp, diurnal, alpha, drift_every, batch_rows, seed,
-           force)
+           force, users, edges)
+    schema = synth_schema(users, edges)
+    user_dict = pa.array([f"user-{i}" for i in range(users)], pa.string()) if users else None
+    edge_dict = pa.array([f"edge-{i}" for i in range(edges)], pa.string()) if edges else None
+    user_home = None
+    if users and edges:
+        from .home import user_edge
+
+        user_home = np.array([user_edge(f"user-{i}", edges) for i in range(users)], dtype=np.int32)
     names = catalog.pair_names()
     n_pairs = len(names)
     model_names = [m.name for m in catalog.models]
@@ -235,19 +261,26 @@ def synthesize(catalog: Catalog, *, requests: int | None = None, duration: float
         n_lfm = int(lfm.sum())
         if n_lfm:
             units[lfm] = np.maximum(1.0, np.rint(_rng(seed, _UNITS, b).lognormal(lfm_mu, LFM_TOKENS_SIGMA, n_lfm)))
-        batch = pa.RecordBatch.from_arrays([
+        columns = [
             pa.array(ts),
             pa.DictionaryArray.from_arrays(pa.array(pair_model[pair]), model_dict),
             pa.DictionaryArray.from_arrays(pa.array(pair_task[pair]), task_dict),
             pa.array(units),
             pa.array(units * pair_mb_per_unit[pair]),
-        ], schema=SCHEMA)
+        ]
+        if users:
+            user = _rng(seed, _USER, b).integers(0, users, n).astype(np.int32)
+            columns.append(pa.DictionaryArray.from_arrays(pa.array(user), user_dict))
+        if edges:
+            edge = user_home[user] if user_home is not None else _rng(seed, _EDGE, b).integers(0, edges, n)
+            columns.append(pa.DictionaryArray.from_arrays(pa.array(edge.astype(np.int32)), edge_dict))
+        batch = pa.RecordBatch.from_arrays(columns, schema=schema)
         n_done += n
         pending.append(batch)
         n_pending += n
         # Re-chunk to batch_rows so that the output does not depend on BLOCK.
         while n_pending >= batch_rows or (last and n_pending):
-            table = pa.Table.from_batches(pending, SCHEMA)
+            table = pa.Table.from_batches(pending, schema)
             head = table.slice(0, batch_rows)
             yield from head.combine_chunks().to_batches()
             rest = table.slice(head.num_rows)
@@ -264,10 +297,12 @@ def synthesize_df(catalog: Catalog, **kwargs) -> pl.DataFrame:
 
     Same keyword arguments as synthesize(), e.g. synthesize_df(cat, requests=10_000, rate=2, alpha=0.8, seed=1).
     """
-    table = pa.Table.from_batches(list(synthesize(catalog, **kwargs)), SCHEMA)
+    schema = synth_schema(kwargs.get("users"), kwargs.get("edges"))
+    table = pa.Table.from_batches(list(synthesize(catalog, **kwargs)), schema)
     import polars as pl
 
-    return pl.from_arrow(table).with_columns(pl.col("model", "task").cast(pl.String))
+    return pl.from_arrow(table).with_columns(pl.col(*(c for c in schema.names if pa.types.is_dictionary(
+        schema.field(c).type))).cast(pl.String))
 
 
 def write_synth(path: str | Path, catalog: Catalog, *, progress: Callable[[int], None] | None = None,
@@ -279,8 +314,10 @@ def write_synth(path: str | Path, catalog: Catalog, *, progress: Callable[[int],
     rows = 0
     # Dictionary-encoded model/task; fixed settings so the same arguments give the same bytes. Statistics
     # only for ts (min/max per row group): those of the string columns cost a third of the write time.
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, SCHEMA, compression="zstd", write_statistics=["ts"],
-                                                    use_dictionary=["model", "task"]) as w:
+    schema = synth_schema(kwargs.get("users"), kwargs.get("edges"))
+    strings = [c for c in schema.names if pa.types.is_dictionary(schema.field(c).type)]
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd", write_statistics=["ts"],
+                                                    use_dictionary=strings) as w:
         for batch in synthesize(catalog, **kwargs):
             w.write_batch(batch)
             rows += batch.num_rows
