@@ -12,8 +12,6 @@ This is the random-caching baseline of the edge-caching literature; `random` (ra
 requested, as libCacheSim's) is the other reading. docs/model.md compares the two against Table II.
 """
 
-from typing import NamedTuple
-
 import numpy as np
 from numba import njit
 
@@ -21,22 +19,10 @@ from ..engine import structures as S
 from ..engine.fast import evict_model as _evict_model_py
 from ..engine.fast import place_model as _place_model_py
 from ..engine.jit import compiled
-from . import Policy, register
+from . import register
+from .random import Random, State, new_state, victim  # noqa: F401  (random eviction's state and victims)
 
 _evict_model, _place_model = compiled(_evict_model_py), compiled(_place_model_py)
-
-
-class State(NamedTuple):
-    rng: np.ndarray  # uint64 [1]: SplitMix64 state
-
-
-def new_state(tables, seed):
-    return State(np.array([seed & (2**64 - 1)], dtype=np.uint64))
-
-
-@njit(inline="always")
-def victim(ps, es, tab, now):
-    return es.clist[S.splitmix64(ps.rng) % np.uint64(es.n_cached[0])]
 
 
 @njit(inline="always")
@@ -63,20 +49,14 @@ def admit(ps, es, tab, m, now):
 
 
 @register
-class RandomPlacement(Policy):
+class RandomPlacement(Random):
     """Random placement, the paper's Random: after each miss, load a model drawn uniformly from those that
-    fit (evicting at random); a request is served at the edge only if its model is cached."""
+    fit (evicting at random, as Random does); a request is served at the edge only if its model is cached."""
 
     name = "random-placement"
 
     def attach(self, engine):
         self.engine = engine
-
-    def key(self, entry, now):
-        return 0
-
-    def victim(self, cache, now, rng):
-        return cache[rng() % len(cache)]
 
     def admit(self, model, now):
         e, t = self.engine, self.engine.t
