@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Annotated
 
@@ -31,8 +32,11 @@ def show(
     Example: pfmbench scenario show --scenario my.toml --set cloud.rtt_s=0.2
     """
     sc = load_scenario(scenario, **parse_sets(sets))
+    # Several edge servers ([[edges]]): each edge's resolved [edge] values (its keys over the [edge] section)
+    edges = {site.name: dataclasses.asdict(sc.edge_scenario(site).edge) for site in sc.edges}
     if json_out:
-        typer.echo(json.dumps(sc.as_dict(), indent=2))
+        extra = {"cooperation": sc.cooperation, "edges": edges} if edges else {}
+        typer.echo(json.dumps({**sc.as_dict(), **extra}, indent=2))
         return
     if toml_out:
         typer.echo(sc.to_toml(), nl=False)
@@ -45,4 +49,13 @@ def show(
     for k, v in sc.as_dict().items():
         table.add_row(k, str(v))
     Console().print(table)
+    if edges:
+        et = Table(title=f"{len(edges)} edge servers (cooperation {sc.cooperation}): each one's edge.* values",
+                   title_justify="left")
+        et.add_column("key")
+        for name in edges:
+            et.add_column(name, justify="right")
+        for k in next(iter(edges.values())):
+            et.add_row(f"edge.{k}", *(str(values[k]) for values in edges.values()))
+        Console().print(et)
     Console().print("Sources of every default: docs/model.md")
