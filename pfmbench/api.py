@@ -52,7 +52,7 @@ class ReplayResult:
 def parse_policies(spec: str | list[str] | tuple) -> list[str]:
     names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
     names = [n for n in names if n]
-    if "all" in names:  # the paper's five and lru, where `all` stands (`all,opt` adds opt)
+    if "all" in names:  # the paper's five, lru and random, where `all` stands (`all,opt` adds opt)
         i = names.index("all")
         given = {n.lower() for n in names}  # names match case-insensitively: `all,LC` has lc once
         names = names[:i] + [n for n in DEFAULT_POLICIES if n not in given] + [n for n in names[i + 1:] if n != "all"]
