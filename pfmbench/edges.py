@@ -28,7 +28,7 @@ from .errors import InputError
 from .results import summarize
 from .scenario import TOTAL_EDGE, Scenario
 from .trace.home import HOME_COLUMNS, home_edges
-from .trace.schema import TRACE_COLUMNS, PairCoder, TraceArrays, as_table, convert
+from .trace.schema import TRACE_COLUMNS, PairCoder, TraceArrays, as_table, convert, more_problems
 
 # Columns every row of a multi-edge replay gets (docs/results.md, "Several edge servers").
 EDGE_COLUMNS = ("edge", "edges", "cooperation", "home_edge_by", "edge_share")
@@ -84,8 +84,7 @@ def split_by_edge(table: pa.Table, sc: Scenario, catalog: Catalog, src: str) -> 
     ts, codes, units, input_mb, problems = convert(table, PairCoder(catalog), src)
     if problems:
         r, msg = problems[0]
-        more = f" (and {len(problems) - 1} more; see `pfmbench trace validate`)" if len(problems) > 1 else ""
-        raise InputError(f"{src}: row {r}: {msg}{more}")
+        raise InputError(f"{src}: row {r}: {msg}{more_problems(problems, hint='see `pfmbench trace validate`')}")
     if len(ts) == 0:
         raise InputError(f"{src}: the trace has no requests")
     order = np.argsort(ts, kind="stable")

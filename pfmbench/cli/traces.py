@@ -11,7 +11,7 @@ import typer
 
 from ..catalog import load_catalog
 from ..errors import InputError
-from ..trace.schema import trace_problems
+from ..trace.schema import problem_count, trace_problems
 from . import app
 from .options import CatalogOpt, FormatOpt, ScenarioOpt, guard_outputs, progress_bar
 
@@ -208,7 +208,7 @@ def validate(
         return
     for row, msg in problems[:limit]:
         print(f"row {row}: {msg}" if row >= 0 else msg)
-    shown = f", first {limit} shown" if len(problems) > limit else ""
-    count = f"{len(problems)}+" if len(problems) >= 1000 else str(len(problems))  # rows are checked up to 1000
-    print(f"error: {trace}: {count} problem(s){shown}", file=sys.stderr)
+    listed = min(limit, len(problems))  # at most 1,000 of each kind are kept (all are counted)
+    shown = f", first {listed:,} shown" if problem_count(problems) > listed else ""
+    print(f"error: {trace}: {problem_count(problems):,} problem(s){shown}", file=sys.stderr)
     raise typer.Exit(2)

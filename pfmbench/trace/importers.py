@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from ..catalog import Catalog, Model, Task, load_catalog, runtime_memory_gb
 from ..errors import InputError
 from ..fileio import atomic_path, require_file
-from .schema import DEFAULT_INPUT_MB, DEFAULT_UNITS, PairCoder, trace_problems
+from .schema import DEFAULT_INPUT_MB, DEFAULT_UNITS, PairCoder, more_problems, trace_problems
 from .synth import zipf_probabilities
 
 Progress = Callable[[int], None] | None
@@ -78,12 +78,33 @@ def _read_csv(src: str | Path, required: list[str]) -> pl.DataFrame:
     return df
 
 
+def physical_line(src, record: int) -> int:
+    """The line of the source file where data record `record` starts (2 for the first under the header), as
+    an editor numbers lines: a quoted field spanning lines, blank lines (polars reads one as a row of nulls)
+    and blank lines before the header all count. The file is read again only for an error message."""
+    try:
+        with open(src, newline="", encoding="utf-8-sig", errors="replace") as f:
+            reader = csv.reader(f)
+            seen_header, n, end = False, 1, 0
+            for row in reader:
+                start, end = end + 1, reader.line_num
+                if not seen_header:
+                    seen_header = row != []  # polars skips blank lines before the header
+                    continue
+                n += 1
+                if n == record:
+                    return start
+    except (OSError, csv.Error):  # unreadable now, or a field beyond csv's size limit: the record's number
+        pass
+    return record
+
+
 def _bad_line(src, df: pl.DataFrame, bad: pl.Series, msg: str) -> None:
     """Raise for the first row where `bad` is true; the message names its line in the source file."""
     idx = np.flatnonzero(bad.fill_null(True).to_numpy())
     if idx.size:
-        line = int(df["_line"][int(idx[0])])
-        more = f" (and {idx.size - 1} more)" if idx.size > 1 else ""
+        line = physical_line(src, int(df["_line"][int(idx[0])]))
+        more = f" (and {idx.size - 1:,} more)" if idx.size > 1 else ""
         raise InputError(f"{src}: line {line}: {msg(int(idx[0])) if callable(msg) else msg}{more}")
 
 
@@ -105,7 +126,8 @@ def _seconds(df: pl.DataFrame, col: str, fmt: str, src) -> tuple[np.ndarray, flo
     nanoseconds first: float seconds since 1970 would lose the sub-microsecond digits.
     """
     raw = df[col].str.strip_chars()
-    if fmt in ("seconds", "ms") or (fmt == "auto" and raw.cast(pl.Float64, strict=False).null_count() == 0):
+    # auto: numbers are seconds when every value given is one (a blank line's null is reported by line below)
+    if fmt in ("seconds", "ms") or (fmt == "auto" and raw.cast(pl.Float64, strict=False).null_count() == raw.null_count()):
         vals = _number(df, col, src, nonneg=False)
         return vals.to_numpy() / (1000.0 if fmt == "ms" else 1.0), 0.0
 
@@ -150,9 +172,8 @@ def _write_trace(df: pl.DataFrame, out, catalog: Catalog, src, progress: Progres
     _, problems = trace_problems(df.drop("_line"), catalog, limit=0)
     if problems:
         r, msg = problems[0]
-        where = f"line {int(df['_line'][r])}" if r >= 0 else "trace"
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise InputError(f"{src}: {where}: {msg}{more}")
+        where = f"line {physical_line(src, int(df['_line'][r]))}" if r >= 0 else "trace"
+        raise InputError(f"{src}: {where}: {msg}{more_problems(problems)}")
     _step(progress, 3)
     df = df.sort("ts", maintain_order=True)
     origin = float(df["ts"][0])

@@ -102,6 +102,29 @@ def _float64(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return col.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
 
 
+PROBLEMS_KEPT = 1000  # problems kept per check (rows with an unknown name, a bad ts, ...); all are counted
+
+
+class Problems(list):
+    """[(row, message)]: the first PROBLEMS_KEPT problems of each check, and `total`, how many there are in all
+    (a message says "and 4,999 more" from it, not from what was kept)."""
+
+    def __init__(self, items=(), total: int = 0):
+        super().__init__(items)
+        self.total = total
+
+
+def problem_count(problems) -> int:
+    """How many problems there are in all (more than were kept, for a Problems list)."""
+    return max(getattr(problems, "total", 0), len(problems))
+
+
+def more_problems(problems, shown: int = 1, hint: str = "") -> str:
+    """" (and N more[; hint])" after the `shown` first problems of a message, with N counted over them all."""
+    rest = problem_count(problems) - shown
+    return f" (and {rest:,} more{'; ' + hint if hint else ''})" if rest > 0 else ""
+
+
 class PairCoder:
     """Maps (model, task) strings to catalog pair indices, case-insensitively, caching per distinct value."""
 
@@ -120,7 +143,7 @@ class PairCoder:
         """
         n = table.num_rows
         if n == 0:
-            return np.zeros(0, np.int32), []
+            return np.zeros(0, np.int32), Problems()
         m_idx, m_vals = _dictionary_codes(table.column("model"))
         if "task" in table.column_names:
             t_idx, t_vals = _dictionary_codes(table.column("task"))
@@ -136,8 +159,9 @@ class PairCoder:
             for j, tv in enumerate(t_vals):
                 grid[i, j] = self.lookup.get((ml, None if tv is None else tv.lower()), -1)
         codes = grid[m_idx, t_idx]  # index -1 is the null row/column
-        problems = []
-        for r in np.flatnonzero(codes < 0)[:1000]:
+        bad = np.flatnonzero(codes < 0)
+        problems = Problems(total=bad.size)
+        for r in bad[:PROBLEMS_KEPT]:
             model = m_vals[m_idx[r]] if m_idx[r] >= 0 else None
             task = t_vals[t_idx[r]] if t_idx[r] >= 0 else None
             if model is None:
@@ -176,7 +200,9 @@ def _numeric(table: pa.Table, name: str, default: np.ndarray | None, codes: np.n
         ok = (vals >= 0) & (vals <= MAX_VALUE[name])
     if ok.all():
         return vals
-    for r in np.flatnonzero(~ok)[:1000]:
+    bad = np.flatnonzero(~ok)
+    problems.total = problem_count(problems) + bad.size
+    for r in bad[:PROBLEMS_KEPT]:
         rule = f"finite, within ±{MAX_ABS_TS:g} s" if name == "ts" else f"finite, >= 0 and <= {MAX_VALUE[name]:g}"
         what = "null" if valid is not None and not valid[r] else f"{float(vals[r])!r} (must be {rule})"
         problems.append((int(r), f"{name} is {what}"))
@@ -186,13 +212,13 @@ def _numeric(table: pa.Table, name: str, default: np.ndarray | None, codes: np.n
 def convert(table: pa.Table, coder: PairCoder, src: str, row_offset: int = 0):
     """Arrow table -> (ts seconds, pair codes, units, input_mb, problems). Rows are numbered from row_offset."""
     check_schema(table.schema, src)
-    problems: list[tuple[int, str]] = []
-    codes, p = coder.codes(table)
-    problems += p
+    codes, problems = coder.codes(table)
     ts = _numeric(table, "ts", None, codes, problems)
     units = _numeric(table, "units", coder.default_units, codes, problems)
     input_mb = _numeric(table, "input_mb", coder.default_input_mb, codes, problems)
-    problems = sorted((r + row_offset, msg) for r, msg in problems)
+    # The first PROBLEMS_KEPT of the merged checks are exactly the first ones of the trace (each check kept
+    # its own first PROBLEMS_KEPT); the count covers them all.
+    problems = Problems(sorted((r + row_offset, msg) for r, msg in problems)[:PROBLEMS_KEPT], problem_count(problems))
     return ts, codes, units, input_mb, problems
 
 
@@ -238,10 +264,10 @@ def trace_problems(trace, catalog: Catalog, limit: int = 20) -> tuple[int, list[
         table = as_table(trace, src, cols)
         *_, problems = convert(table, PairCoder(catalog), src)
     except InputError as e:
-        return 0, [(-1, str(e))]
+        return 0, Problems([(-1, str(e))], 1)
     if table.num_rows == 0:
-        problems = [(-1, f"{src}: the trace has no requests")]
-    return table.num_rows, problems[:limit] if limit else problems
+        problems = Problems([(-1, f"{src}: the trace has no requests")], 1)
+    return table.num_rows, Problems(problems[:limit], problem_count(problems)) if limit else problems
 
 
 def read_trace(trace, catalog: Catalog) -> TraceArrays:
@@ -255,8 +281,7 @@ def read_trace(trace, catalog: Catalog) -> TraceArrays:
     ts, codes, units, input_mb, problems = convert(table, PairCoder(catalog), src)
     if problems:
         r, msg = problems[0]
-        more = f" (and {len(problems) - 1} more; see `pfmbench trace validate`)" if len(problems) > 1 else ""
-        raise InputError(f"{src}: row {r}: {msg}{more}")
+        raise InputError(f"{src}: row {r}: {msg}{more_problems(problems, hint='see `pfmbench trace validate`')}")
     if len(ts) == 0:
         raise InputError(f"{src}: the trace has no requests")
     if np.any(np.diff(ts) < 0):

@@ -1,0 +1,182 @@
+"""Hardening, second pass, the classes left open (issue 17): counts and physical line numbers in messages, an
+empty [catalog] path, stuck and hostile drop-in policies, one unit per quantity, notes, bounded sizes and a
+streamed synthetic trace.
+
+Tests are parametrized over the entry points of each class where the class allows.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- messages: counts ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [1, 2, 999, 1000, 1001, 4999, 12345])
+@pytest.mark.parametrize("kind", ["model", "ts", "units", "model+units"])
+def test_the_count_of_remaining_problems_is_exact(tmp_path, bad, kind):
+    from pfmbench.catalog import load_catalog
+    from pfmbench.errors import InputError
+    from pfmbench.trace.schema import problem_count, read_trace, trace_problems
+
+    n = bad + 50
+    rows = np.arange(n)
+    df = pl.DataFrame({"ts": rows.astype(float), "model": ["GPT3-13B"] * n, "units": np.ones(n)})
+    is_bad = rows >= 50
+    if "model" in kind:
+        df = df.with_columns(model=pl.when(pl.Series(is_bad)).then(pl.lit("nosuch")).otherwise(pl.col("model")))
+    if kind == "ts":
+        df = df.with_columns(ts=pl.when(pl.Series(is_bad)).then(float("nan")).otherwise(pl.col("ts")))
+    if "units" in kind:
+        df = df.with_columns(units=pl.when(pl.Series(is_bad)).then(-1.0).otherwise(pl.col("units")))
+    total = bad * (2 if kind == "model+units" else 1)
+    path = tmp_path / "t.parquet"
+    df.write_parquet(path)
+    cat = load_catalog()
+    with pytest.raises(InputError) as e:
+        read_trace(path, cat)
+    assert f"row 50: " in str(e.value)
+    if total > 1:
+        assert f"(and {total - 1:,} more;" in str(e.value)
+    else:
+        assert "more" not in str(e.value)
+    n_rows, problems = trace_problems(path, cat, limit=0)
+    assert problem_count(problems) == total
+    assert [r for r, _ in problems] == sorted(r for r, _ in problems)
+    assert problems[0][0] == 50 and len(problems) <= 1000
+
+
+def test_trace_validate_counts_every_problem(cli, tmp_path):
+    n = 4999
+    pl.DataFrame({"ts": np.arange(n, dtype=float), "model": ["nosuch"] * n}).write_parquet(tmp_path / "t.parquet")
+    r = cli("trace", "validate", tmp_path / "t.parquet", "--limit", "3")
+    assert r.code == 2
+    assert "4,999 problem(s), first 3 shown" in r.err
+    r = cli("trace", "validate", tmp_path / "t.parquet", "--limit", "5000")
+    assert "4,999 problem(s), first 1,000 shown" in r.err
+
+
+def test_import_counts_every_problem(cli, tmp_path):
+    n = 4999
+    lines = ["ts,model,units"] + [f"{i},GPT3-13B,{2e9}" for i in range(n)] + ["9999,GPT3-13B,1"]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    r = cli("import", "csv", tmp_path / "t.csv", "-o", tmp_path / "t.parquet")
+    assert r.code == 2 and "line 2: units is" in r.err and "(and 4,998 more)" in r.err, r.err
+
+
+# -- messages: physical line numbers -------------------------------------------------------------------------
+
+def _csv_layouts():
+    """(name, [physical lines before the bad row]) layouts: quoted fields spanning lines, blank lines, CRLF."""
+    return {
+        "plain": ["{ok}"],
+        "quoted newline": ['{okq}'],
+        "two quoted newlines": ['{okq}', '{okq}'],
+        "blank lines": ["", "{ok}", ""],
+        "blank before header": None,  # handled below
+        "all": ["", '{okq}', "", "{ok}", '{okq}', ""],
+    }
+
+
+LAYOUTS = ["plain", "quoted newline", "two quoted newlines", "blank lines", "all", "crlf", "blank before header"]
+
+
+def _write_csv(path, header, ok, okq, bad, layout):
+    """A CSV whose bad row's physical line is returned."""
+    pre = {"plain": [ok], "quoted newline": [okq], "two quoted newlines": [okq, okq],
+           "blank lines": ["", ok, ""], "all": ["", okq, "", ok, okq, ""], "crlf": [okq, "", ok],
+           "blank before header": [okq]}[layout]
+    lines = ([""] * 2 if layout == "blank before header" else []) + [header] + pre
+    text = "\n".join(lines) + "\n"
+    line = text.count("\n") + 1
+    text += bad + "\n" + ok + "\n"
+    if layout == "crlf":
+        text = text.replace("\n", "\r\n")
+    path.write_text(text, newline="")
+    return line
+
+
+def _first_blank(path, line):
+    """The first blank data line (a row of nulls to polars: an error of its own), else `line`."""
+    raw = path.read_text().splitlines()
+    start = next(i for i, x in enumerate(raw) if x)  # the header
+    inside = False
+    for i, x in enumerate(raw[start + 1:], start=start + 2):
+        if not x and not inside:
+            return min(i, line)
+        inside ^= x.count('"') % 2 == 1
+    return line
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("what", ["unknown model", "bad number", "bad units (validated after)", "bad date"])
+def test_import_csv_errors_name_the_physical_line(cli, tmp_path, layout, what):
+    header = "ts,model,note,units"
+    ok, okq = "1,GPT3-13B,x,1", '1,GPT3-13B,"a\nb\n\nc",1'
+    bad = {"unknown model": "1,nosuch,x,1", "bad number": "1,GPT3-13B,x,abc",
+           "bad units (validated after)": "1,GPT3-13B,x,5e9", "bad date": "yesterday,GPT3-13B,x,1"}[what]
+    src = tmp_path / "t.csv"
+    if what == "bad date":
+        header, ok, okq = header, "2024-01-01 00:00:00,GPT3-13B,x,1", '2024-01-01 00:00:01,GPT3-13B,"a\nb\n\nc",1'
+    line = _first_blank(src, _write_csv(src, header, ok, okq, bad, layout))
+    args = ["--time-format", "%Y-%m-%d %H:%M:%S"] if what == "bad date" else []
+    r = cli("import", "csv", src, "-o", tmp_path / "t.parquet", *args)
+    assert r.code == 2
+    assert f"t.csv: line {line}:" in r.err, (line, r.err)
+
+
+@pytest.mark.parametrize("layout", [x for x in LAYOUTS if x != "blank before header"])
+@pytest.mark.parametrize("what", ["bad number", "extra fields", "duplicate task"])
+def test_catalog_csv_errors_name_the_physical_line(cli, tmp_path, layout, what):
+    header = "model,family,task,params_m,gflops,zero_shot,note"
+    ok = "A,LFM,t,10,1,5,x"
+    okq = 'B,LFM,t,10,1,5,"a\nb\n\nc"'
+    okq = okq  # each okq row is a model of its own: repeat names are models with one more task
+    bad = {"bad number": "C,LFM,t,-10,1,5,x", "extra fields": "C,LFM,t,10,1,5,x,y,z",
+           "duplicate task": "A,LFM,t,10,1,5,y"}[what]
+    src = tmp_path / "c.csv"
+    if what == "duplicate task":  # the first row of A must come before; okq rows use other names
+        okq = 'B,LFM,u,10,1,5,"a\nb\n\nc"'
+    else:
+        ok = ok.replace("A,", "D,")
+    line = _write_csv(src, header, ok, okq.replace("B,LFM,t", "B,LFM,u"), bad, layout)
+    if what == "duplicate task":  # the duplicate is the second A row, after the bad one: the bad is the later
+        text = src.read_text()
+        line = None
+    r = cli("models", "--catalog", src)
+    assert r.code == 2, r.err
+    if line is not None:
+        assert f"c.csv: line {line}:" in r.err, (line, r.err)
+    else:
+        assert re.search(r"c\.csv: line \d+:", r.err), r.err
+
+
+# -- messages: an empty [catalog] path -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ['""', '"  "', '"\\t"'])
+@pytest.mark.parametrize("command", [["replay", "-p", "lru", "--engine", "reference", "--set", "trace.requests=20"],
+                                     ["models"], ["trace", "inspect", "{trace}"],
+                                     ["scenario", "show"],
+                                     ["sweep", "-p", "lru", "--set", "trace.requests=20", "--set-grid",
+                                      "gpu_memory_gb=16,40", "-o", "{out}", "-q"]])
+def test_an_empty_catalog_path_is_named_with_its_scenario_file(cli, tmp_path, value, command):
+    sc = tmp_path / "my-scenario.toml"
+    sc.write_text(f"[catalog]\npath = {value}\n")
+    pl.DataFrame({"ts": [0.0], "model": ["GPT3-13B"]}).write_parquet(tmp_path / "t.parquet")
+    args = [a.replace("{out}", str(tmp_path / "o.parquet")).replace("{trace}", str(tmp_path / "t.parquet"))
+            for a in command] + ["--scenario", sc]
+    r = cli(*args)
+    assert r.code == 2
+    assert r.err.count("\n") == 1
+    assert "my-scenario.toml: [catalog] path is empty" in r.err, r.err
+    assert not (tmp_path / "o.parquet").exists()
