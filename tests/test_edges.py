@@ -3,6 +3,7 @@ home edges, per-edge and total rows, parallel = sequential, one edge = today's r
 
 import hashlib
 import json
+import re
 
 import numpy as np
 import polars as pl
@@ -222,7 +223,8 @@ def test_cli_prints_total_and_per_edge_tables(cli, tmp_path, trace):
     (["--workers", "2"], "--workers 2: applies to several edge servers only"),
     (["--set", "edges=2", "--policy", "lru,opt"], "opt is not available with several edge servers"),
     (["--set", "edges=2", "--requests-out", "REQ"], "--requests-out is not available with several edge servers"),
-    (["--scenario", "EDGES"], r"t.parquet: row 0: edge is 'edge-\d', not an edge of the scenario \(edges: north, south\) \(and 49 more\)"),
+    (["--scenario", "EDGES"],
+     r"t.parquet: row 0: edge is 'edge-\d', not an edge of the scenario \(edges: north, south\) \(and 49 more\)"),
 ])
 def test_cli_bad_inputs_exit_2_with_one_line(cli, tmp_path, args, message):
     t = tmp_path / "t.parquet"
@@ -232,8 +234,6 @@ def test_cli_bad_inputs_exit_2_with_one_line(cli, tmp_path, args, message):
     r = cli("replay", t, "--policy", "lru", *args) if "--policy" not in args else cli("replay", t, *args)
     assert r.code == 2, (r.out, r.err)
     assert len(r.err.strip().splitlines()) == 1 and r.err.startswith("error: ")
-    import re
-
     assert re.search(message, r.err), r.err
 
 
