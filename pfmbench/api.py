@@ -140,7 +140,7 @@ def _log_frame(policy: str, chunk: TraceArrays, start: int, cols: dict, pair_nam
     before it are the warm-up (replayed, in no metric)."""
     n = len(chunk)
     request = np.arange(start, start + n, dtype=np.int64)
-    pm, pt = pair_names
+    pm, pt, pb = pair_names
     outcome = pa.DictionaryArray.from_arrays(pa.array(cols["outcome"].astype(np.int32)), pa.array(OUTCOMES))
     data = {
         "policy": pa.array([policy] * n, pa.string()).dictionary_encode(),
@@ -148,6 +148,7 @@ def _log_frame(policy: str, chunk: TraceArrays, start: int, cols: dict, pair_nam
         "ts": pa.array(chunk.ts + chunk.origin),
         "model": pa.DictionaryArray.from_arrays(pa.array(chunk.pair), pm),
         "task": pa.DictionaryArray.from_arrays(pa.array(chunk.pair), pt),
+        "base": pb.take(pa.array(chunk.pair)),  # the variant's shared base (null: a full model)
         "outcome": outcome,
     }
     for name, _ in LOG_COLUMNS[1:]:
@@ -193,6 +194,8 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
         stream = total >= STREAM_MIN_ROWS
     tables = build_tables(sc, cat)
     pair_names = tuple(pa.array(list(x), pa.string()) for x in zip(*cat.pair_names(), strict=True))
+    # Each pair's shared base (MODEL.md §9.5: the log names the variant and its base), null for a full model.
+    pair_names += (pa.array([cat.models[i].variant_of or None for i, _ in cat.pairs], pa.string()),)
 
     opt_name = next((n for n in names if n in OPT_NAMES), None)
     optc = None

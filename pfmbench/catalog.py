@@ -126,11 +126,19 @@ class Model:
     context_window: float
     tasks: tuple[Task, ...]
     base: str = ""  # the model's name in the source table when this is one row of it (UniFormer) or a copy
+    # A fine-tuned variant served as an adapter on a shared base (MODEL.md §9.5; docs/catalogs.md): the base
+    # model's name ("" for a full model) and the adapter's size in MB (10^6 bytes) of GPU memory.
+    variant_of: str = ""
+    adapter_mb: float = 0.0
 
     @property
     def memory_bytes(self) -> int:
         # Memory is accounted in whole bytes so that fits/evict decisions are exact.
         return round(self.memory_gb * 1e9)
+
+    @property
+    def adapter_bytes(self) -> int:
+        return round(self.adapter_mb * 1e6)
 
 
 def runtime_memory_gb(params_m: float, precision: str, overhead: float = DEFAULT_RUNTIME_OVERHEAD) -> float:
@@ -181,15 +189,64 @@ class Catalog:
                 return m
         raise InputError(f"{self.source}: unknown model {name!r}")
 
-    def with_task_copies(self, families=("LFM",)) -> Catalog:
-        """Each multi-task model of these families becomes one fine-tuned copy per task (MODEL.md §7)."""
+    def with_task_copies(self, families=("LFM",), adapters: bool = False, rank: int = 16) -> Catalog:
+        """Each multi-task model of these families becomes one fine-tuned copy per task (MODEL.md §7). With
+        `adapters` (MODEL.md §9.5) each copy is a variant of the model, which stays in the catalog as their
+        base with no task of its own, and carries a LoRA adapter of rank `rank` (default_adapter_mb)."""
         out = []
         for m in self.models:
             if m.family in families and len(m.tasks) > 1:
-                out += [replace(m, name=f"{m.name}/{t.name}", tasks=(t,), base=m.base or m.name) for t in m.tasks]
+                if adapters:
+                    size = default_adapter_mb(m, rank)
+                    out.append(replace(m, tasks=()))  # the shared base: what the variants' requests load once
+                    out += [replace(m, name=f"{m.name}/{t.name}", tasks=(t,), base=m.base or m.name,
+                                    variant_of=m.name, adapter_mb=size) for t in m.tasks]
+                else:
+                    out += [replace(m, name=f"{m.name}/{t.name}", tasks=(t,), base=m.base or m.name)
+                            for t in m.tasks]
             else:
                 out.append(m)
         return Catalog(tuple(out), self.source, self.warnings)
+
+    def as_full_copies(self) -> Catalog:
+        """`variants = "full"`: every variant a full copy of its own size (its `base` and adapter unused)."""
+        if not any(m.variant_of for m in self.models):
+            return self
+        return Catalog(tuple(replace(m, variant_of="", adapter_mb=0.0) for m in self.models), self.source,
+                       self.warnings)
+
+    def with_default_adapters(self, rank: int = 16) -> Catalog:
+        """Variants whose catalog row gives no `adapter_mb` get the default LoRA adapter of their base."""
+        if not any(m.variant_of and not m.adapter_mb for m in self.models):
+            return self
+        by = {m.name.lower(): m for m in self.models}
+        return Catalog(tuple(replace(m, adapter_mb=default_adapter_mb(by[m.variant_of.lower()], rank))
+                             if m.variant_of and not m.adapter_mb else m for m in self.models),
+                       self.source, self.warnings)
+
+
+# -- adapters (MODEL.md §9.5) ---------------------------------------------------------------------------
+# Width-to-depth ratio d_model / n_layers per family, from published architectures: GPT-3 (Brown et al. 2020,
+# Table 2.1: 13B d=5140, 40 layers; 175B d=12288, 96 layers: 128 both), and ViT-L (Dosovitskiy et al. 2021,
+# Table 1: d=1024, 24 layers), which is also CLIP ViT-L/14's image tower (Radford et al. 2021).
+ASPECT = {"LFM": 128.0, "VFM": 1024.0 / 24.0, "MFM": 1024.0 / 24.0}
+DEFAULT_ADAPTER_RANK = 16  # LoRA rank (Hu et al. 2022 use 1-64; 16 is a common default, e.g. in S-LoRA's tests)
+
+
+def transformer_shape(params_m: float, family: str) -> tuple[float, float]:
+    """(d_model, layers) of a transformer of this size: params ≈ 12·L·d² (attention 4d², MLP 8d² per layer)
+    with d = ASPECT[family]·L."""
+    a = ASPECT.get(family, ASPECT["LFM"])
+    layers = (params_m * 1e6 / (12.0 * a * a)) ** (1.0 / 3.0)
+    return a * layers, layers
+
+
+def default_adapter_mb(model: Model, rank: int = DEFAULT_ADAPTER_RANK) -> float:
+    """A LoRA adapter of rank r on the four attention projections (q, k, v, o) of every layer: each d×d
+    projection gets A (d×r) and B (r×d), 8·r·d·L parameters, stored at the base's precision. GPT3-13B
+    (fp16, r=16): 53.5 MB (its published shape, d=5140 and 40 layers, gives 52.6 MB)."""
+    d, layers = transformer_shape(model.params_m, model.family)
+    return 8.0 * rank * d * layers * BYTES_PER_PARAM[model.precision] / 1e6
 
 
 # -- reading catalogs ----------------------------------------------------------------------
@@ -197,8 +254,9 @@ class Catalog:
 _REQUIRED = ("model", "family", "task", "params_m", "gflops", "zero_shot")
 MODEL_KEYS = ("family", "params_m", "gflops", "precision", "memory_gb", "context_window")
 TASK_KEYS = ("zero_shot", "one_shot", "few_shot", "k_few")
+VARIANT_KEYS = ("base", "adapter_mb")  # a fine-tuned variant of another model, served as an adapter (MODEL.md §9.5)
 CSV_COLUMNS = ("model", "family", "task", *MODEL_KEYS[1:3], "k_few", "zero_shot", "one_shot", "few_shot",
-               "precision", "memory_gb", "context_window")
+               "precision", "memory_gb", "context_window", *VARIANT_KEYS)
 # (lowest, highest) of every number, inclusive; params_m must also be > 0. Physically sensible bounds that keep
 # every cost of a replay finite (memory is counted in int64 bytes, work in float64 GFLOP).
 LIMITS = {
@@ -208,10 +266,11 @@ LIMITS = {
     "k_few": (0.0, 1e6),  # examples
     "memory_gb": (0.0, 1e6),  # GB (10^9 bytes): up to a petabyte
     "context_window": (0.0, 1e6),  # examples
+    "adapter_mb": (0.0, 1e9),  # MB (10^6 bytes); must also be > 0 and below its base's memory
 }
 UNITS = {"params_m": "millions of parameters", "gflops": "GFLOP per unit", "zero_shot": "percent",
          "one_shot": "percent", "few_shot": "percent", "k_few": "examples", "memory_gb": "GB",
-         "context_window": "examples"}
+         "context_window": "examples", "adapter_mb": "MB"}
 
 
 def _num(src, where, key, value, *, required=False, positive=False):
@@ -271,6 +330,9 @@ def _build(rows: list[dict], src: str, overhead: float, precision: str,
             if not isinstance(r.get(k), str) or not r[k].strip():
                 raise InputError(f"{src}: {where}: missing {k}" if r.get(k) in (None, "") else
                                  f"{src}: {where}: {k} must be a string, got {r[k]!r}")
+        if not isinstance(r.get("base") or "", str):
+            raise InputError(f"{src}: {where}: base must be a string (the base model's name), got {r['base']!r}")
+        r["base"] = str(r.get("base") or "").strip()
         if not isinstance(r.get("precision") or "", str):
             raise InputError(f"{src}: {where}: precision must be a string, got {r['precision']!r}")
         fam = str(r["family"]).strip().upper()
@@ -285,11 +347,19 @@ def _build(rows: list[dict], src: str, overhead: float, precision: str,
             r[key] = _num(src, where, key, r.get(key), required=True, positive=key == "params_m")
         for key in ("one_shot", "few_shot", "k_few", "memory_gb", "context_window"):
             r[key] = _num(src, where, key, r.get(key))
+        r["adapter_mb"] = _num(src, where, "adapter_mb", r.get("adapter_mb"), positive=True)
+        if r["adapter_mb"] is not None and not r["base"]:
+            raise InputError(f"{src}: {where}: adapter_mb is given but base is not (an adapter needs a base model)")
         groups.setdefault(str(r["model"]).strip(), []).append(r)
 
     models = []
     for name, rs in groups.items():
         shared = {(r["family"], r["params_m"], r["gflops"], r["precision"], r["memory_gb"]) for r in rs}
+        variant = {(r["base"], r["adapter_mb"]) for r in rs}
+        if len(variant) > 1:
+            raise InputError(f"{src}: {rs[1]['_where']}: model {name!r}: every row of a model gives the same base "
+                             "and adapter_mb")
+        variant_of, adapter_mb = variant.pop()
         # Rows of one model with different sizes or GFLOPs (Table I's UniFormer) are separate models.
         units = [(name, rs, "")] if len(shared) == 1 else [(f"{name}/{r['task'].strip()}", [r], name) for r in rs]
         for mname, mrows, base in units:
@@ -312,20 +382,60 @@ def _build(rows: list[dict], src: str, overhead: float, precision: str,
             mem = r0["memory_gb"] if r0["memory_gb"] is not None else runtime_memory_gb(
                 r0["params_m"], r0["precision"], overhead)
             models.append(Model(mname, r0["family"], r0["params_m"], r0["gflops"], r0["precision"], mem,
-                                float(window), tuple(tasks), base))
+                                float(window), tuple(tasks), base, variant_of, adapter_mb or 0.0))
     for m in models:
         if m.memory_gb > LIMITS["memory_gb"][1]:
             raise InputError(f"{src}: model {m.name!r}: its memory ({m.memory_gb:.3g} GB from params_m and "
                              f"precision) is above {LIMITS['memory_gb'][1]:g} GB")
     if not models:
         raise InputError(f"{src}: the catalog has no models")
+    _check_variants(src, models)
     return Catalog(tuple(models), src, tuple(dict.fromkeys(extra_warnings + _shape_warnings(src, models))))
+
+
+def _check_variants(src: str, models: list[Model]) -> None:
+    """A variant's base must be a model of the catalog, not a variant itself, and larger than its adapter."""
+    by = {m.name.lower(): m for m in models}
+    for m in models:
+        if not m.variant_of:
+            continue
+        b = by.get(m.variant_of.lower())
+        if b is None:
+            raise InputError(f"{src}: model {m.name!r}: its base {m.variant_of!r} is not a model of the catalog")
+        if b is m:
+            raise InputError(f"{src}: model {m.name!r}: a model cannot be its own base")
+        if b.variant_of:
+            raise InputError(f"{src}: model {m.name!r}: its base {b.name!r} is itself a variant (of {b.variant_of!r}); "
+                             "a base must be a full model")
+        if m.adapter_mb and m.adapter_bytes >= b.memory_bytes:
+            raise InputError(f"{src}: model {m.name!r}: its adapter ({m.adapter_mb:g} MB) is not smaller than its "
+                             f"base {b.name!r} ({b.memory_gb:g} GB)")
+
+
+class _Lines:
+    """A text file's lines for csv, numbering them: `first` is the first non-blank line handed out since it was
+    last set to None, the physical line where a row starts (a quoted field may span lines; blank lines are
+    skipped), as an editor numbers it."""
+
+    def __init__(self, f):
+        self.f, self.n, self.first = f, 0, None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.f)
+        self.n += 1
+        if self.first is None and line.strip("\r\n"):
+            self.first = self.n
+        return line
 
 
 def _read_csv(path: Path, src: str) -> list[dict]:
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
+            lines = _Lines(f)
+            reader = csv.DictReader(lines)
             header = [h.strip() for h in (reader.fieldnames or [])]
             missing = [c for c in _REQUIRED if c not in header]
             if missing:
@@ -336,11 +446,14 @@ def _read_csv(path: Path, src: str) -> list[dict]:
             if twice is not None:  # DictReader would keep the last one's values
                 raise InputError(f"{src}: column {twice!r} appears twice in the header")
             rows = []
-            for n, r in enumerate(reader, start=2):
+            lines.first = None
+            for r in reader:
+                line = lines.first  # where the row starts (reader.line_num is where it ends)
+                lines.first = None
                 if None in r:  # more fields than the header has
-                    raise InputError(f"{src}: line {reader.line_num}: more fields than the header's {len(header)}")
+                    raise InputError(f"{src}: line {line}: more fields than the header's {len(header)}")
                 r = {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in r.items() if k}
-                r["_where"] = f"line {reader.line_num}"
+                r["_where"] = f"line {line}"
                 rows.append(r)
             if unknown:
                 rows.append({"_unknown": unknown})
@@ -360,7 +473,7 @@ def _read_toml(path: Path, src: str) -> list[dict]:
     models = doc.get("model", [])
     if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
         raise InputError(f"{src}: `model` must be an array of tables, written [[model]], got {models!r:.60}")
-    model_keys = {"name", "task", *MODEL_KEYS, *TASK_KEYS}
+    model_keys = {"name", "task", *MODEL_KEYS, *TASK_KEYS, *VARIANT_KEYS}
     task_keys = {"name", *MODEL_KEYS, *TASK_KEYS}
     rows = []
     for n, m in enumerate(models, start=1):
@@ -386,10 +499,10 @@ def _read_toml(path: Path, src: str) -> list[dict]:
             rwhere = twhere if "task" in m else where
             r = {k: v for k, v in m.items() if k not in ("task", "name")}
             r.update({k: v for k, v in t.items() if k != "name"})
-            for k in ("family", "precision"):
+            for k in ("family", "precision", "base"):
                 if k in r and not isinstance(r[k], str):
                     raise InputError(f"{src}: {rwhere}: {k} must be a string, got {r[k]!r}")
-            for k in (*MODEL_KEYS[1:3], *MODEL_KEYS[4:], *TASK_KEYS):
+            for k in (*MODEL_KEYS[1:3], *MODEL_KEYS[4:], *TASK_KEYS, "adapter_mb"):
                 if k in r and (isinstance(r[k], bool) or not isinstance(r[k], (int, float))):
                     raise InputError(f"{src}: {rwhere}: {k} must be a number, got {r[k]!r}")
             r["model"], r["task"] = name, tname

@@ -203,7 +203,7 @@ def _step(tab, st: _State, tr: _Trace, i: int, d: Decision, rec=None, log=None) 
         st.ready_at[m] = start + load
     if rec is not None:
         serve_edge(tab, rec, log is not None, log if log is not None else _NO_LOG, i, p, m, input_mb, k_eff, work,
-                   compute, start - now, loaded, len(d.victims))
+                   compute, start - now, loaded, len(d.victims), False)
     add_demonstration(tab, st.cx, p, m, now, k_own, f)
     _, accuracy_cost = accuracy_of(tab, p, k_eff)
     # The request's own load is charged once, in the switching cost (MODEL.md §4), not in its latency.
@@ -333,6 +333,9 @@ class OptCollector:
 
     def __init__(self, tables, exact: bool | None = None, max_requests: int = MAX_REQUESTS,
                  max_models: int = MAX_MODELS, max_nodes: int = MAX_NODES):
+        if (tables.base_of >= 0).any():
+            raise InputError("opt: not defined for variants served as adapters (catalog.variants = 'adapter'); "
+                             "use variants = 'full'")
         self.tab, self.exact = tables, exact
         self.limits = (max_requests, max_models, max_nodes)
         self.chunks: list | None = [] if exact is not False else None

@@ -29,6 +29,7 @@ TABLE_ROWS = [
     ("queueing_share", "Queueing share of edge latency (%)", "min"),
     ("hit_ratio", "Hit ratio (% of requests)", "max"),
     ("loads", "Loads (count)", "min"),
+    ("adapter_loads", "Adapter loads onto a resident base (count)", "min"),
     ("evictions", "Evictions (count)", "min"),
     ("load_energy_j", "Load energy (total, J)", "min"),
     ("compute_energy_j", "Compute energy (total, J)", "min"),
@@ -82,7 +83,12 @@ HIST_TOP_S = 2.0 ** C.HIST_EXP_MAX  # latencies from here on share the histogram
 def never_fit(scenario: Scenario, catalog) -> list[str]:
     """Models larger than the edge GPU memory: every request for them goes to the cloud."""
     cap = round(scenario.edge.gpu_memory_gb * 1e9)
-    return [m.name for m in catalog.models if m.memory_bytes > cap]
+    by = {m.name.lower(): m for m in catalog.models}
+
+    def size(m):  # a variant served as an adapter needs its base's weights too (MODEL.md §9.5)
+        return by[m.variant_of.lower()].memory_bytes + m.adapter_bytes if m.variant_of else m.memory_bytes
+
+    return [m.name for m in catalog.models if size(m) > cap]
 
 
 def run_notes(row: dict, scenario: Scenario, catalog=None) -> list[str]:
@@ -142,6 +148,7 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
         "n_requests": n,
         "edge_hits": hits,
         "loads": loads,
+        "adapter_loads": int(counts[C.C_ADAPTER_LOADS]),  # of them, adapters alone onto a resident base (§9.5)
         "evictions": int(counts[C.C_EVICTIONS]),
         "offloads": offloads,
         "declined_loads": int(counts[C.C_DECLINED]),  # misses that fit but the admission rule offloaded

@@ -28,6 +28,9 @@ class Edge:
     utilization: float = 0.4  # fraction of peak reached in serving (MODEL.md)
     load_gbps: float = 12.9  # host-to-GPU copy, measured PCIe 4.0 x16 (MODEL.md)
     load_overhead_s: float = 0.5  # fixed start cost of a load (MODEL.md)
+    # Fixed start cost of loading a LoRA adapter onto a resident base (MODEL.md §9.5; `variants = "adapter"`):
+    # ServerlessLLM (Fu et al., OSDI '24) measures a LoRA adapter load at about 0.08 s.
+    adapter_overhead_s: float = 0.08
     power_w: float = 300.0  # A100 PCIe board power (MODEL.md)
     executors: int = 1  # requests served at once
     # Radio access, device -> edge (MODEL.md §3): 5G NR, 3GPP TR 38.913's 4 ms user-plane target plus 1 ms of
@@ -86,6 +89,7 @@ class Weights:
     wear_per_load: float = 0.0  # per-load wear constant added to switching cost (MODEL.md)
 
 
+VARIANTS = ("full", "adapter")  # fine-tuned variants: full copies, or adapters on a shared base (MODEL.md §9.5)
 ADMISSIONS = ("default", "always", "outrank", "cost")  # default: each policy's own (MODEL.md §4)
 DISPATCHES = ("edge", "cheapest")
 
@@ -94,7 +98,7 @@ DISPATCHES = ("edge", "cheapest")
 class Serving:
     """How the edge decides between loading, serving and offloading (MODEL.md §4)."""
 
-    admission: str = "default"  # on a miss: load always, only if it outranks the first victim, or if it pays
+    admission: str = "default"  # on a miss: load always, only if it outranks every model it displaces, or if it pays
     dispatch: str = "edge"  # edge: serve at the edge whatever its queue; cheapest: the cheaper of edge and cloud
     cost_horizon_s: float = 600.0  # `cost` admission: a load must pay back within this (the default half-life);
     #                                 also `active`'s forecast half-life (docs/model.md, "Preloading")
@@ -106,6 +110,10 @@ class CatalogSpec:
     precision: str = "fp16"  # default precision where a row gives none (MODEL.md)
     runtime_overhead: float = 0.2  # activations, workspace, KV cache (MODEL.md)
     copies_per_task: bool = False  # each LFM task runs its own fine-tuned copy (the paper's fine-tuning section)
+    # Fine-tuned variants (per-task copies, catalog rows with a `base`; MODEL.md §9.5): "full" copies of their own
+    # size, or "adapter"s on one shared base (LoRA of rank `adapter_rank` where a row gives no adapter_mb).
+    variants: str = "full"
+    adapter_rank: int = 16  # LoRA rank of the default adapter size (docs/catalogs.md, "Variants")
 
 
 @dataclass
@@ -189,6 +197,8 @@ class Scenario:
         need(self.context.utility in UTILITIES, "context.utility", f"one of {', '.join(UTILITIES)}")
         need(self.catalog.precision in BYTES_PER_PARAM, "catalog.precision", f"one of {', '.join(BYTES_PER_PARAM)}")
         need(bool(self.catalog.path.strip()), "catalog.path", "a file name or table1")
+        need(self.catalog.variants in VARIANTS, "catalog.variants",
+             f"one of {', '.join(VARIANTS)}, not {self.catalog.variants!r}")
         need(self.serving.admission in ADMISSIONS, "serving.admission",
              f"one of {', '.join(ADMISSIONS)}, not {self.serving.admission!r}")
         need(self.serving.dispatch in DISPATCHES, "serving.dispatch",
@@ -227,7 +237,10 @@ class Scenario:
     def load_catalog(self) -> Catalog:
         cat = load_catalog(self.catalog.path, runtime_overhead=self.catalog.runtime_overhead,
                            precision=self.catalog.precision)
-        return cat.with_task_copies() if self.catalog.copies_per_task else cat
+        adapters = self.catalog.variants == "adapter"
+        if self.catalog.copies_per_task:
+            cat = cat.with_task_copies(adapters=adapters, rank=self.catalog.adapter_rank)
+        return cat.with_default_adapters(self.catalog.adapter_rank) if adapters else cat.as_full_copies()
 
     def as_dict(self) -> dict:
         """Flat {section.key: value} of every setting, for results and `scenario show`."""
@@ -301,6 +314,8 @@ BOUNDS = {
     ("serving", "cost_horizon_s"): (1e-6, 1e12),
     ("weights", "wear_per_load"): (0.0, 1e9),
     ("catalog", "runtime_overhead"): (0.0, 100.0),
+    ("catalog", "adapter_rank"): (1, 65536),
+    ("edge", "adapter_overhead_s"): (0.0, 1e6),
     ("trace", "requests"): (1, 10**8),
     ("trace", "rate"): (1e-9, 1e9),
     ("trace", "alpha"): (0.0, 100.0),
@@ -475,6 +490,9 @@ def load_scenario(path: str | Path | None = None, **overrides) -> Scenario:
             else:
                 raise InputError(f"{p}: unknown key or section {key!r} (sections: {', '.join(Scenario.SECTIONS)}; "
                                  f"top-level keys: {', '.join(TOP_KEYS)})")
+        if not sc.catalog.path.strip():  # else it would become the scenario's folder ("is a directory")
+            raise InputError(f"{p}: [catalog] path is empty: give a catalog file (CSV or TOML, relative to this "
+                             "scenario file) or table1, or leave the key out")
         if sc.catalog.path != "table1" and not Path(sc.catalog.path).is_absolute():
             # A catalog path in a scenario file is relative to that file.
             sc.catalog.path = str(p.parent / sc.catalog.path)

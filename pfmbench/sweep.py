@@ -411,7 +411,7 @@ def expand(spec: SweepSpec, confirmed: bool = False) -> list[Point]:
                     if spec.catalog is not None:  # as api.resolve does
                         sc = sc.with_overrides(**{"catalog.path": spec.catalog})
                     c = sc.catalog
-                    key = (c.path, c.precision, c.runtime_overhead, c.copies_per_task)
+                    key = (c.path, c.precision, c.runtime_overhead, c.copies_per_task, c.variants, c.adapter_rank)
                     if key not in catalogs:  # a grid over catalog keys loads each distinct catalog once
                         catalogs[key] = sc.load_catalog()
                     if trace.kind == "synth":

@@ -3,6 +3,8 @@
 import numpy as np
 from hypothesis import strategies as st
 
+from dataclasses import replace
+
 from pfmbench.catalog import Catalog, Model, Task
 from pfmbench.scenario import Scenario
 from pfmbench.trace.schema import TraceArrays
@@ -31,7 +33,29 @@ def catalogs(draw, max_models=8):
         window = float(draw(st.sampled_from([1, 4, 16, 64]))) if icl else 0.0
         models.append(Model(f"M{i}", "LFM" if icl else draw(st.sampled_from(["VFM", "MFM"])),
                             100.0, draw(st.floats(0.1, 500)), "fp16", mem, window, ts))
+    if n > 1 and draw(st.booleans()):
+        models = draw(with_variants(models))
     return Catalog(tuple(models), "hypothesis")
+
+
+@st.composite
+def with_variants(draw, models):
+    """Some models become variants (adapters) of one or two shared bases (MODEL.md §9.5, variants = "adapter"):
+    bases shared by several variants, with or without tasks of their own, adapters from a megabyte to larger
+    than the free memory (and than their base)."""
+    n_bases = draw(st.integers(1, min(2, len(models) - 1)))
+    out = list(models)
+    for i in range(n_bases, len(models)):
+        if draw(st.integers(0, 3)) > 0:
+            b = draw(st.integers(0, n_bases - 1))
+            out[i] = replace(out[i], variant_of=f"M{b}",
+                             adapter_mb=draw(st.sampled_from([1.0, 50.0, 500.0, 2000.0, 9000.0])))
+    for b in range(n_bases):  # a base with no task of its own (as Table I's under copies_per_task)
+        if any(m.variant_of == f"M{b}" for m in out) and draw(st.booleans()):
+            out[b] = replace(out[b], tasks=())
+    if not any(m.tasks for m in out):
+        out[0] = models[0]
+    return out
 
 
 @st.composite
@@ -40,6 +64,7 @@ def scenarios(draw):
     sc.edge.gpu_memory_gb = draw(st.sampled_from([0.0, 1.0, 4.0, 10.0, 16.0, 50.0]))
     sc.edge.executors = draw(st.integers(1, 3))
     sc.edge.load_overhead_s = draw(st.floats(0, 3))
+    sc.edge.adapter_overhead_s = draw(st.sampled_from([0.0, 0.08, 2.0]))
     sc.context.utility = draw(st.sampled_from(["exp", "linear", "none"]))
     sc.context.half_life_s = draw(st.sampled_from([1.0, 30.0, 600.0]))
     sc.context.linear_rate = draw(st.sampled_from([0.01, 0.5]))

@@ -76,7 +76,13 @@ def test_invariants(data, policy):
     if policy not in ("active", "random-placement"):  # the built-ins that load for no request
         assert c[C.C_PRELOADS] == 0
     assert 0 <= state.state.used[0] <= tables.capacity_bytes
-    assert state.state.used[0] == tables.mem_bytes[state.state.cached.astype(bool)].sum()
+    es = state.state
+    # A shared base's weights are counted once, and only while a model of it is cached (MODEL.md §9.5).
+    assert es.used[0] == (tables.mem_bytes[es.cached.astype(bool)].sum()
+                          + tables.base_bytes[es.base_in.astype(bool)].sum())
+    for b in range(tables.n_models):
+        assert es.base_in[b] == (es.base_ref[b] > 0) == bool(es.cached[tables.base_of == b].any())
+        assert es.pinned[0] == -1
     assert np.all(state.sums[:C.S_EDGE_LAT_MAX] >= 0)
     too_big = tables.mem_bytes[tables.pair_model[trace.pair]] > tables.capacity_bytes
     assert np.all(log["outcome"][too_big] == C.CLOUD)

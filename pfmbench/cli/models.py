@@ -34,6 +34,8 @@ def catalog_rows(sc, cat) -> list[dict]:
                 "a0": t.accuracy(0), "a1": t.accuracy(1),
                 "k_few": t.k_few, "a_k_few": t.accuracy(t.k_few) if t.k_few else None,
                 "a_ref": best_accuracy(t, m.context_window),
+                # a fine-tuned variant served as an adapter (catalog.variants = "adapter", MODEL.md §9.5)
+                "base": m.variant_of or None, "adapter_mb": m.adapter_mb if m.variant_of else None,
             })
     return rows
 
@@ -85,6 +87,8 @@ def models(
         return
     copies = " · one fine-tuned copy per LFM task (--shared-tasks: one model for all its tasks)" \
         if sc.catalog.copies_per_task else ""
+    if sc.catalog.variants == "adapter" and any(m.variant_of for m in cat.models):
+        copies += " · variants as adapters on a shared base (catalog.variants)"
     title = (f"catalog {cat.source} · {len(cat.models)} models · {len(rows)} (model, task) pairs{copies} · "
              f"GPU {sc.edge.gpu_memory_gb:g} GB")
     console = Console(width=200) if wide and not sys.stdout.isatty() else Console()
@@ -106,6 +110,8 @@ def models(
     for name, rs in by_model.items():
         r0 = rs[0]
         fits, gb = ("yes" if r0["fits_gpu"] else "NEVER"), f"{r0['memory_gb']:.1f}"
+        if r0["base"]:  # its own memory is its adapter's; the base's weights are shared
+            gb = f"+{r0['adapter_mb']:.1f} MB"
         for i, r in enumerate(rs):
             acc = [f"{r['a0']:.2f}", f"{r['a1']:.2f}", f"{r['a_k_few']:.2f} @{r['k_few']:g}" if r["k_few"] else "-",
                    f"{r['a_ref']:.2f}"]
@@ -123,6 +129,19 @@ def models(
                     table.add_row(name, fits, gb, "", "", "", "")
                 table.add_row(f"  {r['task']}", "", "", *acc)
     console.print(table)
+    bases = {}
+    for m in cat.models:
+        if m.variant_of:
+            bases.setdefault(m.variant_of, []).append(m)
+    for b, vs in bases.items():
+        size = cat.find(b).memory_gb
+        mb = sorted({round(v.adapter_mb, 1) for v in vs})
+        each = f"{mb[0]:g}" if len(mb) == 1 else f"{mb[0]:g} to {mb[-1]:g}"
+        console.print(f"variants as adapters: {len(vs)} variant(s) of {b} share its {size:.1f} GB of weights, loaded "
+                      f"once; each adapter takes {each} "
+                      f"MB (LoRA rank {sc.catalog.adapter_rank} on the attention projections where the catalog gives "
+                      f"no adapter_mb) and loads in {sc.edge.adapter_overhead_s:g} s + its bytes at "
+                      f"{sc.edge.load_gbps:g} GB/s (docs/catalogs.md, \"Variants\")", highlight=False)
     if big:
         console.print(f"note: {len(big)} model(s) can never fit the {sc.edge.gpu_memory_gb:g} GB GPU; their requests "
                       f"always go to the cloud: {', '.join(big)}", highlight=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..catalog import accuracy_at
 from .jit import shared
 from .record import (
+    C_ADAPTER_LOADS,
     C_HITS,
     C_LOADS,
     C_OFFLOADS,
@@ -92,14 +93,27 @@ def switching(tab, m):
 
 
 @shared
-def serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, wait, loaded, evictions):
-    """Account request i, served at the edge by model m (loaded for it if `loaded`), after `wait` s in
-    the queue; returns its latency."""
+def switching_load(tab, m, with_base):
+    """switching(tab, m), or with `with_base` (MODEL.md §9.5: m's base was not resident) of loading m's base's
+    weights and then m's adapter: one load of both."""
+    if not with_base:
+        return switching(tab, m)
+    load = tab.base_load[tab.base_of[m]] + tab.load_time[m]
+    energy = tab.power_w * load
+    return load, energy, load + energy / 1000.0 + tab.wear_per_load
+
+
+@shared
+def serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, wait, loaded, evictions, with_base):
+    """Account request i, served at the edge by model m (loaded for it if `loaded`, with its base's weights
+    if `with_base`), after `wait` s in the queue; returns its latency."""
     load = 0.0
     switching_cost = 0.0
     if loaded:
-        load, load_energy, switching_cost = switching(tab, m)
+        load, load_energy, switching_cost = switching_load(tab, m, with_base)
         rec.counts[C_LOADS] += 1
+        if not with_base and tab.base_of[m] >= 0 and tab.base_of[m] != m:  # an adapter onto its resident base
+            rec.counts[C_ADAPTER_LOADS] += 1
         rec.sums[S_SWITCHING] += switching_cost
         rec.sums[S_LOAD_ENERGY] += load_energy
         rec.sums[S_LOAD_TIME] += load
@@ -170,13 +184,14 @@ def account_block(tab, rec, rq, block, base, lo, hi, log_on, log):
             k_eff = block.k_eff[b]
             work, compute = edge_work(tab, p, rq.units[i], k_eff)
             serve_edge(tab, rec, log_on, log, i, p, tab.pair_model[p], rq.input_mb[i], k_eff, work, compute,
-                       block.wait[b], block.outcome[b] == LOAD, block.evictions[b])
+                       block.wait[b], block.outcome[b] == LOAD, block.evictions[b], block.with_base[b] != 0)
 
 
 @shared
-def account_preload(tab, rec, m):
-    """Account a preload of model m, costed as a load (in the S_PRELOAD_* sums); returns its load time."""
-    load, energy, switching_cost = switching(tab, m)
+def account_preload(tab, rec, m, with_base):
+    """Account a preload of model m (with its base's weights if `with_base`), costed as a load (in the
+    S_PRELOAD_* sums); returns its load time."""
+    load, energy, switching_cost = switching_load(tab, m, with_base)
     rec.counts[C_PRELOADS] += 1
     rec.sums[S_PRELOAD_SWITCHING] += switching_cost
     rec.sums[S_PRELOAD_ENERGY] += energy
@@ -209,7 +224,7 @@ def edge_is_dearer(tab, p, units, input_mb, k_eff, wait, load):
 
 
 @shared(inline=False)
-def worth_loading(tab, requests_so_far, p, m, now, units, input_mb):
+def worth_loading(tab, requests_so_far, p, m, now, units, input_mb, with_base):
     """The `cost` admission rule: load m only if what its expected requests within the horizon save at the
     edge (zero-shot, a pessimistic bound) repays the switching cost (which carries the load's time).
 
@@ -218,5 +233,5 @@ def worth_loading(tab, requests_so_far, p, m, now, units, input_mb):
     horizon = tab.cost_horizon_s
     expected = requests_so_far / max(now, horizon) * horizon
     saving = cloud_price(tab, p, units, input_mb) - edge_price(tab, p, units, input_mb, 0.0, 0.0, 0.0)
-    _, _, switching_cost = switching(tab, m)
+    _, _, switching_cost = switching_load(tab, m, with_base)
     return expected * saving > tab.w_switch * switching_cost

@@ -73,10 +73,12 @@ class Block(NamedTuple):
     k_eff: np.ndarray  # float64: examples in context it was served with (edge)
     wait: np.ndarray  # float64 s: in the queue (edge)
     evictions: np.ndarray  # int32: models evicted for it
+    with_base: np.ndarray  # int8: its load loaded its model's base's weights too (MODEL.md §9.5)
 
 
 def new_block() -> Block:
-    return Block(np.zeros(BLOCK, np.int8), np.zeros(BLOCK), np.zeros(BLOCK), np.zeros(BLOCK, np.int32))
+    return Block(np.zeros(BLOCK, np.int8), np.zeros(BLOCK), np.zeros(BLOCK), np.zeros(BLOCK, np.int32),
+                 np.zeros(BLOCK, np.int8))
 
 
 class EngineState(NamedTuple):
@@ -99,6 +101,12 @@ class EngineState(NamedTuple):
     last_ts: np.ndarray  # float64 [1]: its arrival time (-inf: none yet); no preload starts before it
     first_ts: np.ndarray  # float64 [1]: the first request's arrival time (the warm-up's `warmup_s` counts from it)
     measure_from: np.ndarray  # int64 [1]: sequence number of the first measured request (-1: still warming up)
+    # Shared bases (MODEL.md §9.5): a base's weights are resident while any model of it is cached (base_ref > 0),
+    # or while it is pinned: the base of the model being loaded, which its evictions must not free.
+    base_ref: np.ndarray  # int32 per base: its models cached
+    base_in: np.ndarray  # int8 per base: its weights are in GPU memory (counted once in `used`)
+    base_ready: np.ndarray  # float64 per base: when the load of its weights finished
+    pinned: np.ndarray  # int64 [1]: the pinned base (-1: none)
     context: Context
     totals: Totals
     block: Block
@@ -111,6 +119,7 @@ def new_engine_state(tables: Tables) -> EngineState:
                        np.full(n, -1, np.int32), np.zeros(tables.executors), np.zeros(n, np.int64),
                        np.full(n, np.inf), np.full(2, -1, np.int64), np.full(1, -np.inf), np.zeros(1),
                        np.array([0 if tables.warmup_requests == 0 and tables.warmup_s == 0.0 else -1], np.int64),
+                       np.zeros(n, np.int32), np.zeros(n, np.int8), np.zeros(n), np.full(1, -1, np.int64),
                        new_context(n, k), new_totals(), new_block())
 
 
@@ -154,13 +163,49 @@ def next_uses(models: np.ndarray, start: int = 0) -> np.ndarray:
 
 # -- the engine's own bookkeeping ---------------------------------------------------------------------------
 @shared
+def fits_gpu(tab, m):
+    """Model m fits the GPU at all: its own bytes, and its base's weights if it has a base (MODEL.md §9.5)."""
+    b = tab.base_of[m]
+    if b < 0:
+        return tab.mem_bytes[m] <= tab.capacity_bytes
+    return tab.mem_bytes[m] + tab.base_bytes[b] <= tab.capacity_bytes
+
+
+@shared
+def load_bytes(tab, es, m):
+    """The bytes that loading m now adds: its own, and its base's weights unless they are resident."""
+    b = tab.base_of[m]
+    if b >= 0 and es.base_in[b] == 0:
+        return tab.mem_bytes[m] + tab.base_bytes[b]
+    return tab.mem_bytes[m]
+
+
+@shared
+def _unpin(tab, es):
+    """The load is done (or given up): the pinned base is an ordinary one again, freed if nothing uses it."""
+    b = es.pinned[0]
+    es.pinned[0] = -1
+    if b >= 0 and es.base_ref[b] == 0 and es.base_in[b] != 0:
+        es.base_in[b] = 0
+        es.used[0] -= tab.base_bytes[b]
+
+
+@shared
 def _insert(tab, es, m, seq, now):
-    """m enters GPU memory with an empty context."""
+    """m enters GPU memory with an empty context (with its base's weights if they were not resident)."""
     es.cached[m] = 1
     es.used[0] += tab.mem_bytes[m]
     es.last_use[m] = seq
     es.requests[m] = 0
     es.ready_at[m] = now  # the end of its load once an executor takes it
+    b = tab.base_of[m]
+    if b >= 0:
+        if es.base_in[b] == 0:
+            es.base_in[b] = 1
+            es.used[0] += tab.base_bytes[b]
+        elif es.base_ready[b] > now:  # an adapter loads once its base is in memory
+            es.ready_at[m] = es.base_ready[b]
+        es.base_ref[b] += 1
     start_context(es.context, m, now)
     n = es.n_cached[0]
     es.clist[n] = m
@@ -179,6 +224,12 @@ def _evict(tab, es, v, now):
     es.n_cached[0] = n
     es.cached[v] = 0
     es.used[0] -= tab.mem_bytes[v]
+    b = tab.base_of[v]
+    if b >= 0:  # the last model of a base frees its weights, unless the model being loaded needs them
+        es.base_ref[b] -= 1
+        if es.base_ref[b] == 0 and b != es.pinned[0]:
+            es.base_in[b] = 0
+            es.used[0] -= tab.base_bytes[b]
     es.totals.counts[C_EVICTIONS] += 1
 
 
@@ -223,19 +274,41 @@ def preload_model(tab, es, m, victims, now):
     j, t = preload_start(es)
     if t >= now or es.cached[m] != 0:
         return False
-    need = es.used[0] + tab.mem_bytes[m] - tab.capacity_bytes
+    b = tab.base_of[m]
+    with_base = b >= 0 and es.base_in[b] == 0
+    pin = b if b >= 0 and not with_base else -1
+    need = es.used[0] + load_bytes(tab, es, m) - tab.capacity_bytes
     k = 0
+    room = True
     while need > 0:
         if k == victims.shape[0] or victims[k] < 0 or es.cached[victims[k]] == 0:
-            return False
-        need -= tab.mem_bytes[victims[k]]
+            room = False
+            break
+        q = victims[k]
+        need -= tab.mem_bytes[q]
+        h = tab.base_of[q]
+        if h >= 0:  # tentatively: does evicting q free its base's weights too?
+            es.base_ref[h] -= 1
+            if es.base_ref[h] == 0 and h != pin:
+                need -= tab.base_bytes[h]
         k += 1
+    for r in range(k):  # undo the tentative counts
+        h = tab.base_of[victims[r]]
+        if h >= 0:
+            es.base_ref[h] += 1
+    if not room:
+        return False
+    es.pinned[0] = pin
     for q in range(k):
         _evict(tab, es, victims[q], t)
     _insert(tab, es, m, es.last_request[0], t)
-    load = account_preload(tab, es.totals, m)
-    es.free_at[j] = t + load
-    es.ready_at[m] = t + load
+    es.pinned[0] = -1
+    start = max(t, es.ready_at[m])  # an adapter waits for its base
+    load = account_preload(tab, es.totals, m, with_base)
+    es.free_at[j] = start + load
+    es.ready_at[m] = start + load
+    if with_base:
+        es.base_ready[b] = start + tab.base_load[b]
     return True
 
 
@@ -253,10 +326,15 @@ def place_model(tab, es, m, now):
     and counted with the preloads (C_PRELOADS, the S_PRELOAD_* sums): loads made for no request."""
     j = first_free_executor(es.free_at)
     t = max(es.free_at[j], now)
+    b = tab.base_of[m]
+    with_base = b >= 0 and es.base_in[b] == 0
     _insert(tab, es, m, es.last_request[0], t)
-    load = account_preload(tab, es.totals, m)
-    es.free_at[j] = t + load
-    es.ready_at[m] = t + load
+    start = max(t, es.ready_at[m])  # an adapter waits for its base
+    load = account_preload(tab, es.totals, m, with_base)
+    es.free_at[j] = start + load
+    es.ready_at[m] = start + load
+    if with_base:
+        es.base_ready[b] = start + tab.base_load[b]
 
 
 # -- the request loop -----------------------------------------------------------------------------------
@@ -273,12 +351,13 @@ def preload(code, pss, es, tab, now): ...
 
 
 @shared
-def _decided(block, b, outcome, k_eff, wait, evictions):
+def _decided(block, b, outcome, k_eff, wait, evictions, with_base):
     """Request b of the block was decided: account_block accounts it with the block."""
     block.outcome[b] = outcome
     block.k_eff[b] = k_eff
     block.wait[b] = wait
     block.evictions[b] = evictions
+    block.with_base[b] = with_base
 
 
 def replay_requests(code, tab, es, pss, rq, log_on, log):
@@ -309,6 +388,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
             input_mb = rq.input_mb[i]
             es.seen[m] += 1
             evictions = 0
+            with_base = False  # a load of m's base's weights too (MODEL.md §9.5)
             cached = es.cached[m] != 0
             if cached:
                 admitted = True
@@ -319,14 +399,18 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 # rule decide (MODEL.md §4). A model loaded now serves zero-shot: its context is empty.
                 k_own, k_eff, f = 0.0, 0.0, 1.0
                 load = tab.load_time[m]
-                admitted = tab.mem_bytes[m] <= tab.capacity_bytes
+                admitted = fits_gpu(tab, m)
                 if admitted:
                     admitted = admit(code, pss, es, tab, m, now)
+                    g = tab.base_of[m]
+                    if g >= 0 and es.base_in[g] == 0:  # its base is not resident: base and adapter load
+                        with_base = True
+                        load = tab.base_load[g] + tab.load_time[m]
                     if (admitted and tab.admission == ADMIT_OUTRANK
-                            and es.used[0] + tab.mem_bytes[m] > tab.capacity_bytes):
+                            and es.used[0] + load_bytes(tab, es, m) > tab.capacity_bytes):
                         admitted = outranks(code, pss, es, tab, m, now)
                     if admitted and tab.admission == ADMIT_COST:
-                        admitted = worth_loading(tab, es.seen[m], p, m, now, units, input_mb)
+                        admitted = worth_loading(tab, es.seen[m], p, m, now, units, input_mb, with_base)
                     if not admitted:
                         es.totals.counts[C_DECLINED] += 1
             if admitted and tab.dispatch == DISPATCH_CHEAPEST:  # the edge may still cost more than the cloud now
@@ -337,21 +421,26 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                     admitted = False
             loaded = admitted and not cached
             if loaded:
-                while es.used[0] + tab.mem_bytes[m] > tab.capacity_bytes:
+                need = load_bytes(tab, es, m)
+                if tab.base_of[m] >= 0 and not with_base:
+                    es.pinned[0] = tab.base_of[m]  # its resident base stays while room is made for its adapter
+                while es.used[0] + need > tab.capacity_bytes:
                     v = victim(code, pss, es, tab, now)
                     if v < 0:
                         break  # the policy ranks the newcomer itself lowest (GDSF): offloaded after these evictions
                     on_evict(code, pss, es, tab, v)
                     _evict(tab, es, v, now)
                     evictions += 1
-                if es.used[0] + tab.mem_bytes[m] > tab.capacity_bytes:
+                if es.used[0] + need > tab.capacity_bytes:
                     es.totals.counts[C_DECLINED] += 1
                     admitted = False
+                    _unpin(tab, es)
             if not admitted:
-                _decided(blk, i - lo, CLOUD, 0.0, 0.0, evictions)
+                _decided(blk, i - lo, CLOUD, 0.0, 0.0, evictions, False)
                 continue
             if loaded:
                 _insert(tab, es, m, seq0 + i, now)
+                _unpin(tab, es)
                 on_insert(code, pss, es, tab, m)
             # Served at the edge with the examples in context this copy has, on the first free executor,
             # once the model is in memory.
@@ -361,7 +450,9 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
             es.free_at[j] = start + load + compute
             if loaded:
                 es.ready_at[m] = start + load
-            _decided(blk, i - lo, LOAD if loaded else HIT, k_eff, start - now, evictions)
+                if with_base:
+                    es.base_ready[tab.base_of[m]] = start + tab.base_load[tab.base_of[m]]
+            _decided(blk, i - lo, LOAD if loaded else HIT, k_eff, start - now, evictions, with_base)
             add_demonstration(tab, cx, p, m, now, k_own, f)
             es.last_use[m] = seq0 + i
             if rq.next_use.shape[0] > 0:

@@ -22,7 +22,9 @@ OUTCOMES = ("hit", "load", "cloud")
 # C_DECLINED: misses that fit but the admission rule offloaded; C_DISPATCHED: requests the dispatch rule sent
 # to the cloud although the edge could serve them; C_PRELOADS: loads made in idle time, for no request
 # (docs/model.md, "Preloading"; costed in the sums as loads are, but not in C_LOADS).
-C_REQUESTS, C_HITS, C_LOADS, C_EVICTIONS, C_OFFLOADS, C_DECLINED, C_DISPATCHED, C_PRELOADS, N_COUNTS = range(9)
+# C_ADAPTER_LOADS: loads of a variant's adapter alone, onto its resident base (MODEL.md §9.5; also in C_LOADS).
+(C_REQUESTS, C_HITS, C_LOADS, C_EVICTIONS, C_OFFLOADS, C_DECLINED, C_DISPATCHED, C_PRELOADS, C_ADAPTER_LOADS,
+ N_COUNTS) = range(10)
 # S_OFFLOADING_LATENCY: device -> edge, per edge-served request; S_CLOUD_LATENCY: per offloaded request.
 # S_EDGE_LATENCY: what a user waits at the edge (queue wait + its own load + compute); S_INFERENCE_LATENCY:
 # the system cost's term (queue wait + compute: the request's own load is in its switching cost already).

@@ -111,6 +111,12 @@ class ReferenceEngine:
         self.cache: list[CacheEntry] = []  # insertion order; eviction swap-removes (the random policy draws from it)
         self.entry: dict[int, CacheEntry] = {}
         self.used = 0  # bytes
+        # Shared bases (MODEL.md §9.5), as fast.EngineState: models cached per base, weights resident, when
+        # their load finished, and the base pinned by the load under way (-1: none).
+        self.base_ref = [0] * n
+        self.base_in = [False] * n
+        self.base_ready = [0.0] * n
+        self.pinned = -1
         self.free_at = [0.0] * tables.executors
         self.seen = [0] * n  # requests per model over the whole trace so far
         self.rng_state = seed & ((1 << 64) - 1)
@@ -143,6 +149,39 @@ class ReferenceEngine:
         self.rng_state, value = splitmix64_next(self.rng_state)
         return value
 
+    def fits_gpu(self, m: int) -> bool:
+        """m fits the GPU at all, with its base's weights if it has a base (as fast.fits_gpu)."""
+        t, b = self.t, int(self.t.base_of[m])
+        return int(t.mem_bytes[m]) + (int(t.base_bytes[b]) if b >= 0 else 0) <= t.capacity_bytes
+
+    def load_bytes(self, m: int) -> int:
+        """The bytes that loading m now adds: its own, and its base's weights unless resident (fast.load_bytes)."""
+        t, b = self.t, int(self.t.base_of[m])
+        return int(t.mem_bytes[m]) + (int(t.base_bytes[b]) if b >= 0 and not self.base_in[b] else 0)
+
+    def _unpin(self) -> None:
+        b, self.pinned = self.pinned, -1
+        if b >= 0 and self.base_ref[b] == 0 and self.base_in[b]:
+            self.base_in[b] = False
+            self.used -= int(self.t.base_bytes[b])
+
+    def _add(self, m: int, seq: int, now: float) -> CacheEntry:
+        """m enters GPU memory with an empty context, with its base's weights if they were not resident."""
+        entry = CacheEntry(self, m, seq, now)
+        self.cache.append(entry)
+        self.entry[m] = entry
+        self.used += int(self.t.mem_bytes[m])
+        b = int(self.t.base_of[m])
+        if b >= 0:
+            if not self.base_in[b]:
+                self.base_in[b] = True
+                self.used += int(self.t.base_bytes[b])
+            elif self.base_ready[b] > now:  # an adapter loads once its base is in memory
+                entry.ready_at = self.base_ready[b]
+            self.base_ref[b] += 1
+        start_context(self.context, m, now)
+        return entry
+
     def _evict(self, entry: CacheEntry, now: float) -> None:
         self.totals.sums[S_CONTEXT_DISCARDED] += discard_context(self.t, self.context, entry.model, now)
         i = self.cache.index(entry)
@@ -150,6 +189,12 @@ class ReferenceEngine:
         self.cache.pop()
         del self.entry[entry.model]
         self.used -= int(self.t.mem_bytes[entry.model])
+        b = int(self.t.base_of[entry.model])
+        if b >= 0:  # the last model of a base frees its weights, unless the model being loaded needs them
+            self.base_ref[b] -= 1
+            if self.base_ref[b] == 0 and b != self.pinned:
+                self.base_in[b] = False
+                self.used -= int(self.t.base_bytes[b])
         self.totals.counts[C_EVICTIONS] += 1
 
     def preload_start(self) -> tuple[int, float]:
@@ -165,24 +210,41 @@ class ReferenceEngine:
         j, start = self.preload_start()
         if start >= now or m in self.entry:
             return False
-        need = self.used + int(t.mem_bytes[m]) - t.capacity_bytes
+        b = int(t.base_of[m])
+        pin = b if b >= 0 and self.base_in[b] else -1
+        need = self.used + self.load_bytes(m) - t.capacity_bytes
+        left = list(self.base_ref)  # each base's models still cached after the victims so far
         k = 0
         while need > 0:
             if k == len(victims) or victims[k] not in self.entry:
                 return False
             need -= int(t.mem_bytes[victims[k]])
+            h = int(t.base_of[victims[k]])
+            if h >= 0:
+                left[h] -= 1
+                if left[h] == 0 and h != pin:  # the victim frees its base's weights too
+                    need -= int(t.base_bytes[h])
             k += 1
+        self.pinned = pin
         for v in victims[:k]:
             self._evict(self.entry[v], start)
-        entry = CacheEntry(self, m, self.last_request[0], start)
-        self.cache.append(entry)
-        self.entry[m] = entry
-        self.used += int(t.mem_bytes[m])
-        start_context(self.context, m, start)
-        load = account_preload(t, self.totals, m)
-        self.free_at[j] = start + load
-        entry.ready_at = start + load
+        self._load_for_no_request(m, j, start)
+        self.pinned = -1
         return True
+
+    def _load_for_no_request(self, m: int, j: int, start: float) -> None:
+        """Cache m with an empty context and load it on executor j from `start`, costed as a load with the
+        preloads (a preload, or random-placement's placement)."""
+        t = self.t
+        b = int(t.base_of[m])
+        with_base = b >= 0 and not self.base_in[b]
+        entry = self._add(m, self.last_request[0], start)
+        begin = max(start, entry.ready_at)  # an adapter waits for its base
+        load = account_preload(t, self.totals, m, with_base)
+        self.free_at[j] = begin + load
+        entry.ready_at = begin + load
+        if with_base:
+            self.base_ready[b] = begin + t.base_load[b]
 
     def evict_model(self, m: int, now: float) -> None:
         """Evict cached model m now (as fast.evict_model)."""
@@ -190,17 +252,8 @@ class ReferenceEngine:
 
     def place_model(self, m: int, now: float) -> None:
         """Load model m for no request on a miss at `now`, once there is room (as fast.place_model)."""
-        t = self.t
         j = first_free_executor(self.free_at)
-        start = max(self.free_at[j], now)
-        entry = CacheEntry(self, m, self.last_request[0], start)
-        self.cache.append(entry)
-        self.entry[m] = entry
-        self.used += int(t.mem_bytes[m])
-        start_context(self.context, m, start)
-        load = account_preload(t, self.totals, m)
-        self.free_at[j] = start + load
-        entry.ready_at = start + load
+        self._load_for_no_request(m, j, max(self.free_at[j], now))
 
     def run(self, trace, log: RequestLog | None = None, next_use=None) -> None:
         """Replay TraceArrays (a whole trace or the next chunk of one); fill `log` if given. next_use: as
@@ -233,6 +286,7 @@ class ReferenceEngine:
         self.seen[m] += 1
         entry = self.entry.get(m)
         evictions = 0
+        with_base = False  # a load of m's base's weights too (MODEL.md §9.5)
         loaded = entry is None
         if not loaded:
             k_own, k_eff, f = examples_at_service(t, self.context, pair, m, now)
@@ -246,52 +300,58 @@ class ReferenceEngine:
         else:
             # A model larger than the GPU is always offloaded; otherwise the policy and the admission rule
             # decide (MODEL.md §4), and the dispatch rule may still prefer the cloud.
-            admitted = t.mem_bytes[m] <= t.capacity_bytes
+            admitted = self.fits_gpu(m)
             if admitted:
                 info = ModelInfo(t, m, self.names[m] if self.names else str(m),
                                  self.families[m] if self.families else "", self.seen[m])
-                info.need_bytes = self.used + int(t.mem_bytes[m]) - t.capacity_bytes
+                info.need_bytes = self.used + self.load_bytes(m) - t.capacity_bytes
                 admitted = self.policy.admit(info, now)
-                if admitted and t.admission == ADMIT_OUTRANK and self.used + t.mem_bytes[m] > t.capacity_bytes:
+                b = int(t.base_of[m])
+                with_base = b >= 0 and not self.base_in[b]  # its base is not resident: base and adapter load
+                load = t.base_load[b] + t.load_time[m] if with_base else t.load_time[m]
+                if admitted and t.admission == ADMIT_OUTRANK and self.used + self.load_bytes(m) > t.capacity_bytes:
                     admitted = self.policy.outranks(info, self.cache, now)
                 if admitted and t.admission == ADMIT_COST:
-                    admitted = worth_loading(t, self.seen[m], pair, m, now, units, input_mb)
+                    admitted = worth_loading(t, self.seen[m], pair, m, now, units, input_mb, with_base)
                 if not admitted:
                     self.totals.counts[C_DECLINED] += 1
                 elif t.dispatch == DISPATCH_CHEAPEST:
                     j = first_free_executor(self.free_at)
-                    if edge_is_dearer(t, pair, units, input_mb, 0.0, max(now, self.free_at[j]) - now, t.load_time[m]):
+                    if edge_is_dearer(t, pair, units, input_mb, 0.0, max(now, self.free_at[j]) - now, load):
                         self.totals.counts[C_DISPATCHED] += 1
                         admitted = False
             if not admitted:
                 serve_cloud(t, self.totals, log_on, log, i, pair, units, input_mb, 0)
                 return
-            while self.used + t.mem_bytes[m] > t.capacity_bytes:
+            need = self.load_bytes(m)
+            if t.base_of[m] >= 0 and not with_base:
+                self.pinned = int(t.base_of[m])  # its resident base stays while room is made for its adapter
+            while self.used + need > t.capacity_bytes:
                 v = self.policy.victim(self.cache, now, self._rng)
                 if v is None:  # the policy ranks the newcomer itself lowest (GDSF): offloaded after these evictions
                     self.totals.counts[C_DECLINED] += 1
+                    self._unpin()
                     serve_cloud(t, self.totals, log_on, log, i, pair, units, input_mb, evictions)
                     return
                 self._evict(v, now)
                 evictions += 1
-            entry = CacheEntry(self, m, seq, now)
-            self.cache.append(entry)
-            self.entry[m] = entry
-            self.used += int(t.mem_bytes[m])
-            start_context(self.context, m, now)
+            entry = self._add(m, seq, now)
+            self._unpin()
             k_own, k_eff, f = examples_at_service(t, self.context, pair, m, now)  # zero-shot: an empty context
 
         # Served at the edge with the examples in context this copy has (zero-shot right after a load), on
         # the first free executor and, on another executor than the one loading it, once it is in memory.
         work, compute = edge_work(t, pair, units, k_eff)
-        load = t.load_time[m] if loaded else 0.0
+        load = (t.base_load[t.base_of[m]] + t.load_time[m] if with_base else t.load_time[m]) if loaded else 0.0
         j = first_free_executor(self.free_at)
         start = max(now, self.free_at[j], entry.ready_at)
         self.free_at[j] = start + load + compute
         if loaded:
             entry.ready_at = start + load
+            if with_base:
+                self.base_ready[t.base_of[m]] = start + t.base_load[t.base_of[m]]
         serve_edge(t, self.totals, log_on, log, i, pair, m, input_mb, k_eff, work, compute, start - now, loaded,
-                   evictions)
+                   evictions, with_base)
         # The request leaves one demonstration in this copy's context.
         add_demonstration(t, self.context, pair, m, now, k_own, f)
         entry.last_use = seq

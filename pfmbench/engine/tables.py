@@ -53,10 +53,16 @@ class Tables(NamedTuple):
     warmup_requests: int  # the first N requests
     warmup_s: float  # and those before the first request's time + this
     # per model
-    mem_bytes: np.ndarray  # int64
-    load_time: np.ndarray  # float64 s: load_overhead_s + memory_gb / load_gbps
+    mem_bytes: np.ndarray  # int64: what caching m takes itself (a variant: its adapter; a base: 0, see base_bytes)
+    load_time: np.ndarray  # float64 s: load_overhead_s + memory_gb / load_gbps (a variant: its adapter's,
+    #                        adapter_overhead_s + adapter GB / load_gbps; a base: 0)
     window: np.ndarray  # float64 context window (0: no in-context learning)
     first_pair: np.ndarray  # int32 [n_models + 1]: pairs of model m are first_pair[m]..first_pair[m+1]-1
+    # shared bases (MODEL.md §9.5, variants = "adapter"): a model whose base_of is b >= 0 needs b's weights
+    # resident (a variant of b, or b itself); every model is -1 under variants = "full"
+    base_of: np.ndarray  # int32
+    base_bytes: np.ndarray  # int64 per base b: its weights, held once while any model of b is cached
+    base_load: np.ndarray  # float64 s per base b: loading its weights, load_overhead_s + memory_gb / load_gbps
     # per (model, task) pair
     pair_model: np.ndarray  # int32
     gflops: np.ndarray  # float64 GFLOP per unit
@@ -80,6 +86,22 @@ class Tables(NamedTuple):
 def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
     e, c, x, w = scenario.edge, scenario.cloud, scenario.context, scenario.weights
     models = catalog.models
+    n = len(models)
+    mem_bytes = np.array([m.memory_bytes for m in models], dtype=np.int64)
+    load_time = np.array([e.load_overhead_s + m.memory_gb / e.load_gbps for m in models], dtype=np.float64)
+    base_of = np.full(n, -1, np.int32)
+    base_bytes = np.zeros(n, np.int64)
+    base_load = np.zeros(n, np.float64)
+    index = {m.name.lower(): i for i, m in enumerate(models)}
+    for i, m in enumerate(models):
+        if m.variant_of:  # a variant: its adapter; its base's weights once, shared (MODEL.md §9.5)
+            b = index[m.variant_of.lower()]
+            base_of[i] = base_of[b] = b
+            base_bytes[b], base_load[b] = mem_bytes[b], load_time[b]
+            mem_bytes[i] = m.adapter_bytes
+            load_time[i] = e.adapter_overhead_s + m.adapter_mb / 1000.0 / e.load_gbps
+    for b in {int(base_of[i]) for i in range(n) if base_of[i] >= 0}:  # a base's own tasks (if any) run on
+        mem_bytes[b], load_time[b] = 0, 0.0                            # its weights with no adapter
     pairs = catalog.pairs
     first = np.zeros(len(models) + 1, dtype=np.int32)
     for i, m in enumerate(models):
@@ -115,10 +137,13 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
         w_cloud_latency=float(w.cloud_latency),
         warmup_requests=int(scenario.run.warmup_requests),
         warmup_s=float(scenario.run.warmup_s),
-        mem_bytes=np.array([m.memory_bytes for m in models], dtype=np.int64),
-        load_time=np.array([e.load_overhead_s + m.memory_gb / e.load_gbps for m in models], dtype=np.float64),
+        mem_bytes=mem_bytes,
+        load_time=load_time,
         window=window,
         first_pair=first,
+        base_of=base_of,
+        base_bytes=base_bytes,
+        base_load=base_load,
         pair_model=pm,
         gflops=np.array([models[i].gflops for i, _ in pairs], dtype=np.float64),
         example_units=ex_units,

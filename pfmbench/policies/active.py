@@ -38,6 +38,8 @@ import numpy as np
 from numba import njit
 
 from ..engine.costs import switching
+from ..engine.fast import fits_gpu as _fits_gpu_py
+from ..engine.fast import load_bytes as _load_bytes_py
 from ..engine.fast import preload_model as _preload_model_py
 from ..engine.fast import preload_start as _preload_start_py
 from ..engine.jit import compiled, shared
@@ -92,6 +94,7 @@ def pays(tab, m, d, victims_price):
 
 _observe, _demand, _pays, _reload_price = compiled(observe), compiled(demand), compiled(pays), compiled(reload_price)
 _preload_model, _preload_start = compiled(_preload_model_py), compiled(_preload_start_py)
+_fits_gpu, _load_bytes = compiled(_fits_gpu_py), compiled(_load_bytes_py)
 
 
 class State(NamedTuple):
@@ -144,19 +147,21 @@ def preload(ps, es, tab, now):
             return
         c = -1
         for q in range(tab.mem_bytes.shape[0]):
-            if (es.cached[q] == 0 and ps.rank[q] > -np.inf and tab.mem_bytes[q] <= tab.capacity_bytes
+            if (es.cached[q] == 0 and ps.rank[q] > -np.inf and _fits_gpu(tab, q)
                     and (c < 0 or ps.rank[q] > ps.rank[c])):
                 c = q
         if c < 0:
             return
         d = _demand(ps.count, ps.at, c, t, h)
-        need = es.used[0] + tab.mem_bytes[c] - tab.capacity_bytes
+        need = es.used[0] + _load_bytes(tab, es, c) - tab.capacity_bytes
         lost = 0.0
         price = 0.0
         k = 0
         v = -1
         while need > 0:
             v = _next_victim(ps, es, v)
+            if v < 0:  # every cached model (their bytes leave out a shared base's): preload_model counts exactly
+                break
             need -= tab.mem_bytes[v]
             dv = _demand(ps.count, ps.at, v, t, h)
             lost += dv
@@ -197,12 +202,12 @@ class Active(Policy):
             if t >= now:
                 return
             candidates = [q for q in range(tab.n_models) if q not in engine.entry and self.rank[q] > -math.inf
-                          and tab.mem_bytes[q] <= tab.capacity_bytes]
+                          and engine.fits_gpu(q)]
             if not candidates:
                 return
             c = min(candidates, key=lambda q: (-self.rank[q], q))
             d = demand(self.count, self.at, c, t, h)
-            need = engine.used + int(tab.mem_bytes[c]) - tab.capacity_bytes
+            need = engine.used + engine.load_bytes(c) - tab.capacity_bytes
             victims, lost, price = [], 0.0, 0.0
             for e in sorted(engine.cache, key=lambda e: self.key(e, t)):
                 if need <= 0:

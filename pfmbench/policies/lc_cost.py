@@ -29,6 +29,7 @@ from numba import njit
 
 from ..engine.context import examples_now
 from ..engine.costs import accuracy_of, switching
+from ..engine.fast import load_bytes
 from ..engine.jit import compiled, shared
 from . import Policy, register
 
@@ -57,7 +58,7 @@ def loss_per_gb(tab, cx, requests_so_far, m, now):
     return loss / (tab.mem_bytes[m] / 1e9)
 
 
-_loss_per_gb = compiled(loss_per_gb)
+_loss_per_gb, _load_bytes = compiled(loss_per_gb), compiled(load_bytes)
 
 
 class State(NamedTuple):
@@ -90,7 +91,7 @@ def outranks(ps, es, tab, m, now):
     # m must outrank every model it would displace (MODEL.md §4). Victims go in key order, so that holds
     # when the cached models m outranks (key at most m's, empty context: on a tie m is the most recent and
     # the other goes first) free enough memory between them.
-    need = es.used[0] + tab.mem_bytes[m] - tab.capacity_bytes
+    need = es.used[0] + _load_bytes(tab, es, m) - tab.capacity_bytes
     km = _loss_per_gb(tab, es.context, es.seen[m], m, now)
     for j in range(es.n_cached[0]):
         q = es.clist[j]

@@ -5,7 +5,12 @@ from typing import NamedTuple
 from numba import njit
 
 from ..engine import structures as S
+from ..engine.fast import load_bytes
+from ..engine.jit import compiled
 from . import Policy, register
+
+
+_load_bytes = compiled(load_bytes)
 
 
 class State(NamedTuple):
@@ -26,7 +31,7 @@ def outranks(ps, es, tab, m, now):
     # Against every model it would displace, in victim order until m fits (MODEL.md §4), ranked by requests
     # over the whole trace (counts that survive eviction: a newcomer's since-load count would always lose);
     # a tie goes to the newcomer, whose last request is the newest.
-    need = es.used[0] + tab.mem_bytes[m] - tab.capacity_bytes
+    need = es.used[0] + _load_bytes(tab, es, m) - tab.capacity_bytes
     v = S.buckets_first_model(ps.counts)
     while need > 0 and v >= 0:
         if es.seen[m] < es.seen[v]:

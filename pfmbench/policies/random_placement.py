@@ -17,12 +17,22 @@ from numba import njit
 
 from ..engine import structures as S
 from ..engine.fast import evict_model as _evict_model_py
+from ..engine.fast import fits_gpu as _fits_gpu_py
+from ..engine.fast import load_bytes as _load_bytes_py
 from ..engine.fast import place_model as _place_model_py
 from ..engine.jit import compiled
 from . import register
 from .random import Random, State, new_state, victim  # noqa: F401  (random eviction's state and victims)
 
 _evict_model, _place_model = compiled(_evict_model_py), compiled(_place_model_py)
+_fits_gpu, _load_bytes = compiled(_fits_gpu_py), compiled(_load_bytes_py)
+
+
+@njit(inline="always")
+def _drawable(es, tab, q):
+    """Not cached, fits the GPU (with its base), and requestable (a shared base with no task of its own is not:
+    it is loaded with its variants, MODEL.md §9.5)."""
+    return es.cached[q] == 0 and _fits_gpu(tab, q) and tab.first_pair[q + 1] > tab.first_pair[q]
 
 
 @njit(inline="always")
@@ -30,19 +40,19 @@ def admit(ps, es, tab, m, now):
     # Draw among the models that fit and are not cached (m is one of them), in catalog order.
     n = 0
     for q in range(tab.mem_bytes.shape[0]):
-        if es.cached[q] == 0 and tab.mem_bytes[q] <= tab.capacity_bytes:
+        if _drawable(es, tab, q):
             n += 1
     r = S.splitmix64(ps.rng) % np.uint64(n)
     x = -1
     for q in range(tab.mem_bytes.shape[0]):
-        if es.cached[q] == 0 and tab.mem_bytes[q] <= tab.capacity_bytes:
+        if _drawable(es, tab, q):
             if r == 0:
                 x = q
                 break
             r -= np.uint64(1)
     if x == m:
         return True  # the engine loads m for this request, evicting at random (victim)
-    while es.used[0] + tab.mem_bytes[x] > tab.capacity_bytes:
+    while es.used[0] + _load_bytes(tab, es, x) > tab.capacity_bytes:  # its base may leave too: re-counted
         _evict_model(tab, es, victim(ps, es, tab, now), now)
     _place_model(tab, es, x, now)
     return False
@@ -60,11 +70,12 @@ class RandomPlacement(Random):
 
     def admit(self, model, now):
         e, t = self.engine, self.engine.t
-        fit = [q for q in range(t.n_models) if q not in e.entry and t.mem_bytes[q] <= t.capacity_bytes]
+        fit = [q for q in range(t.n_models)
+               if q not in e.entry and e.fits_gpu(q) and t.first_pair[q + 1] > t.first_pair[q]]
         x = fit[e._rng() % len(fit)]
         if x == model.model:
             return True
-        while e.used + t.mem_bytes[x] > t.capacity_bytes:
+        while e.used + e.load_bytes(x) > t.capacity_bytes:
             e.evict_model(self.victim(e.cache, now, e._rng).model, now)
         e.place_model(x, now)
         return False

@@ -68,6 +68,11 @@ def admit(ps, es, tab, m, now):
 @njit(inline="always")
 def victim(ps, es, tab, now):
     ps.flags[0] = 1
+    if ps.used[CAP_SMALL] == 0 and ps.used[CAP_MAIN] == 0:
+        # Only models of 0 bytes are cached (a shared base's own tasks, MODEL.md §9.5) and the engine still needs
+        # room (for the bases they hold): the oldest goes, as a model of the small queue (or the main).
+        v = S.dlist_head(ps.small)
+        return v if v >= 0 else S.dlist_head(ps.main)
     while True:
         if ps.used[CAP_MAIN] > ps.cap[CAP_MAIN] or ps.used[CAP_SMALL] == 0:
             while ps.used[CAP_MAIN] > 0:
@@ -177,6 +182,13 @@ class S3FIFO(Policy):
         self._place(cache)
         entry = {e.model: e for e in cache}
         self.evicted = True
+        if self.used[SMALL] == 0 and self.used[MAIN] == 0:  # only models of 0 bytes cached (as the fast hook)
+            q = SMALL if self.queues[SMALL] else MAIN
+            m = self.queues[q].pop(0)
+            del self.where[m]
+            if q == SMALL:
+                self._to_ghost(m)
+            return entry[m]
         while True:
             if self.used[MAIN] > self.cap[CAP_MAIN] or self.used[SMALL] == 0:
                 while self.used[MAIN] > 0:
