@@ -13,7 +13,7 @@ import typer
 from ..errors import InputError
 from ..sweep import SweepSpec, TraceRef, expand, load_sweep_file, parse_grid_option, run_sweep
 from . import app
-from .options import CatalogOpt, JsonOpt, ScenarioOpt, guard_outputs
+from .options import CatalogOpt, JsonOpt, ScenarioOpt, WarmupOpt, WarmupSOpt, guard_outputs
 from .replay import parse_sets
 
 
@@ -95,6 +95,8 @@ def sweep(
                                                 "(default: the sweep file's, else all).")] = None,
     seeds: Annotated[str | None, typer.Option("--seeds", help="Seeds, comma-separated: one point per seed.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="One seed (same as --seeds N).")] = None,
+    warmup: WarmupOpt = None,
+    warmup_s: WarmupSOpt = None,
     scenario: ScenarioOpt = None,
     catalog: CatalogOpt = None,
     engine: Annotated[str | None, typer.Option("--engine", help="auto, fast or reference.")] = None,
@@ -116,6 +118,8 @@ def sweep(
     Example: pfmbench sweep --set-grid gpu_memory_gb=16,24,40,80 --set-grid half_life_s=60,600 --seeds 1,2,3 -o sweep.parquet
 
     Example: pfmbench sweep reports/calibration.toml -o cal.parquet --resume
+
+    Example: pfmbench sweep traces/poisson-5k.parquet --set-grid warmup=0,500,2000 -p lc,lfu -o warm.parquet
 
     Exit codes: 0 all points done; 1 some point failed (reported with its grid values; the output
     holds the others; --resume redoes only the missing); 2 unusable sweep file or option (nothing run);
