@@ -34,7 +34,9 @@ def test_outrank_admission_makes_edge_policies_differ_on_the_default_scenario():
     rows = replay_many(None, ["fifo", "lfu", "lc", "lru"], admission="outrank")
     ratios = {r["policy"]: r["edge_execution_ratio"] for r in rows}
     assert all(r["admission"] == "outrank" for r in rows)
-    assert len(set(ratios.values())) >= 3, ratios
+    # LFU and LC decline loads: against every model it would displace, a newcomer rarely outranks them all
+    # (on this scenario both load only at the cold start), while FIFO and LRU admit as under `always`.
+    assert ratios["lfu"] < ratios["fifo"] and ratios["lc"] < ratios["lru"], ratios
     # LRU and FIFO: a newcomer is never the first victim, so outrank admits as `always` does
     always = {r["policy"]: r for r in replay_many(None, ["fifo", "lru"])}
     assert ratios["fifo"] == always["fifo"]["edge_execution_ratio"]

@@ -11,6 +11,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from pfmbench.api import DEFAULT_POLICIES
+
 ROOT = Path(__file__).resolve().parent.parent
 # A 4x2 grid x 3 seeds x all six policies over the default scenario's synthetic trace, 300 requests a point.
 GRID = ["--set-grid", "gpu_memory_gb=16,24,40,80", "--set-grid", "half_life_s=60,600", "--seeds", "1,2,3",
@@ -43,9 +45,10 @@ def reference(tmp_path_factory):
 
 def test_reference_sweep_rows(reference):
     df = pl.read_parquet(reference)
-    assert df.height == 4 * 2 * 3 * 6
-    assert df["policy"].to_list()[:6] == ["random", "cloud", "fifo", "lfu", "lc", "lru"]
-    assert df["gpu_memory_gb"].to_list()[::36] == [16, 24, 40, 80]
+    assert df.height == 4 * 2 * 3 * len(DEFAULT_POLICIES)  # `all`
+    n = len(DEFAULT_POLICIES)
+    assert df["policy"].to_list()[:n] == list(DEFAULT_POLICIES)
+    assert df["gpu_memory_gb"].to_list()[::6 * n] == [16, 24, 40, 80]
     assert set(df["seed"]) == {1, 2, 3} and set(df["setting_trace_seed"]) == {1, 2, 3}
     assert (df["setting_edge_gpu_memory_gb"] == df["gpu_memory_gb"].cast(pl.Float64)).all()
     assert df["run_id"].n_unique() == 24

@@ -429,7 +429,7 @@ def test_a_policy_given_twice_is_refused(cli, tmp_path, small_trace):
     # `all` and a name it holds in other case: lc twice, two rows nobody could tell apart
     r = cli("replay", small_trace, "--policy", "all,LC", "--json")
     assert r.code == 0 and sorted(x["policy"] for x in json.loads(r.out)) == sorted(
-        ["random", "cloud", "fifo", "lfu", "lc", "lru"]), r.err
+        ["random-placement", "cloud", "fifo", "lfu", "lc", "lru", "random"]), r.err
     # a sweep ran lc twice and wrote two identical rows (compare and check then match them by position)
     _clean_error(cli("sweep", small_trace, "--policy", "lc,lc", "--dry-run"), "given twice")
     from pfmbench.api import replay_many
