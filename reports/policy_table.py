@@ -25,12 +25,12 @@ from pathlib import Path
 
 import polars as pl
 
-from pfmbench.policies import BUILTINS
+from pfmbench.policies import builtin_names
 from pfmbench.sweep import load_sweep_file, run_sweep
 from pfmbench.trace.importers import import_alibaba
 
 ALIBABA = Path(__file__).resolve().parents[2] / "shared" / "traces" / "alibaba-genai-2026" / "lora_request_trace.csv"
-POLICIES = [name.replace("_", "-") for name in BUILTINS] + ["opt"]
+POLICIES = [*builtin_names(), "opt"]
 
 WORKLOADS = {  # name -> the sweep file's body (policies added below)
     "default": 'scenario = "default"\n',

@@ -54,3 +54,13 @@ def guard_outputs(outputs: dict, inputs: list, *, parquet: list[str] = (), stdou
     for label in parquet:
         if is_stdout(outputs.get(label)) and stdout_is_terminal():
             raise InputError(f"{label} -: refusing to write Parquet to a terminal; redirect stdout to a file or pipe")
+
+
+def policy_names_help() -> str:
+    """The policy names for --policy's help, read from the registry (a new built-in appears by itself)."""
+    from ..api import DEFAULT_POLICIES
+    from ..policies import PAPER_POLICIES, builtin_names
+
+    others = [n for n in builtin_names() if n not in PAPER_POLICIES]
+    return (f"the paper's {', '.join(PAPER_POLICIES)} (random-placement is its Random); {', '.join(others)} "
+            f"(`pfmbench policies`); a path to a .py policy; 'all' ({', '.join(DEFAULT_POLICIES)})")

@@ -27,6 +27,7 @@ from .options import (
     WarmupOpt,
     WarmupSOpt,
     guard_outputs,
+    policy_names_help,
     progress_bar,
 )
 
@@ -100,11 +101,8 @@ def table_notes(rows: list[dict]) -> list[str]:
 def replay(
     trace: Annotated[Path | None, typer.Argument(help="Parquet trace (ts, model[, task, units, input_mb]). "
                                                       "Omit to replay the scenario's synthetic trace.")] = None,
-    policy: Annotated[str, typer.Option("--policy", "-p", help="Policies, comma-separated: lc, lfu, lru, fifo, "
-                                        "random-placement (the paper's Random), random, cloud, any other built-in "
-                                        "(`pfmbench policies`), a path to a .py policy, 'all' (the paper's five, "
-                                        "lru and random), and "
-                                        "opt (the minimum system cost, or a lower bound beyond 100 requests; "
+    policy: Annotated[str, typer.Option("--policy", "-p", help="Policies, comma-separated: " + policy_names_help()
+                                        + "; and opt (the minimum system cost, or a lower bound beyond 100 requests; "
                                         "docs/opt.md), e.g. all,opt.")] = "all",
     scenario: ScenarioOpt = None,
     catalog: CatalogOpt = None,

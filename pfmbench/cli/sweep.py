@@ -13,7 +13,7 @@ import typer
 from ..errors import InputError
 from ..sweep import SweepSpec, TraceRef, expand, load_sweep_file, parse_grid_option, run_sweep
 from . import app
-from .options import CatalogOpt, JsonOpt, ScenarioOpt, WarmupOpt, WarmupSOpt, guard_outputs
+from .options import CatalogOpt, JsonOpt, ScenarioOpt, WarmupOpt, WarmupSOpt, guard_outputs, policy_names_help
 from .replay import parse_sets
 
 
@@ -91,8 +91,8 @@ def sweep(
     set_grid: Annotated[list[str] | None, typer.Option(
         "--set-grid", help="A grid axis KEY=V1,V2,... over any scenario key (repeatable; axes multiply).")] = None,
     sets: Annotated[list[str] | None, typer.Option("--set", help="A fixed scenario value KEY=VALUE (repeatable).")] = None,
-    policy: Annotated[str | None, typer.Option("--policy", "-p", help="Policies, comma-separated, or 'all' "
-                                                "(default: the sweep file's, else all).")] = None,
+    policy: Annotated[str | None, typer.Option("--policy", "-p", help="Policies, comma-separated: " + policy_names_help()
+                                                + "; and opt (default: the sweep file's, else all).")] = None,
     seeds: Annotated[str | None, typer.Option("--seeds", help="Seeds, comma-separated: one point per seed.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="One seed (same as --seeds N).")] = None,
     warmup: WarmupOpt = None,

@@ -18,9 +18,9 @@ Optional: ``bind(tables)`` (called once before the first request, with the engin
 included, with ``last_use`` and ``requests`` already updated), for a policy that keeps its own state.
 
 Drop-in policies run on the reference engine. A built-in policy is one module holding both its reference
-behaviour (this class) and its fast hooks (``fast = FastPolicy(new_state, replay)``, see
-pfmbench/engine/fast.py); the registry below is the one list of built-ins that the CLI, tests,
-benchmarks and docs read.
+behaviour (this class) and its fast hooks (``new_state`` and numba functions named after FAST_HOOKS, see
+docs/engine.md), checked when the registry loads it (check_builtin); the registry below is the one list of
+built-ins that the CLI, tests, benchmarks and docs read.
 """
 
 from __future__ import annotations
@@ -57,21 +57,29 @@ BUILTIN_GROUPS = (
 BUILTINS = tuple(name for group in BUILTIN_GROUPS for name in group)
 
 
+class _FastModule:
+    """`Policy.fast`: the module name in BUILTINS of a built-in policy class (its fast hooks), else None.
+
+    Worked out when read, from the class's module, so it does not depend on the order in which a module
+    defines its class and its hooks. A class defined elsewhere (a drop-in extending a built-in) runs on
+    the reference engine: the kernel would run the built-in's hooks, not its overrides. That a built-in
+    module does define its fast hooks is checked when the registry loads it (check_builtin): loudly."""
+
+    def __get__(self, obj, cls):
+        short = cls.__module__.rsplit(".", 1)[-1]
+        return short if cls.__module__ == f"{__name__}.{short}" and short in BUILTINS else None
+
+
 class Policy:
     """Base class: evict the smallest key; admit every model that fits."""
 
     name: str = ""
-    fast: str | None = None  # a built-in with fast hooks: its module name in BUILTINS (set below)
+    fast = _FastModule()  # a built-in with fast hooks: its module name in BUILTINS, else None (read-only)
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
-        # A built-in module that defines new_state (before its Policy class) has fast hooks too.
-        mod = sys.modules.get(cls.__module__)
-        short = cls.__module__.rsplit(".", 1)[-1]
-        # A subclass defined elsewhere (a drop-in extending a built-in) runs on the reference engine: the
-        # kernel would run the built-in's hooks, not its overrides.
-        cls.fast = short if (cls.__module__ == f"{__name__}.{short}" and short in BUILTINS
-                             and hasattr(mod, "new_state")) else None
+        if "fast" in cls.__dict__:  # only the registry says which policies have fast hooks
+            raise TypeError(f"policy class {cls.__name__}: `fast` is set by pfmbench.policies, not by a policy")
     description: str = ""
 
     def __init__(self, seed: int = 0):
@@ -132,9 +140,54 @@ def builtin_modules(group: tuple[str, ...] = BUILTINS) -> list[str]:
     return [f"{__name__}.{name}" for name in group]
 
 
+def builtin_names(group: tuple[str, ...] = BUILTINS) -> list[str]:
+    """The registered names of a group's built-in policies (default: all), in their group's order: what the
+    CLI's help, the docs' tests and the test parametrisations list."""
+    _builtins()
+    return [c.name.lower() for mod in builtin_modules(group) for c in REGISTRY.values() if c.__module__ == mod]
+
+
+class BuiltinPolicyError(RuntimeError):
+    """A module listed in BUILTIN_GROUPS is not a complete built-in policy (a bug in pfmbench, not an input)."""
+
+
+# The fast hooks a built-in module may define (engine/kernel.py writes a switch over them at each call).
+FAST_HOOKS = ("admit", "outranks", "victim", "on_evict", "on_insert", "on_hit", "preload")
+
+
+def check_builtin(module_name: str) -> list[type[Policy]]:
+    """The policy classes a built-in module registers, once it is imported; raises BuiltinPolicyError, naming
+    the module, if it registers none, lacks `new_state(tables, seed)` (the state its fast hooks get), or
+    defines a hook that is not a numba function. Every built-in runs on the fast engine and is checked
+    against the reference engine (tests/test_engines.py): there is no silent reference-only built-in."""
+    mod = sys.modules[module_name]
+    where = f"{module_name} (listed in pfmbench.policies.BUILTIN_GROUPS)"
+    classes = [c for c in REGISTRY.values() if c.__module__ == module_name]
+    if not classes:
+        raise BuiltinPolicyError(f"{where} registers no policy: decorate its Policy subclass with @register")
+    if not callable(getattr(mod, "new_state", None)):
+        raise BuiltinPolicyError(f"{where} defines no new_state(tables, seed): a built-in policy needs its fast "
+                                 "hooks (docs/engine.md, 'Adding a fast built-in policy'); a policy without them "
+                                 "is a drop-in file, loaded by path")
+    from numba.core.dispatcher import Dispatcher
+
+    for hook in FAST_HOOKS:
+        fn = getattr(mod, hook, None)
+        if fn is not None and not isinstance(fn, Dispatcher):
+            raise BuiltinPolicyError(f"{where}: its fast hook {hook} is a {type(fn).__name__}, not a numba "
+                                     "function: decorate it with @njit(inline=\"always\")")
+    return classes
+
+
+_checked: set[str] = set()  # built-in modules imported and checked
+
+
 def _builtins() -> None:
     for mod in builtin_modules():
-        importlib.import_module(mod)
+        if mod not in _checked:
+            importlib.import_module(mod)
+            check_builtin(mod)
+            _checked.add(mod)
 
 
 _LOADED: dict[tuple, type[Policy]] = {}  # (resolved path, mtime, size) -> the file's first policy class
