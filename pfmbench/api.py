@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,11 +22,11 @@ from .engine.record import LOG_COLUMNS, OUTCOMES, new_log
 from .engine.reference import ReferenceEngine
 from .engine.tables import ADMISSION_NAMES, build_tables
 from . import errors
-from .errors import InputError
+from .errors import InputError, cut
 from .environment import env_number
 from .fileio import atomic_path
 from .opt import OptCollector
-from .policies import PAPER_POLICIES, get_policy, policy_failed, policy_names, prints_to_stderr
+from .policies import PAPER_POLICIES, get_policy, policy_failed, policy_names, prints_to_stderr, stdout_fd_to_stderr
 from .results import summarize, with_opt
 from .scenario import SCENARIOS, Scenario, load_scenario
 from .trace.nextuse import StreamedNextUses
@@ -38,6 +40,7 @@ DEFAULT_POLICIES = (*PAPER_POLICIES, "lru", "random")  # the paper's five, lru a
 # Pseudo-policies: the minimum system cost over every decision sequence (pfmbench/opt.py), exact within its
 # instance limit and a lower bound beyond (`opt`), or exact or refused (`opt-exact`).
 OPT_NAMES = ("opt", "opt-exact")
+MAX_POLICY_TIMEOUT_S = 1e9  # --policy-timeout's ceiling (about 32 years)
 CHUNK_ROWS = 1 << 18  # requests per engine call and per Parquet batch: small enough to keep memory low
 # Parquet traces this large are read batch by batch instead of whole (the environment variable is for benchmarks).
 STREAM_MIN_ROWS = env_number("PFMBENCH_STREAM_MIN_ROWS", 4 << 20, kind=int, lo=1, hi=2**62)  # a bad value: the default
@@ -100,6 +103,8 @@ class _Runner:
         if engine == "fast" and self.policy.fast is None:
             raise InputError(f"policy {name!r} has no fast-engine implementation; use --engine reference")
         self.fast = engine != "reference" and self.policy.fast is not None
+        self.elapsed, self.started = 0.0, None  # seconds spent replaying so far; when the running chunk began
+        self.abandoned = False  # left running on its thread (a stop signal or --policy-timeout; run_side_by_side)
         self.admission = ADMISSION_NAMES[tables.for_policy(self.policy).admission]  # the rule both engines use
         if self.fast:
             self.engine = FastEngine(tables, self.policy, sc.seed)
@@ -108,11 +113,19 @@ class _Runner:
                 self.engine = ReferenceEngine(tables, self.policy, sc.seed, [m.name for m in catalog.models],
                                               [m.family for m in catalog.models])
 
+    @property
+    def drop_in(self) -> bool:
+        return not self.fast and not type(self.policy).__module__.startswith("pfmbench.policies")
+
+    def spent(self) -> float:
+        started = self.started
+        return self.elapsed + (time.monotonic() - started if started is not None else 0.0)
+
     @contextlib.contextmanager
     def _user_code(self):
-        """Report a drop-in policy's failure (an exception or sys.exit) in one line naming its file; what it
-        prints goes to stderr."""
-        if self.fast or type(self.policy).__module__.startswith("pfmbench.policies"):
+        """Report a drop-in policy's failure (an exception, sys.exit or os._exit) in one line naming its file;
+        what it prints goes to stderr."""
+        if not self.drop_in:
             yield
             return
         try:
@@ -126,13 +139,67 @@ class _Runner:
     def run(self, chunk: TraceArrays, log: bool, next_use=None) -> dict | None:
         buf = new_log(len(chunk)) if log else None
         next_use = next_use if getattr(self.policy, "needs_next_use", False) else None
-        with self._user_code():
-            self.engine.run(chunk, buf, next_use)
+        self.started = time.monotonic()
+        try:
+            with self._user_code():
+                self.engine.run(chunk, buf, next_use)
+        finally:
+            self.elapsed, self.started = self.spent(), None
         return buf._asdict() if log else None
 
     def totals(self):
         t = self.engine.totals
         return t.counts, t.sums, t.hist
+
+
+POLL_S = 0.2  # how often the main thread looks up from waiting on the policies (signals, time limits)
+
+
+def run_side_by_side(runners: list[_Runner], chunk: TraceArrays, log: bool, part, timeout: float | None = None) -> list:
+    """Each runner's run(chunk, log, part), side by side (the kernel releases the GIL), in runner order.
+
+    The policies run on daemon threads while the main thread waits in short steps: a stop signal (SIGINT,
+    SIGTERM, SIGHUP) runs its handler there within POLL_S and unwinds even if a drop-in policy never returns,
+    and `timeout` (seconds of replay per policy) ends a policy that exceeds it with one line naming it. A
+    policy left running is abandoned (Python cannot stop a thread): a daemon thread does not hold up the
+    process's exit. One runner with no time limit runs on this thread (a signal interrupts it directly)."""
+    if len(runners) == 1 and timeout is None:
+        return [runners[0].run(chunk, log, part)]
+    slots = threading.BoundedSemaphore(min(len(runners), os.cpu_count() or 1))
+
+    def start(runner: _Runner) -> Future:
+        fut: Future = Future()
+
+        def work():
+            with slots:
+                if not fut.set_running_or_notify_cancel():
+                    return
+                try:
+                    fut.set_result(runner.run(chunk, log, part))
+                except BaseException as e:  # noqa: BLE001  (handed to the main thread)
+                    fut.set_exception(e)
+
+        threading.Thread(target=work, name=f"pfmbench-{runner.name}", daemon=True).start()
+        return fut
+
+    futures = [start(r) for r in runners]
+    pending = set(futures)
+    try:
+        while pending:
+            _, pending = wait(pending, timeout=POLL_S, return_when=FIRST_EXCEPTION)
+            failed = next((f for f in futures if f.done() and f.exception() is not None), None)
+            if failed is not None:  # the first failure in runner order; the others need not finish
+                failed.result()
+            over = next((r for r in runners if timeout is not None and r.spent() > timeout), None)
+            if over is not None:
+                where = getattr(type(over.policy), "source_file", None)
+                raise InputError(f"{where + ': ' if where else ''}policy {over.name!r} exceeded --policy-timeout "
+                                 f"{timeout:g} s (seconds of replay per policy); it is stopped, nothing is written")
+    finally:
+        for r, f in zip(runners, futures):
+            f.cancel()  # those not started yet never will be
+            r.abandoned = r.abandoned or not f.done()  # still running: left to its daemon thread
+    return [f.result() for f in futures]
 
 
 def _log_frame(policy: str, chunk: TraceArrays, start: int, cols: dict, pair_names, measure_from: int = 0) -> pa.Table:
@@ -152,24 +219,32 @@ def _log_frame(policy: str, chunk: TraceArrays, start: int, cols: dict, pair_nam
         "outcome": outcome,
     }
     for name, _ in LOG_COLUMNS[1:]:
-        data[name] = pa.array(cols[name])
+        if name == "served_pair":  # the model that served it: the request's own, or an equivalent (MODEL.md §9.1)
+            data["served_by"] = pa.DictionaryArray.from_arrays(pa.array(cols[name]), pm)
+        else:
+            data[name] = pa.array(cols[name])
     data["warmup"] = pa.array(request < measure_from if measure_from >= 0 else np.ones(n, bool))
     return pa.table(data)
 
 
 def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=None, *, engine: str = "auto",
                 requests_out: str | Path | None = None, chunk_rows: int = CHUNK_ROWS,
-                progress: Callable[[int, int], None] | None = None, workers: int = 1, **overrides) -> list[dict]:
+                progress: Callable[[int, int], None] | None = None, workers: int = 1,
+                policy_timeout: float | None = None, **overrides) -> list[dict]:
     """Replay a trace under each policy; one summary row per policy (MODEL.md §6).
 
     trace: a Parquet path, a polars DataFrame / Arrow table, a built-in scenario name, or None for the
     scenario's own synthetic trace. Large Parquet files are read batch by batch (bounded memory) when in
     time order. requests_out: write one row per request and policy to this Parquet file.
     progress(done, total) is called after each chunk. With `[[edges]]` in the scenario: rows per edge and in
-    total (pfmbench/edges.py), the edges replayed on `workers` processes.
+    total (pfmbench/edges.py), the edges replayed on `workers` processes. policy_timeout: seconds of replay
+    any one policy may take (a drop-in that never returns is one error naming its file; run_side_by_side).
     """
     if engine not in ("auto", "fast", "reference"):
         raise InputError(f"engine must be auto, fast or reference, got {engine!r}")
+    if policy_timeout is not None and not 0 < policy_timeout <= MAX_POLICY_TIMEOUT_S:
+        raise InputError(f"--policy-timeout must be more than 0 and at most {MAX_POLICY_TIMEOUT_S:g} s, got "
+                         f"{cut(policy_timeout)}")
     if isinstance(trace, str) and trace in SCENARIOS and not Path(trace).exists():
         scenario, trace = trace, None
     sc, cat, cat_name = resolve(scenario, catalog, **overrides)
@@ -183,6 +258,8 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
     if sc.edges:  # several edge servers (MODEL.md §9.4)
         if requests_out is not None:
             raise InputError("--requests-out is not available with several edge servers ([[edges]]) yet (issue 22)")
+        if policy_timeout is not None:
+            raise InputError("--policy-timeout is not available with several edge servers ([[edges]]) yet")
         from .edges import replay_edges
 
         return replay_edges(source, trace_name, names, sc, cat, cat_name, engine=engine, workers=workers,
@@ -209,8 +286,9 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
         optc = OptCollector(tables, exact=True if opt_name == "opt-exact" else None) if opt_name else None
         writer = None
         index = None
-        # Policies are independent and the kernel releases the GIL: replay them side by side.
-        pool = ThreadPoolExecutor(min(len(runners), os.cpu_count() or 1)) if len(runners) > 1 else None
+        guard = contextlib.ExitStack()
+        if any(r.drop_in for r in runners):  # what a drop-in writes to fd 1 goes to stderr (nothing else
+            guard.enter_context(stdout_fd_to_stderr())  # writes stdout until the replay is over)
         try:
             done = 0
             if progress:
@@ -230,8 +308,8 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
                 log = writer_path is not None
                 part = (nxt[done:done + len(chunk)] if nxt is not None
                         else index.part(done, len(chunk)) if index is not None else None)
-                results = pool.map(_Runner.run, runners, [chunk] * len(runners), [log] * len(runners),
-                                   [part] * len(runners)) if pool else [r.run(chunk, log, part) for r in runners]
+                # Policies are independent and the kernel releases the GIL: replay them side by side.
+                results = run_side_by_side(runners, chunk, log, part, policy_timeout)
                 if optc is not None:
                     optc.add(chunk)
                 for r, cols in zip(runners, results, strict=True):
@@ -252,8 +330,8 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
                         writer = pq.ParquetWriter(writer_path, t.schema)
                     writer.write_table(t)
         finally:
-            if pool is not None:
-                pool.shutdown()
+            if not any(r.abandoned for r in runners):  # else fd 1 stays on stderr: the policy may still write
+                guard.close()
             if writer is not None:
                 writer.close()
             if index is not None:

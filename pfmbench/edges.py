@@ -16,7 +16,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,7 +51,7 @@ def replay_edge(job: EdgeJob) -> list[tuple]:
     """Replay one edge's requests under each policy: [(policy, fast?, admission, counts, sums, hist)].
 
     The same runners as `api.replay_many` on an in-memory trace: the same chunks, so the same bits."""
-    from .api import _Runner
+    from .api import _Runner, run_side_by_side
     from .engine.fast import next_uses
     from .engine.tables import build_tables
 
@@ -61,20 +61,10 @@ def replay_edge(job: EdgeJob) -> list[tuple]:
     if tr is not None:
         nxt = (next_uses(tables.pair_model[tr.pair]) if any(getattr(r.policy, "needs_next_use", False)
                                                              for r in runners) else None)
-        pool = ThreadPoolExecutor(min(len(runners), os.cpu_count() or 1)) if len(runners) > 1 else None
-        try:
-            for start in range(0, len(tr), job.chunk_rows):
-                chunk = tr.slice(start, start + job.chunk_rows)
-                part = nxt[start:start + len(chunk)] if nxt is not None else None
-                if pool:
-                    list(pool.map(_Runner.run, runners, [chunk] * len(runners), [False] * len(runners),
-                                  [part] * len(runners)))
-                else:
-                    for r in runners:
-                        r.run(chunk, False, part)
-        finally:
-            if pool is not None:
-                pool.shutdown()
+        for start in range(0, len(tr), job.chunk_rows):
+            chunk = tr.slice(start, start + job.chunk_rows)
+            part = nxt[start:start + len(chunk)] if nxt is not None else None
+            run_side_by_side(runners, chunk, False, part)  # a stop signal ends even a stuck drop-in
     return [(r.name, r.fast, r.admission, *(np.array(a, copy=True) for a in r.totals())) for r in runners]
 
 

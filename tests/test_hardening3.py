@@ -180,3 +180,153 @@ def test_an_empty_catalog_path_is_named_with_its_scenario_file(cli, tmp_path, va
     assert r.err.count("\n") == 1
     assert "my-scenario.toml: [catalog] path is empty" in r.err, r.err
     assert not (tmp_path / "o.parquet").exists()
+
+
+# -- drop-in policies: stuck, hostile ------------------------------------------------------------------------
+
+STUCK = '''
+import os
+from pathlib import Path
+from pfmbench.policies import Policy
+
+class Stuck(Policy):
+    name = "stuck"
+    def key(self, entry, now):
+        Path(os.environ["PFMBENCH_TEST_MARK"]).touch()  # the test waits for this, then signals
+        while True:
+            pass
+'''
+
+
+def _pfmbench(args, cwd, **kw):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    env.update(kw.pop("env", {}))
+    return subprocess.Popen([sys.executable, "-m", "pfmbench", *map(str, args)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+@pytest.fixture(scope="module")
+def small_trace(tmp_path_factory):
+    from pfmbench.cli import main
+
+    p = tmp_path_factory.mktemp("h3") / "t.parquet"
+    with pytest.raises(SystemExit) as e:
+        main(["synth", "-o", str(p), "--requests", "400"])
+    assert e.value.code in (0, None)
+    return p
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
+@pytest.mark.parametrize("beside", ["lru", "alone"])
+def test_a_drop_in_that_never_returns_is_stopped_by_a_signal(small_trace, tmp_path, sig, code, beside):
+    (tmp_path / "stuck.py").write_text(STUCK)
+    mark = tmp_path / "entered"
+    policies = "stuck.py" if beside == "alone" else f"stuck.py,{beside}"
+    proc = _pfmbench(["replay", small_trace, "-p", policies, "--engine", "reference", "--gpu-memory", "3",
+                      "--out", tmp_path / "r.parquet"], tmp_path, env={"PFMBENCH_TEST_MARK": str(mark)})
+    try:
+        for _ in range(1200):  # up to 2 minutes for the policy to be entered (a busy machine)
+            if mark.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert mark.exists(), proc.communicate(timeout=5)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)  # the stop must come, however long the machine takes
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code, err
+    assert err.decode().count("\n") == 1 and "no output written" in err.decode()
+    assert out == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entered", "stuck.py"]  # no temporary file left
+
+
+@pytest.mark.parametrize("beside", ["lru", "alone"])
+def test_policy_timeout_stops_a_stuck_drop_in_naming_its_file(small_trace, tmp_path, beside):
+    (tmp_path / "stuck.py").write_text(STUCK)
+    policies = "stuck.py" if beside == "alone" else f"{beside},stuck.py"
+    proc = _pfmbench(["replay", small_trace, "-p", policies, "--engine", "reference", "--gpu-memory", "3",
+                      "--policy-timeout", "1", "--out", tmp_path / "r.parquet"], tmp_path,
+                     env={"PFMBENCH_TEST_MARK": str(tmp_path / "entered")})
+    try:
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = err.decode()
+    assert proc.returncode == 2 and err.count("\n") == 1, err
+    assert "stuck.py: policy 'stuck' exceeded --policy-timeout 1 s" in err
+    assert not (tmp_path / "r.parquet").exists() and out == b""
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "1e400", "2e9"])
+def test_policy_timeout_is_bounded(cli, small_trace, value):
+    r = cli("replay", small_trace, "-p", "lru", "--engine", "reference", "--policy-timeout", value)
+    assert r.code == 2 and "--policy-timeout must be more than 0" in r.err and r.err.count("\n") == 1
+
+
+def test_policy_timeout_leaves_a_fast_enough_replay_alone(cli, small_trace):
+    r = cli("replay", small_trace, "-p", "lru,fifo", "--engine", "reference", "--policy-timeout", "1e6", "--json")
+    assert r.code == 0, r.err
+    import json
+
+    assert [row["policy"] for row in json.loads(r.out)] == ["lru", "fifo"]
+
+
+HOSTILE = {
+    "os.write": 'os.write(1, b"HOSTILE\\n")',
+    "sys.__stdout__": 'sys.__stdout__.write("HOSTILE\\n"); sys.__stdout__.flush()',
+    "print": 'print("HOSTILE")',
+    "fd 1 via open": 'open(1, "w", closefd=False).write("HOSTILE\\n")',
+}
+
+
+@pytest.mark.parametrize("where", ["key", "import"])
+@pytest.mark.parametrize("how", list(HOSTILE))
+@pytest.mark.parametrize("out", ["--json", "--out -"])
+def test_a_drop_in_cannot_write_to_stdout_by_any_route(small_trace, tmp_path, how, out, where):
+    if where == "import" and how == "print":
+        pytest.skip("a print when imported is refused (test_validation)")
+    code = HOSTILE[how]
+    body = (f"import os, sys\n{code}\n" if where == "import" else "import os, sys\n") + \
+        "from pfmbench.policies import Policy\n\nclass Hostile(Policy):\n    name = 'hostile'\n" \
+        "    def key(self, entry, now):\n" + (f"        {code}\n" if where == "key" else "") + \
+        "        return entry.last_use\n"
+    (tmp_path / "hostile.py").write_text(body)
+    proc = _pfmbench(["replay", small_trace, "-p", "hostile.py,lru", "--engine", "reference", "--gpu-memory", "3",
+                      *out.split()], tmp_path)
+    stdout, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert b"HOSTILE" not in stdout
+    assert b"HOSTILE" in err  # it went to stderr, where a policy's prints go
+    if out == "--json":
+        import json
+
+        assert [r["policy"] for r in json.loads(stdout)] == ["hostile", "lru"]
+    else:
+        import io
+
+        assert pl.read_parquet(io.BytesIO(stdout))["policy"].to_list() == ["hostile", "lru"]
+
+
+@pytest.mark.parametrize("where", ["key", "admit", "bind", "__init__", "import"])
+@pytest.mark.parametrize("code", [0, 3])
+def test_a_drop_in_calling_os_exit_is_its_error(small_trace, tmp_path, where, code):
+    call = f"os._exit({code})"
+    lines = ["import os", "from pfmbench.policies import Policy", *([call] if where == "import" else []), "",
+             "class Hostile(Policy):", "    name = 'hostile'"]
+    for method, sig, ret in (("key", "self, entry, now", "entry.last_use"), ("admit", "self, model, now", "True"),
+                             ("bind", "self, tables", "None"), ("__init__", "self, seed=0", "None")):
+        if method == where:
+            lines += [f"    def {method}({sig}):", f"        {call}", f"        return {ret}"]
+    (tmp_path / "hostile.py").write_text("\n".join(lines) + "\n")
+    proc = _pfmbench(["replay", small_trace, "-p", "hostile.py,lru", "--engine", "reference", "--gpu-memory", "3",
+                      "--out", tmp_path / "r.parquet"], tmp_path)
+    out, err = proc.communicate(timeout=600)
+    err = err.decode()
+    assert proc.returncode == 2, err
+    assert err.count("\n") == 1 and "hostile.py" in err and f"os._exit({code})" in err, err
+    assert not (tmp_path / "r.parquet").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hostile.py"]

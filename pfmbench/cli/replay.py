@@ -129,6 +129,9 @@ def replay(
     json_out: JsonOpt = False,
     output_format: FormatOpt = None,
     engine: Annotated[str, typer.Option("--engine", help="auto (numba kernel for built-ins), fast, or reference.")] = "auto",
+    policy_timeout: Annotated[float | None, typer.Option("--policy-timeout", help="Seconds of replay any one policy "
+                                                         "may take: a drop-in policy exceeding it is stopped with "
+                                                         "one error line naming its file (default: no limit).")] = None,
     workers: Annotated[int, typer.Option("--workers", "-j", help="With several edge servers ([[edges]] in the "
                                          "scenario, or --set edges=N): edges replayed at once, on processes "
                                          "(1 = one after the other in this process; same results).")] = 1,
@@ -168,7 +171,8 @@ def replay(
                   stdout_taken="--json" if json_out else None)
     with progress_bar("replay") as update:
         rows = replay_many(str(trace) if trace else None, policy, sc, cat, engine=engine,
-                           requests_out=requests_out, progress=update, workers=workers)
+                           requests_out=requests_out, progress=update, workers=workers,
+                           policy_timeout=policy_timeout)
     if out is not None:
         write_summary(rows, out)
     if json_out:

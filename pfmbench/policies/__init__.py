@@ -218,12 +218,13 @@ def load_policy_file(path: str | Path) -> type[Policy]:
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module  # dataclasses and pickling look the module up by name
     printed = io.StringIO()
+    _guard_exit()
     try:
-        with contextlib.redirect_stdout(printed):
+        with contextlib.redirect_stdout(printed), stdout_fd_to_stderr(), _in_policy():
             spec.loader.exec_module(module)
     except SystemExit as e:
         del sys.modules[mod_name]
-        raise InputError(f"{p}: cannot load policy: the file calls sys.exit({e.code!r}) when imported") from None
+        raise InputError(f"{p}: cannot load policy: the file calls {_exit_name(e)}({e.code!r}) when imported") from None
     except BaseException as e:  # noqa: BLE001  (a user's file: report it, don't crash)
         from .. import errors
 
@@ -324,6 +325,74 @@ class _PolicyStdout:
 
 
 @contextlib.contextmanager
+def _in_policy():
+    """Mark this thread as running drop-in code (what it prints goes to stderr; os._exit is its error)."""
+    _inside_policy.depth = getattr(_inside_policy, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _inside_policy.depth -= 1
+
+
+class PolicyExit(SystemExit):
+    """A drop-in policy called os._exit(): reported as its error, naming its file, instead of ending the
+    process with no message (and no cleanup of temporary files)."""
+
+
+_real_exit = os._exit
+
+
+def _exit_guard(code):
+    if getattr(_inside_policy, "depth", 0):
+        raise PolicyExit(code)
+    _real_exit(code)
+
+
+def _guard_exit() -> None:
+    """Install the os._exit guard (once, when the first drop-in loads): only a thread inside drop-in code is
+    affected; any other call goes straight to the real os._exit."""
+    if os._exit is not _exit_guard:
+        os._exit = _exit_guard
+
+
+def _exit_name(e: SystemExit) -> str:
+    return "os._exit" if isinstance(e, PolicyExit) else "sys.exit"
+
+
+@contextlib.contextmanager
+def stdout_fd_to_stderr():
+    """File descriptor 1 points at stderr meanwhile (restored after): what drop-in code writes past sys.stdout
+    (os.write(1, ...), sys.__stdout__, a C library) cannot reach stdout, which carries --json and `--out -`.
+    Used around a replay with drop-in policies (pfmbench writes nothing on stdout until it has finished) and
+    around importing a drop-in file. Without a usable fd 1 or 2 it does nothing."""
+    try:
+        for stream in (sys.stdout, sys.__stdout__):
+            if stream is not None:
+                stream.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+    except OSError:
+        os.close(saved)
+        yield
+        return
+    try:
+        yield
+    finally:
+        for stream in (sys.stdout, sys.__stdout__):  # what was buffered meanwhile goes where it was written
+            try:
+                if stream is not None:
+                    stream.flush()
+            except (OSError, ValueError):
+                pass
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+@contextlib.contextmanager
 def prints_to_stderr():
     """Run a drop-in policy's code with what it prints sent to stderr. Policies replay side by side on worker
     threads, so contextlib.redirect_stdout (one global swap per call) would race: the proxy is installed by
@@ -348,7 +417,7 @@ def policy_failed(cls: type[Policy], e: BaseException) -> InputError:
     """A drop-in policy's own code raised or exited while replaying: one line naming its file."""
     where = getattr(cls, "source_file", cls.__module__)
     # SystemExit is caught too: it would otherwise end the run with no output and its exit code (0 for exit()).
-    why = f"it calls sys.exit({e.code!r})" if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
+    why = f"it calls {_exit_name(e)}({e.code!r})" if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
     return InputError(f"{where}: policy {cls.name!r} failed: {why}")
 
 
