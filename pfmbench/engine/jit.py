@@ -1,9 +1,18 @@
-"""Numba's on-disk cache, keyed on all of the engine's sources.
+"""Numba glue: the on-disk cache keyed on all of the engine's sources, compiled twins of shared functions,
+and compile-time speed-ups for the kernel.
 
 Numba keys a cached function on its own source file only. A policy's compiled loop inlines the engine
 (fast.py, costs.py, context.py, ...) and the catalog's accuracy curve from other files, so an edit
 there would leave a stale kernel in the cache. This locator stamps every function compiled from a
 pfmbench module with a hash of all the sources a kernel can include.
+
+This module patches numba internals (the cache locators; in `compiling()` InlineWorker, get_call_type and
+the IR scope copies; in `kernel_pipeline()` a pass of its own). They were written for and tested on
+numba 0.68 (pyproject.toml bounds numba to the tested range). At import, each patched internal is checked
+to exist with the signature the patch expects; if one does not, the patches of that concern are not
+applied and one warning line says so: numba then compiles as it does unpatched (a slower first compile,
+the same results; without the stamped cache locator, the twins compiled out of line are not cached on
+disk, so none can be stale). `PFMBENCH_NUMBA_PATCHES=0` turns every patch off the same way, silently.
 """
 
 from __future__ import annotations
@@ -11,11 +20,15 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
+import inspect
+import os
+import sys
 import threading
 import types
 from contextlib import contextmanager
 from pathlib import Path
 
+import numba
 from numba import njit
 from numba.core import caching
 
@@ -37,8 +50,102 @@ def sources_stamp() -> str:
     return _stamp
 
 
-_InTree = getattr(caching, "InTreeCacheLocator", None) or caching._InTreeCacheLocator
-_UserWide = getattr(caching, "UserWideCacheLocator", None) or caching._UserWideCacheLocator
+# -- which patches apply to the numba installed ------------------------------------------------------------
+PATCHES_SWITCH = "PFMBENCH_NUMBA_PATCHES"  # 0: numba as it comes (no patch at all)
+
+
+def _params(fn) -> list[str]:
+    return list(inspect.signature(fn).parameters)
+
+
+def _numba_class(module, name: str):
+    return getattr(module, name, None) or getattr(module, "_" + name, None)  # public since numba 0.5x
+
+
+def _problems(checks: dict) -> list[str]:
+    """The internals of `checks` (description -> a test) that are missing or not as a patch expects."""
+    bad = []
+    for what, test in checks.items():
+        try:
+            ok = test()
+        except Exception:  # noqa: BLE001  (any failure means: not the internal the patch was written for)
+            ok = False
+        if not ok:
+            bad.append(what)
+    return bad
+
+
+def _cache_problems() -> list[str]:
+    """What the stamped cache locators (below) need of numba.core.caching."""
+    def locator(name):
+        cls = _numba_class(caching, name)
+        return (isinstance(cls, type) and _params(cls.from_function) == ["py_func", "py_file"]
+                and _params(cls.get_source_stamp) == ["self"] and callable(cls.get_cache_path))
+
+    return _problems({
+        "caching.CacheImpl._locator_classes": lambda: isinstance(_numba_class(caching, "CacheImpl")._locator_classes,
+                                                                 list),
+        "caching.InTreeCacheLocator.from_function(py_func, py_file)": lambda: locator("InTreeCacheLocator"),
+        "caching.UserWideCacheLocator.from_function(py_func, py_file)": lambda: locator("UserWideCacheLocator"),
+    })
+
+
+def _fresh_scope(scope):
+    """A copy of a numba IR scope that later definitions in one do not change in the other."""
+    new = copy.copy(scope)
+    new.localvars = copy.copy(scope.localvars)
+    new.localvars._con = dict(scope.localvars._con)
+    new.redefined = copy.copy(scope.redefined)
+    new.var_redefinitions = copy.deepcopy(scope.var_redefinitions)
+    return new
+
+
+def _speedup_problems() -> list[str]:
+    """What compiling() and kernel_pipeline() patch or subclass, with the signatures they rely on."""
+    from numba.core import compiler, compiler_machinery, inline_closurecall, ir, ir_utils, untyped_passes
+    from numba.core.types.functions import BaseFunction
+
+    def scope():
+        sc = ir.Scope(None, ir.Loc("<pfmbench check>", 0))
+        fresh = _fresh_scope(sc)
+        fresh.redefine("x", sc.loc)  # a copy's definitions must not reach the original
+        return isinstance(sc.localvars._con, dict) and "x" not in sc.localvars._con
+
+    return _problems({
+        "InlineWorker.run_untyped_passes(self, func, enable_ssa)":
+            lambda: _params(inline_closurecall.InlineWorker.run_untyped_passes) == ["self", "func", "enable_ssa"],
+        "inline_closurecall.copy (the copy module)": lambda: inline_closurecall.copy is copy,
+        "ir.Scope (localvars._con, redefined, var_redefinitions)": scope,
+        "ir.Loc": lambda: isinstance(ir.Loc, type),
+        "BaseFunction.get_call_type(self, context, args, kws)":
+            lambda: _params(BaseFunction.get_call_type) == ["self", "context", "args", "kws"],
+        "DefaultPassBuilder.define_nopython_pipeline(state, name)":
+            lambda: _params(compiler.DefaultPassBuilder.define_nopython_pipeline)[:2] == ["state", "name"],
+        "PassManager.add_pass_after(pass_cls, location)":
+            lambda: _params(compiler_machinery.PassManager.add_pass_after) == ["self", "pass_cls", "location"],
+        "compiler_machinery.FunctionPass, register_pass": lambda: callable(compiler_machinery.register_pass)
+            and isinstance(compiler_machinery.FunctionPass, type),
+        "untyped_passes.InlineInlinables": lambda: isinstance(untyped_passes.InlineInlinables, type),
+        "Flags.enable_ssa": lambda: hasattr(compiler.Flags(), "enable_ssa"),
+        "ir_utils.build_definitions(blocks), replace_vars(blocks, vardict)":
+            lambda: _params(ir_utils.build_definitions)[:1] == ["blocks"]
+            and _params(ir_utils.replace_vars) == ["blocks", "vardict"],
+        "ir.Arg, ir.Expr.getattr, ir.Expr.static_getitem": lambda: isinstance(ir.Arg, type)
+            and callable(ir.Expr.getattr) and callable(ir.Expr.static_getitem),
+    })
+
+
+PATCHES_ON = os.environ.get(PATCHES_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+_missing = (_cache_problems(), _speedup_problems()) if PATCHES_ON else ([], [])
+CACHE_STAMPED = PATCHES_ON and not _missing[0]  # the stamped locators are installed
+SPEEDUPS = PATCHES_ON and not _missing[1]  # compiling() and kernel_pipeline() patch numba
+if _missing[0] or _missing[1]:
+    print(f"pfmbench: numba {numba.__version__}: {'; '.join(_missing[0] + _missing[1])}: not as pfmbench's patches "
+          f"expect (written for numba 0.68); compiling without them: slower first compile, same results "
+          f"({PATCHES_SWITCH}=0 silences this)", file=sys.stderr)
+
+_InTree = _numba_class(caching, "InTreeCacheLocator") if CACHE_STAMPED else object
+_UserWide = _numba_class(caching, "UserWideCacheLocator") if CACHE_STAMPED else object
 
 
 class _Stamped:
@@ -63,8 +170,9 @@ class PackageUserWideLocator(_Stamped, _UserWide):
 
 
 def _install() -> None:
-    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
-    classes = impl._locator_classes
+    if not CACHE_STAMPED:
+        return
+    classes = _numba_class(caching, "CacheImpl")._locator_classes
     if PackageInTreeLocator in classes:
         return
     # After a user-provided NUMBA_CACHE_DIR (numba's first), before the per-file locators.
@@ -108,23 +216,15 @@ def compiled(fn, **hooks):
         if getattr(fn, "__pfmbench_inline__", True):
             twin = njit(inline="always")(f)
         else:  # called only from compiled code, which holds every array: no wrappers, no reference counts
-            twin = njit(cache=True, nogil=True, _nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)(f)
+            # Cached on disk only under the stamp (numba's own key, its file, would miss an edit elsewhere).
+            twin = njit(cache=CACHE_STAMPED, nogil=True, _nrt=False, no_cpython_wrapper=True,
+                        no_cfunc_wrapper=True)(f)
         if not hooks:
             _twins[fn] = twin
     return twin
 
 
 _compile_lock = threading.Lock()
-
-
-def _fresh_scope(scope):
-    """A copy of a numba IR scope that later definitions in one do not change in the other."""
-    new = copy.copy(scope)
-    new.localvars = copy.copy(scope.localvars)
-    new.localvars._con = dict(scope.localvars._con)
-    new.redefined = copy.copy(scope.redefined)
-    new.var_redefinitions = copy.deepcopy(scope.var_redefinitions)
-    return new
 
 
 @contextmanager
@@ -145,8 +245,12 @@ def compiling():
       active, each is resolved once. A resolution depends only on the function, the argument types and
       the typing context (failures are not kept: they are tried again); the machine code is the same.
     On the kernel's hooks this repeated work was over a third of the compile time. Restored afterwards;
-    one thread at a time.
+    one thread at a time. Without the speed-ups (SPEEDUPS false: see the module's docstring), only that.
     """
+    if not SPEEDUPS:
+        with _compile_lock:
+            yield
+        return
     from numba.core import inline_closurecall, ir
     from numba.core.inline_closurecall import InlineWorker
     from numba.core.types.functions import BaseFunction
@@ -277,7 +381,11 @@ def _collapse_aliases(func_ir) -> bool:
 @functools.cache
 def kernel_pipeline():
     """numba's compiler with _collapse_aliases run after inlining, and without SSA reconstruction (for
-    `njit(pipeline_class=...)`)."""
+    `njit(pipeline_class=...)`); numba's own compiler without the speed-ups (SPEEDUPS false)."""
+    if not SPEEDUPS:
+        from numba.core.compiler import Compiler
+
+        return Compiler
     from numba.core.compiler import CompilerBase, DefaultPassBuilder
     from numba.core.compiler_machinery import FunctionPass, register_pass
     from numba.core.untyped_passes import InlineInlinables
