@@ -215,7 +215,8 @@ def test_the_switch_turns_every_patch_off_silently():
 
 
 def test_an_internal_of_another_signature_falls_back_with_one_warning_line():
-    out = _run(BREAK_GET_CALL_TYPE + "import pfmbench.engine.jit as j\nprint(j.SPEEDUPS, j.CACHE_STAMPED)")
+    out = _run(BREAK_GET_CALL_TYPE + "import pfmbench.engine.jit as j\nprint(j.SPEEDUPS, j.CACHE_STAMPED)",
+               env={"PFMBENCH_NUMBA_PATCHES": "1"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "True"]  # the cache's internals are still as expected
     lines = out.stderr.splitlines()
@@ -229,10 +230,10 @@ def test_the_fallback_replays_the_same_numbers(tmp_path):
     trace = tmp_path / "t.parquet"
     pfmbench.synth(requests=400, rate=1.0, alpha=0.9, seed=3).write_parquet(trace)
     code = textwrap.dedent(REPLAY)
-    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache"), "PFMBENCH_NUMBA_PATCHES": "1"}
     fallback = _run(BREAK_GET_CALL_TYPE + code, str(trace), env=env)
     assert fallback.returncode == 0, fallback.stderr
-    assert "falls back" in fallback.stderr or "same results" in fallback.stderr
-    patched_run = _run(code, str(trace))
+    assert "BaseFunction.get_call_type" in fallback.stderr and "same results" in fallback.stderr
+    patched_run = _run(code, str(trace), env={"PFMBENCH_NUMBA_PATCHES": "1"})
     assert patched_run.returncode == 0, patched_run.stderr
     assert json.loads(fallback.stdout.splitlines()[-1]) == json.loads(patched_run.stdout.splitlines()[-1])
