@@ -274,19 +274,35 @@ class Fit:
 
 def calibrate(objective: Objective, all_cells: list[Cell], holdout: list[str] | None = None, *,
               workers: int = 1, executor: str = "local", address: str | None = None, generations: int = 12,
-              popsize: int = 6, seed: int = 0, progress=None) -> Fit:
+              popsize: int = 6, seed: int = 0, start: dict | None = None, polish: int = 0, progress=None) -> Fit:
     """Fit objective.free to objective.cells with differential evolution; report every cell of all_cells at
-    the fitted point, and the score of the held-out policies' cells (not fitted) when `holdout`."""
+    the fitted point, and the score of the held-out policies' cells (not fitted) when `holdout`.
+
+    start: {free key: value}, a point the first generation includes (a previous fit, to go on from).
+    polish: at most this many more evaluations of a Nelder-Mead search from the best point found, over the
+    continuous keys (integer keys stay): a local refinement, run in this process."""
     import numpy as np
-    from scipy.optimize import differential_evolution
+    from scipy.optimize import differential_evolution, minimize
 
     if executor not in ("local", "ray"):
         raise InputError(f"--executor must be local or ray, got {executor!r}")
     if not 1 <= workers <= 1024:
         raise InputError(f"--workers must be 1..1024, got {workers}")
-    if not 1 <= generations <= 10_000 or not 1 <= popsize <= 1000:
-        raise InputError("--generations must be 1..10000 and --popsize 1..1000")
+    if not 1 <= generations <= 10_000 or not 1 <= popsize <= 1000 or not 0 <= polish <= 100_000:
+        raise InputError("--generations must be 1..10000, --popsize 1..1000 and --polish 0..100000")
     bounds = [(f.lo, f.hi) for f in objective.free]
+    x0 = None
+    if start:
+        names = [f.key for f in objective.free]
+        unknown = sorted(set(start) - set(names))
+        missing = [k for k in names if k not in start]
+        if unknown or missing:
+            raise InputError(f"--start must give each free key once: {', '.join(unknown)} not free"
+                             if unknown else f"--start must give each free key: {', '.join(missing)} missing")
+        x0 = np.array([float(start[k]) for k in names])
+        for f, v in zip(objective.free, x0, strict=True):
+            if not f.lo <= v <= f.hi:
+                raise InputError(f"--start {f.key}={v:g} is outside its bounds {f.lo:g}:{f.hi:g}")
     integrality = np.array([f.integer for f in objective.free])
     closer, mapper = (None, map)
     if executor == "ray":
@@ -306,18 +322,30 @@ def calibrate(objective: Objective, all_cells: list[Cell], holdout: list[str] | 
         res = differential_evolution(objective, bounds, maxiter=generations, popsize=popsize, seed=seed,
                                      polish=False, init="sobol", updating="deferred", workers=mapper,
                                      integrality=integrality if integrality.any() else None, callback=tick,
-                                     tol=1e-4)
+                                     tol=1e-4, x0=x0)
     finally:
         if closer is not None:
             closer.shutdown()
-    x = res.x
+    x, best, nfev = np.array(res.x, dtype=float), float(res.fun), int(res.nfev)
+    free = [i for i, f in enumerate(objective.free) if not f.integer]
+    if polish and free:
+        def local(y):
+            z = x.copy()
+            z[free] = np.clip(y, [bounds[i][0] for i in free], [bounds[i][1] for i in free])
+            return objective(z)
+
+        loc = minimize(local, x[free], method="Nelder-Mead", bounds=[bounds[i] for i in free],
+                       options={"maxfev": polish, "xatol": 1e-4, "fatol": 1e-5})
+        nfev += int(loc.nfev)
+        if loc.fun < best:
+            x[free] = np.clip(loc.x, [bounds[i][0] for i in free], [bounds[i][1] for i in free])
     values = objective.values(x)
     cells = []
     for c in all_cells:
         v = values.get(c.policy, {}).get(c.metric) if c.policy in values else None
         cells.append({"policy": c.policy, "metric": c.metric, "target": c.target, "value": v,
                       "ratio": (v / c.target if c.target and v is not None else None)})
-    fit = Fit(objective.constants(x), float(res.fun), cells, evaluations=int(res.nfev), generations=int(res.nit))
+    fit = Fit(objective.constants(x), best, cells, evaluations=nfev, generations=int(res.nit))
     # The reported score is recomputed at the reported point (the optimiser's best is the same number).
     fit.score = score(objective.cells, values)
     if holdout:

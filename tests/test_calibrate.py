@@ -131,3 +131,18 @@ def test_table2_calibrated_view(cli):
     assert by["lc", "system_cost"] < by["cloud", "system_cost"]
     assert distance(cells) <= 0.5
     assert cells != side_by_side(restate(runs=40))  # the physical view differs
+
+
+def test_start_and_polish(cli, tmp_path):
+    """--start puts a point in the first generation; --polish refines the best point locally."""
+    target = _target(tmp_path, load_overhead_s=1.3)
+    base = ("calibrate", target, "--free", "load_overhead_s=0:3", *SETS, "--generations", "1", "--popsize", "2",
+            "--json")
+    rough = json.loads(cli(*base).out)
+    fine = json.loads(cli(*base, "--start", "load_overhead_s=1.2", "--polish", "30").out)
+    assert fine["score"] <= rough["score"] and fine["score"] < 0.01
+    assert fine["constants"]["load_overhead_s"] == pytest.approx(1.3, rel=0.01)
+    r = cli(*base, "--start", "half_life_s=5")
+    assert r.code == 2 and "--start" in r.err
+    r = cli(*base, "--start", "load_overhead_s=9")
+    assert r.code == 2 and "outside its bounds" in r.err

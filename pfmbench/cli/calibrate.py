@@ -40,6 +40,10 @@ def calibrate(
     requests: Annotated[int, typer.Option("--requests", help="paper-table2: measured requests per run.")] = 88,
     generations: Annotated[int, typer.Option("--generations", help="Differential-evolution generations (at most).")] = 12,
     popsize: Annotated[int, typer.Option("--popsize", help="Population per free key (scipy's popsize).")] = 6,
+    start: Annotated[list[str] | None, typer.Option("--start", help="KEY=VALUE for every free key: a point the "
+                                                    "search starts from (e.g. a previous fit).")] = None,
+    polish: Annotated[int, typer.Option("--polish", help="At most this many more evaluations refining the best "
+                                        "point locally (Nelder-Mead over the continuous keys).")] = 0,
     workers: Annotated[int, typer.Option("--workers", "-j", help="Evaluations run at once on this machine "
                                          "(processes; 1 = in this process).")] = 1,
     executor: Annotated[str, typer.Option("--executor", help="local, or ray (needs pfmbench[ray]).")] = "local",
@@ -98,7 +102,8 @@ def calibrate(
     objective.values([(k.lo + k.hi) / 2 for k in keys])  # a bad --set or key fails here, before any worker
     with progress_bar("calibrate (generations)") as update:
         fit = calibrate(objective, cells, held, workers=workers, executor=executor, address=address,
-                        generations=generations, popsize=popsize, progress=update)
+                        generations=generations, popsize=popsize, start=_start(start), polish=polish,
+                        progress=update)
     if scenario_out is not None:
         _write_scenario(objective, fit.constants, scenario_out)
     if json_out:
@@ -129,6 +134,21 @@ def calibrate(
     console.print(t)
     if scenario_out is not None:
         console.print(f"scenario: {scenario_out}", markup=False)
+
+
+def _start(items: list[str] | None) -> dict | None:
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"--start expects KEY=NUMBER, got {item!r}") from None
+        if not eq:
+            raise InputError(f"--start expects KEY=NUMBER, got {item!r}")
+    return out
 
 
 def _write_scenario(objective, constants: dict, path: str) -> None:
