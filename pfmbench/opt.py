@@ -203,7 +203,7 @@ def _step(tab, st: _State, tr: _Trace, i: int, d: Decision, rec=None, log=None) 
         st.ready_at[m] = start + load
     if rec is not None:
         serve_edge(tab, rec, log is not None, log if log is not None else _NO_LOG, i, p, m, input_mb, k_eff, work,
-                   compute, start - now, loaded, len(d.victims), False)
+                   compute, start - now, loaded, len(d.victims), False, p)
     add_demonstration(tab, st.cx, p, m, now, k_own, f)
     _, accuracy_cost = accuracy_of(tab, p, k_eff)
     # The request's own load is charged once, in the switching cost (MODEL.md §4), not in its latency.
@@ -336,6 +336,9 @@ class OptCollector:
         if (tables.base_of >= 0).any():
             raise InputError("opt: not defined for variants served as adapters (catalog.variants = 'adapter'); "
                              "use variants = 'full'")
+        if tables.substitute != 0:  # tables.SUB_NEVER
+            raise InputError("opt: not defined with equivalent models serving in place (serving.substitute); "
+                             "use substitute = 'never'")
         self.tab, self.exact = tables, exact
         self.limits = (max_requests, max_models, max_nodes)
         self.chunks: list | None = [] if exact is not False else None

@@ -30,6 +30,7 @@ TABLE_ROWS = [
     ("hit_ratio", "Hit ratio (% of requests)", "max"),
     ("loads", "Loads (count)", "min"),
     ("adapter_loads", "Adapter loads onto a resident base (count)", "min"),
+    ("substituted", "Served by an equivalent model (count)", None),
     ("evictions", "Evictions (count)", "min"),
     ("load_energy_j", "Load energy (total, J)", "min"),
     ("compute_energy_j", "Compute energy (total, J)", "min"),
@@ -127,7 +128,8 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
     w = scenario.weights
     n = int(counts[C.C_REQUESTS])
     hits, loads, offloads = int(counts[C.C_HITS]), int(counts[C.C_LOADS]), int(counts[C.C_OFFLOADS])
-    edge = hits + loads
+    substituted = int(counts[C.C_SUBSTITUTED])  # served by a cached equivalent model (MODEL.md §9.1)
+    edge = hits + loads + substituted
     switching = float(sums[C.S_SWITCHING]) + float(sums[C.S_PRELOAD_SWITCHING])
     acc_cost = float(sums[C.S_ACC_COST])
     edge_lat = float(sums[C.S_EDGE_LATENCY])  # what users wait at the edge: queue wait + own load + compute
@@ -154,6 +156,7 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
         "declined_loads": int(counts[C.C_DECLINED]),  # misses that fit but the admission rule offloaded
         "dispatched_to_cloud": int(counts[C.C_DISPATCHED]),  # sent to the cloud by the dispatch rule
         "preloads": int(counts[C.C_PRELOADS]),  # loads in idle time, for no request (costed as loads)
+        "substituted": substituted,
         "admission": admission or scenario.serving.admission,
         "dispatch": scenario.serving.dispatch,
         "hit_ratio": per(hits),

@@ -92,6 +92,7 @@ class Weights:
 VARIANTS = ("full", "adapter")  # fine-tuned variants: full copies, or adapters on a shared base (MODEL.md §9.5)
 ADMISSIONS = ("default", "always", "outrank", "cost")  # default: each policy's own (MODEL.md §4)
 DISPATCHES = ("edge", "cheapest")
+SUBSTITUTES = ("never", "before-cloud", "before-load")  # equivalent models (MODEL.md §9.1)
 
 
 @dataclass
@@ -102,6 +103,10 @@ class Serving:
     dispatch: str = "edge"  # edge: serve at the edge whatever its queue; cheapest: the cheaper of edge and cloud
     cost_horizon_s: float = 600.0  # `cost` admission: a load must pay back within this (the default half-life);
     #                                 also `active`'s forecast half-life (docs/model.md, "Preloading")
+    # Equivalent models (MODEL.md §9.1): a request may be served by a cached model of its model's `equivalent`
+    # group that has its task: never (default), before-cloud (instead of offloading, when that costs less now),
+    # before-load (also instead of loading, when that costs less now).
+    substitute: str = "never"
 
 
 @dataclass
@@ -203,6 +208,8 @@ class Scenario:
              f"one of {', '.join(ADMISSIONS)}, not {self.serving.admission!r}")
         need(self.serving.dispatch in DISPATCHES, "serving.dispatch",
              f"one of {', '.join(DISPATCHES)}, not {self.serving.dispatch!r}")
+        need(self.serving.substitute in SUBSTITUTES, "serving.substitute",
+             f"one of {', '.join(SUBSTITUTES)}, not {self.serving.substitute!r}")
         need(self.cooperation in COOPERATIONS, "cooperation", f"one of {', '.join(COOPERATIONS)}, not "
              f"{self.cooperation!r}")
         if self.cooperation == "forward":

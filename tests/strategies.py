@@ -35,6 +35,8 @@ def catalogs(draw, max_models=8):
                             100.0, draw(st.floats(0.1, 500)), "fp16", mem, window, ts))
     if n > 1 and draw(st.booleans()):
         models = draw(with_variants(models))
+    if n > 1 and draw(st.booleans()):  # equivalent groups (MODEL.md §9.1): tasks t0..t2 are shared by name
+        models = [replace(m, equivalent=draw(st.sampled_from(["", "g0", "G0", "g1"]))) for m in models]
     return Catalog(tuple(models), "hypothesis")
 
 
@@ -75,6 +77,7 @@ def scenarios(draw):
     sc.serving.admission = draw(st.sampled_from(["default", "always", "outrank", "cost"]))
     sc.serving.dispatch = draw(st.sampled_from(["edge", "edge", "cheapest"]))
     sc.serving.cost_horizon_s = draw(st.sampled_from([1.0, 600.0]))
+    sc.serving.substitute = draw(st.sampled_from(["never", "never", "before-cloud", "before-load"]))
     sc.weights.cloud_latency = draw(st.sampled_from([0.0, 1.0]))
     sc.edge.radio_rtt_s = draw(st.sampled_from([0.0, 0.005]))
     sc.run.warmup_requests = draw(st.sampled_from([0, 0, 0, 1, 7, 60, 500]))

@@ -36,6 +36,7 @@ def assert_same(fast_state, fast_log, ref):
     np.testing.assert_array_equal(fast_state.hist, hist)
     np.testing.assert_array_equal(fast_log["outcome"], cols["outcome"])
     np.testing.assert_array_equal(fast_log["evictions"], cols["evictions"])
+    np.testing.assert_array_equal(fast_log["served_pair"], cols["served_pair"])
     for name in LOG_FLOATS:
         np.testing.assert_allclose(fast_log[name], cols[name], rtol=1e-9, atol=1e-12, err_msg=name)
 
@@ -71,7 +72,7 @@ def test_invariants(data, policy):
     c = state.counts
     first = state.measure_from_seq  # the warm-up's requests are in no metric (-1: all of them are warm-up)
     measured = len(trace.ts) - first if first >= 0 else 0
-    assert c[C.C_REQUESTS] == measured == c[C.C_HITS] + c[C.C_LOADS] + c[C.C_OFFLOADS]
+    assert c[C.C_REQUESTS] == measured == c[C.C_HITS] + c[C.C_LOADS] + c[C.C_OFFLOADS] + c[C.C_SUBSTITUTED]
     assert c[C.C_EVICTIONS] <= c[C.C_LOADS] + c[C.C_PRELOADS]  # each made room for a load of the same request
     if policy not in ("active", "random-placement"):  # the built-ins that load for no request
         assert c[C.C_PRELOADS] == 0
@@ -85,10 +86,16 @@ def test_invariants(data, policy):
         assert es.pinned[0] == -1
     assert np.all(state.sums[:C.S_EDGE_LAT_MAX] >= 0)
     too_big = tables.mem_bytes[tables.pair_model[trace.pair]] > tables.capacity_bytes
-    assert np.all(log["outcome"][too_big] == C.CLOUD)
+    assert np.all(np.isin(log["outcome"][too_big], [C.CLOUD, C.SUBSTITUTE]))
+    # a substitute is another model that may serve the request's pair (MODEL.md §9.1); any other row names its own
+    sub = log["outcome"] == C.SUBSTITUTE
+    assert np.all(log["served_pair"][~sub] == trace.pair[~sub])
+    for i in np.flatnonzero(sub):
+        p = trace.pair[i]
+        assert log["served_pair"][i] in tables.sub_pair[tables.sub_first[p]:tables.sub_first[p + 1]]
     # accuracy never above the best on its curve; k_eff within the window
     assert np.all(log["accuracy_cost"] >= -1e-12)
-    assert np.all(log["k_eff"] <= tables.window[tables.pair_model[trace.pair]] + 1e-12)
+    assert np.all(log["k_eff"] <= tables.window[tables.pair_model[log["served_pair"]]] + 1e-12)
     if policy == "cloud":
         assert c[C.C_OFFLOADS] == measured
 

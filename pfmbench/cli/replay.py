@@ -117,6 +117,10 @@ def replay(
                                                   "or default (each policy's own).")] = None,
     dispatch: Annotated[str | None, typer.Option("--dispatch", help="edge (serve at the edge whatever its queue) or "
                                                  "cheapest (send a request to the cloud when that costs less now).")] = None,
+    substitute: Annotated[str | None, typer.Option("--substitute", help="Equivalent models (catalog column "
+                                                   "`equivalent`): never, before-cloud (a cached equivalent serves a "
+                                                   "request that would go to the cloud, when that costs less now), "
+                                                   "before-load (also one that would load).")] = None,
     seed: SeedOpt = None,
     warmup: WarmupOpt = None,
     warmup_s: WarmupSOpt = None,
@@ -146,6 +150,8 @@ def replay(
 
     Example: pfmbench replay --policy lru,lc,opt --set trace.requests=60 --gpu-memory 40
 
+    Example: pfmbench replay --substitute before-cloud --json   # GPT3-13B serves GPT3-175B's requests
+
     Example: pfmbench replay --format markdown >> "$GITHUB_STEP_SUMMARY"
 
     Example: pfmbench replay t.parquet --scenario edges.toml --workers 2   # several edge servers, per edge and total
@@ -153,6 +159,7 @@ def replay(
     overrides = parse_sets(sets)
     overrides.update({k: v for k, v in {"preset": gpu, "gpu_memory_gb": gpu_memory, "half_life_s": half_life,
                                          "utility": utility, "admission": admission, "dispatch": dispatch,
+                                         "substitute": substitute,
                                          "seed": seed, "warmup_requests": warmup,
                                          "warmup_s": warmup_s}.items() if v is not None})
     if trace is not None and str(trace) in SCENARIOS and not trace.exists():  # `replay default`: its own trace

@@ -16,6 +16,7 @@ from .record import (
     C_OFFLOADS,
     C_PRELOADS,
     C_REQUESTS,
+    C_SUBSTITUTED,
     CLOUD,
     HIT,
     LOAD,
@@ -38,6 +39,7 @@ from .record import (
     S_PRELOAD_TIME,
     S_SWITCHING,
     S_WAIT,
+    SUBSTITUTE,
     count_latency,
 )
 
@@ -65,6 +67,16 @@ def accuracy_of(tab, p, k_eff):
     c = tab.curve
     accuracy = accuracy_at(k_eff, c[p, 0], c[p, 1], c[p, 2], c[p, 3], c[p, 4], c[p, 5], c[p, 6])
     return accuracy, (tab.a_ref[p] - accuracy) / 100.0
+
+
+@shared
+def substitute_accuracy(tab, p, q, k_eff):
+    """(accuracy %, accuracy cost) of serving a request for pair p with pair q of a cached equivalent model
+    (MODEL.md §9.1): q's curve at its examples in context, against p's a_ref (the cloud serves the requested
+    model); a substitute better than that pays nothing (our reading: docs/model.md)."""
+    c = tab.curve
+    accuracy = accuracy_at(k_eff, c[q, 0], c[q, 1], c[q, 2], c[q, 3], c[q, 4], c[q, 5], c[q, 6])
+    return accuracy, max(0.0, tab.a_ref[p] - accuracy) / 100.0
 
 
 @shared
@@ -104,9 +116,10 @@ def switching_load(tab, m, with_base):
 
 
 @shared
-def serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, wait, loaded, evictions, with_base):
+def serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, wait, loaded, evictions, with_base, q):
     """Account request i, served at the edge by model m (loaded for it if `loaded`, with its base's weights
-    if `with_base`), after `wait` s in the queue; returns its latency."""
+    if `with_base`), after `wait` s in the queue; returns its latency. q: the pair that served it, p itself
+    or, for a substitute (MODEL.md §9.1), a cached equivalent's pair (k_eff, work and compute are then q's)."""
     load = 0.0
     switching_cost = 0.0
     if loaded:
@@ -117,10 +130,15 @@ def serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, w
         rec.sums[S_SWITCHING] += switching_cost
         rec.sums[S_LOAD_ENERGY] += load_energy
         rec.sums[S_LOAD_TIME] += load
-    else:
+    elif q == p:
         rec.counts[C_HITS] += 1
+    else:
+        rec.counts[C_SUBSTITUTED] += 1
     latency = wait + load + compute
-    accuracy, accuracy_cost = accuracy_of(tab, p, k_eff)
+    if q == p:
+        accuracy, accuracy_cost = accuracy_of(tab, p, k_eff)
+    else:
+        accuracy, accuracy_cost = substitute_accuracy(tab, p, q, k_eff)
     s = rec.sums
     s[S_COMPUTE_ENERGY] += tab.power_w * compute
     s[S_ACC_COST] += accuracy_cost
@@ -134,7 +152,8 @@ def serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, w
     s[S_EDGE_LAT_MAX] = max(s[S_EDGE_LAT_MAX], latency)
     count_latency(rec, latency)
     if log_on:
-        log.outcome[i] = LOAD if loaded else HIT
+        log.outcome[i] = LOAD if loaded else (HIT if q == p else SUBSTITUTE)
+        log.served_pair[i] = q
         log.latency[i] = latency
         log.wait[i] = wait
         log.accuracy[i] = accuracy
@@ -159,6 +178,7 @@ def serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, evictions):
     s[S_ACCURACY] += accuracy
     if log_on:
         log.outcome[i] = CLOUD
+        log.served_pair[i] = p
         log.latency[i] = latency
         log.wait[i] = 0.0
         log.accuracy[i] = accuracy
@@ -182,9 +202,10 @@ def account_block(tab, rec, rq, block, base, lo, hi, log_on, log):
             serve_cloud(tab, rec, log_on, log, i, p, rq.units[i], rq.input_mb[i], block.evictions[b])
         else:
             k_eff = block.k_eff[b]
-            work, compute = edge_work(tab, p, rq.units[i], k_eff)
+            q = block.served[b]  # p, or a substitute's pair (MODEL.md §9.1)
+            work, compute = edge_work(tab, q, rq.units[i], k_eff)
             serve_edge(tab, rec, log_on, log, i, p, tab.pair_model[p], rq.input_mb[i], k_eff, work, compute,
-                       block.wait[b], block.outcome[b] == LOAD, block.evictions[b], block.with_base[b] != 0)
+                       block.wait[b], block.outcome[b] == LOAD, block.evictions[b], block.with_base[b] != 0, q)
 
 
 @shared
@@ -215,6 +236,15 @@ def edge_price(tab, p, units, input_mb, k_eff, wait, load):
     _, compute = edge_work(tab, p, units, k_eff)
     _, accuracy_cost = accuracy_of(tab, p, k_eff)
     return tab.w_latency * (wait + load + compute + radio_latency(tab, input_mb)) + tab.w_accuracy * accuracy_cost
+
+
+@shared
+def substitute_price(tab, p, q, units, input_mb, k_eff, wait):
+    """What serving a request for pair p with pair q of a cached equivalent (MODEL.md §9.1) costs now: as
+    edge_price, with q's compute and accuracy against p's a_ref, and no load."""
+    _, compute = edge_work(tab, q, units, k_eff)
+    _, accuracy_cost = substitute_accuracy(tab, p, q, k_eff)
+    return tab.w_latency * (wait + compute + radio_latency(tab, input_mb)) + tab.w_accuracy * accuracy_cost
 
 
 @shared(inline=False)

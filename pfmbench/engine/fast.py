@@ -40,9 +40,12 @@ from .context import (
 from .costs import (
     account_block,
     account_preload,
+    cloud_price,
     edge_is_dearer,
+    edge_price,
     edge_work,
     first_free_executor,
+    substitute_price,
     worth_loading,
 )
 from .jit import compiling, shared
@@ -54,13 +57,14 @@ from .record import (
     HIT,
     LOAD,
     S_CONTEXT_DISCARDED,
+    SUBSTITUTE,
     RequestLog,
     Totals,
     clear_totals,
     new_log,
     new_totals,
 )
-from .tables import ADMIT_COST, ADMIT_OUTRANK, DISPATCH_CHEAPEST, Tables
+from .tables import ADMIT_COST, ADMIT_OUTRANK, DISPATCH_CHEAPEST, SUB_BEFORE_LOAD, SUB_NEVER, Tables
 
 # Requests decided between two accountings (account_block): the decisions of a block stay in the L2 cache.
 BLOCK = 4096
@@ -74,11 +78,12 @@ class Block(NamedTuple):
     wait: np.ndarray  # float64 s: in the queue (edge)
     evictions: np.ndarray  # int32: models evicted for it
     with_base: np.ndarray  # int8: its load loaded its model's base's weights too (MODEL.md §9.5)
+    served: np.ndarray  # int32: the pair that served it (its own, or a substitute's: MODEL.md §9.1)
 
 
 def new_block() -> Block:
     return Block(np.zeros(BLOCK, np.int8), np.zeros(BLOCK), np.zeros(BLOCK), np.zeros(BLOCK, np.int32),
-                 np.zeros(BLOCK, np.int8))
+                 np.zeros(BLOCK, np.int8), np.zeros(BLOCK, np.int32))
 
 
 class EngineState(NamedTuple):
@@ -313,6 +318,28 @@ def preload_model(tab, es, m, victims, now):
 
 
 @shared
+def find_substitute(tab, es, p, units, input_mb, now, bar):
+    """The pair of the cached equivalent model (MODEL.md §9.1) that would serve a request for pair p at the
+    lowest price now (substitute_price; the first in pair order among ties), if that is below `bar`, what
+    the alternative costs now (the cloud, or loading); -1: none."""
+    best = -1
+    best_price = bar
+    j = first_free_executor(es.free_at)
+    for r in range(tab.sub_first[p], tab.sub_first[p + 1]):
+        q = tab.sub_pair[r]
+        e = tab.pair_model[q]
+        if es.cached[e] == 0:
+            continue
+        _, k_eff, _ = examples_at_service(tab, es.context, q, e, now)
+        wait = max(now, es.free_at[j], es.ready_at[e]) - now
+        price = substitute_price(tab, p, q, units, input_mb, k_eff, wait)
+        if price < best_price:
+            best = q
+            best_price = price
+    return best
+
+
+@shared
 def evict_model(tab, es, v, now):
     """Evict cached model v now, for a policy that makes room itself (random-placement's placements)."""
     _evict(tab, es, v, now)
@@ -351,8 +378,9 @@ def preload(code, pss, es, tab, now): ...
 
 
 @shared
-def _decided(block, b, outcome, k_eff, wait, evictions, with_base):
+def _decided(block, b, outcome, k_eff, wait, evictions, with_base, served):
     """Request b of the block was decided: account_block accounts it with the block."""
+    block.served[b] = served
     block.outcome[b] = outcome
     block.k_eff[b] = k_eff
     block.wait[b] = wait
@@ -420,6 +448,12 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                     es.totals.counts[C_DISPATCHED] += 1
                     admitted = False
             loaded = admitted and not cached
+            sub = -1  # the pair of a cached equivalent that serves it instead (MODEL.md §9.1)
+            if loaded and tab.substitute == SUB_BEFORE_LOAD:  # rather than loading, if that costs less now
+                j = first_free_executor(es.free_at)
+                sub = find_substitute(tab, es, p, units, input_mb, now,
+                                      edge_price(tab, p, units, input_mb, 0.0, max(now, es.free_at[j]) - now, load))
+                loaded = sub < 0
             if loaded:
                 need = load_bytes(tab, es, m)
                 if tab.base_of[m] >= 0 and not with_base:
@@ -435,8 +469,23 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                     es.totals.counts[C_DECLINED] += 1
                     admitted = False
                     _unpin(tab, es)
+            if not admitted and tab.substitute != SUB_NEVER:  # rather than offloading, if that costs less now
+                sub = find_substitute(tab, es, p, units, input_mb, now, cloud_price(tab, p, units, input_mb))
+            if sub >= 0:  # served by the equivalent's copy, with its context, on the first free executor
+                e = tab.pair_model[sub]
+                k_own, k_eff, f = examples_at_service(tab, cx, sub, e, now)
+                _, compute = edge_work(tab, sub, units, k_eff)
+                j = first_free_executor(es.free_at)
+                start = max(now, es.free_at[j], es.ready_at[e])
+                es.free_at[j] = start + compute
+                _decided(blk, i - lo, SUBSTITUTE, k_eff, start - now, evictions, False, sub)
+                add_demonstration(tab, cx, sub, e, now, k_own, f)
+                es.last_use[e] = seq0 + i
+                es.requests[e] += 1
+                on_hit(code, pss, es, tab, e, False)
+                continue
             if not admitted:
-                _decided(blk, i - lo, CLOUD, 0.0, 0.0, evictions, False)
+                _decided(blk, i - lo, CLOUD, 0.0, 0.0, evictions, False, p)
                 continue
             if loaded:
                 _insert(tab, es, m, seq0 + i, now)
@@ -452,7 +501,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 es.ready_at[m] = start + load
                 if with_base:
                     es.base_ready[tab.base_of[m]] = start + tab.base_load[tab.base_of[m]]
-            _decided(blk, i - lo, LOAD if loaded else HIT, k_eff, start - now, evictions, with_base)
+            _decided(blk, i - lo, LOAD if loaded else HIT, k_eff, start - now, evictions, with_base, p)
             add_demonstration(tab, cx, p, m, now, k_own, f)
             es.last_use[m] = seq0 + i
             if rq.next_use.shape[0] > 0:

@@ -15,16 +15,18 @@ import numpy as np
 from .jit import shared
 
 # Request outcomes.
-HIT, LOAD, CLOUD = 0, 1, 2
-OUTCOMES = ("hit", "load", "cloud")
+# SUBSTITUTE: served at the edge by a cached equivalent model (MODEL.md §9.1).
+HIT, LOAD, CLOUD, SUBSTITUTE = 0, 1, 2, 3
+OUTCOMES = ("hit", "load", "cloud", "substitute")
 
 # Counters (int64) and sums (float64).
 # C_DECLINED: misses that fit but the admission rule offloaded; C_DISPATCHED: requests the dispatch rule sent
 # to the cloud although the edge could serve them; C_PRELOADS: loads made in idle time, for no request
 # (docs/model.md, "Preloading"; costed in the sums as loads are, but not in C_LOADS).
 # C_ADAPTER_LOADS: loads of a variant's adapter alone, onto its resident base (MODEL.md §9.5; also in C_LOADS).
+# C_SUBSTITUTED: requests served at the edge by a cached equivalent model (MODEL.md §9.1; not in C_HITS).
 (C_REQUESTS, C_HITS, C_LOADS, C_EVICTIONS, C_OFFLOADS, C_DECLINED, C_DISPATCHED, C_PRELOADS, C_ADAPTER_LOADS,
- N_COUNTS) = range(10)
+ C_SUBSTITUTED, N_COUNTS) = range(11)
 # S_OFFLOADING_LATENCY: device -> edge, per edge-served request; S_CLOUD_LATENCY: per offloaded request.
 # S_EDGE_LATENCY: what a user waits at the edge (queue wait + its own load + compute); S_INFERENCE_LATENCY:
 # the system cost's term (queue wait + compute: the request's own load is in its switching cost already).
@@ -69,7 +71,8 @@ def clear_totals(t):
 # The per-request log (`--requests-out`): one array per column, named once here.
 LOG_COLUMNS = [("outcome", np.int8), ("latency", np.float64), ("wait", np.float64), ("accuracy", np.float64),
                ("accuracy_cost", np.float64), ("k_eff", np.float64), ("evictions", np.int32),
-               ("switching_cost", np.float64), ("cloud_cost", np.float64)]
+               ("switching_cost", np.float64), ("cloud_cost", np.float64),
+               ("served_pair", np.int32)]  # the (model, task) pair that served it (a substitute's own: §9.1)
 RequestLog = namedtuple("RequestLog", [name for name, _ in LOG_COLUMNS])
 
 

@@ -20,11 +20,14 @@ from .context import (
 from .context import Context as _Context
 from .costs import (
     account_preload,
+    cloud_price,
     edge_is_dearer,
+    edge_price,
     edge_work,
     first_free_executor,
     serve_cloud,
     serve_edge,
+    substitute_price,
     worth_loading,
 )
 from .fast import next_uses
@@ -40,7 +43,7 @@ from .record import (
     new_totals,
 )
 from .structures import splitmix64_next
-from .tables import ADMIT_COST, ADMIT_OUTRANK, DISPATCH_CHEAPEST, Tables
+from .tables import ADMIT_COST, ADMIT_OUTRANK, DISPATCH_CHEAPEST, SUB_BEFORE_LOAD, SUB_NEVER, Tables
 
 
 class CacheEntry:
@@ -255,6 +258,45 @@ class ReferenceEngine:
         j = first_free_executor(self.free_at)
         self._load_for_no_request(m, j, max(self.free_at[j], now))
 
+    def substitute(self, i, now, pair, units, input_mb, log_on, log, evictions, bar) -> bool:
+        """Serve request i (pair `pair`) with the cached equivalent model (MODEL.md §9.1) that costs least now,
+        if that is below `bar` (the cloud's price, or loading's), as fast.find_substitute picks it; False: none."""
+        t = self.t
+        best, best_price = -1, bar
+        j = first_free_executor(self.free_at)
+        for r in range(t.sub_first[pair], t.sub_first[pair + 1]):
+            q = int(t.sub_pair[r])
+            entry = self.entry.get(int(t.pair_model[q]))
+            if entry is None:
+                continue
+            _, k_eff, _ = examples_at_service(t, self.context, q, entry.model, now)
+            price = substitute_price(t, pair, q, units, input_mb, k_eff,
+                                     max(now, self.free_at[j], entry.ready_at) - now)
+            if price < best_price:
+                best, best_price = q, price
+        if best < 0:
+            return False
+        entry = self.entry[int(t.pair_model[best])]
+        k_own, k_eff, f = examples_at_service(t, self.context, best, entry.model, now)
+        work, compute = edge_work(t, best, units, k_eff)
+        start = max(now, self.free_at[j], entry.ready_at)
+        self.free_at[j] = start + compute
+        serve_edge(t, self.totals, log_on, log, i, pair, int(t.pair_model[pair]), input_mb, k_eff, work, compute,
+                   start - now, False, evictions, False, best)
+        add_demonstration(t, self.context, best, entry.model, now, k_own, f)  # it joins the equivalent's context
+        entry.last_use = self.seq - 1
+        entry.requests += 1
+        if self._on_hit is not None:
+            self._on_hit(entry, False, now)
+        return True
+
+    def _offload(self, i, now, pair, units, input_mb, log_on, log, evictions) -> None:
+        """Request i goes to the cloud, unless a cached equivalent serves it for less (substitute before-cloud)."""
+        if self.t.substitute != SUB_NEVER and self.substitute(i, now, pair, units, input_mb, log_on, log, evictions,
+                                                              cloud_price(self.t, pair, units, input_mb)):
+            return
+        serve_cloud(self.t, self.totals, log_on, log, i, pair, units, input_mb, evictions)
+
     def run(self, trace, log: RequestLog | None = None, next_use=None) -> None:
         """Replay TraceArrays (a whole trace or the next chunk of one); fill `log` if given. next_use: as
         FastEngine.run."""
@@ -295,7 +337,7 @@ class ReferenceEngine:
                 wait = max(now, self.free_at[j], entry.ready_at) - now
                 if edge_is_dearer(t, pair, units, input_mb, k_eff, wait, 0.0):
                     self.totals.counts[C_DISPATCHED] += 1
-                    serve_cloud(t, self.totals, log_on, log, i, pair, units, input_mb, 0)
+                    self._offload(i, now, pair, units, input_mb, log_on, log, 0)
                     return
         else:
             # A model larger than the GPU is always offloaded; otherwise the policy and the admission rule
@@ -321,8 +363,13 @@ class ReferenceEngine:
                         self.totals.counts[C_DISPATCHED] += 1
                         admitted = False
             if not admitted:
-                serve_cloud(t, self.totals, log_on, log, i, pair, units, input_mb, 0)
+                self._offload(i, now, pair, units, input_mb, log_on, log, 0)
                 return
+            if t.substitute == SUB_BEFORE_LOAD:  # a cached equivalent rather than loading, if that costs less now
+                j = first_free_executor(self.free_at)
+                if self.substitute(i, now, pair, units, input_mb, log_on, log, 0,
+                                   edge_price(t, pair, units, input_mb, 0.0, max(now, self.free_at[j]) - now, load)):
+                    return
             need = self.load_bytes(m)
             if t.base_of[m] >= 0 and not with_base:
                 self.pinned = int(t.base_of[m])  # its resident base stays while room is made for its adapter
@@ -331,7 +378,7 @@ class ReferenceEngine:
                 if v is None:  # the policy ranks the newcomer itself lowest (GDSF): offloaded after these evictions
                     self.totals.counts[C_DECLINED] += 1
                     self._unpin()
-                    serve_cloud(t, self.totals, log_on, log, i, pair, units, input_mb, evictions)
+                    self._offload(i, now, pair, units, input_mb, log_on, log, evictions)
                     return
                 self._evict(v, now)
                 evictions += 1
@@ -351,7 +398,7 @@ class ReferenceEngine:
             if with_base:
                 self.base_ready[t.base_of[m]] = start + t.base_load[t.base_of[m]]
         serve_edge(t, self.totals, log_on, log, i, pair, m, input_mb, k_eff, work, compute, start - now, loaded,
-                   evictions, with_base)
+                   evictions, with_base, pair)
         # The request leaves one demonstration in this copy's context.
         add_demonstration(t, self.context, pair, m, now, k_own, f)
         entry.last_use = seq

@@ -19,6 +19,9 @@ ADMISSION_CODES = {"default": ADMIT_DEFAULT, "always": ADMIT_ALWAYS, "outrank": 
 ADMISSION_NAMES = {code: name for name, code in ADMISSION_CODES.items()}
 DISPATCH_EDGE, DISPATCH_CHEAPEST = 0, 1
 DISPATCH_CODES = {"edge": DISPATCH_EDGE, "cheapest": DISPATCH_CHEAPEST}
+# Equivalent models (MODEL.md §9.1): when a cached equivalent may serve a request instead.
+SUB_NEVER, SUB_BEFORE_CLOUD, SUB_BEFORE_LOAD = 0, 1, 2
+SUBSTITUTE_CODES = {"never": SUB_NEVER, "before-cloud": SUB_BEFORE_CLOUD, "before-load": SUB_BEFORE_LOAD}
 
 
 class Tables(NamedTuple):
@@ -70,6 +73,11 @@ class Tables(NamedTuple):
     curve: np.ndarray  # float64 [n_pairs, 7]: accuracy_at() arguments after k
     a_ref: np.ndarray  # float64 best accuracy on the curve: what the cloud serves at
     cloud_context_units: np.ndarray  # float64 window * example_units: the cloud serves with full context
+    # equivalent models (MODEL.md §9.1): the pairs that may serve a request for pair p in its place are
+    # sub_pair[sub_first[p]:sub_first[p+1]] (other models of p's model's `equivalent` group, same task name)
+    substitute: int  # SUB_*
+    sub_first: np.ndarray  # int32 [n_pairs + 1]
+    sub_pair: np.ndarray  # int32
 
     @property
     def n_models(self) -> int:
@@ -110,6 +118,7 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
     window = np.array([m.context_window for m in models], dtype=np.float64)
     pm = np.array([i for i, _ in pairs], dtype=np.int32)
     ex_units = np.where(icl, x.example_units, 0.0)
+    sub_first, sub_pair = _equivalents(models, pairs)
     return Tables(
         capacity_bytes=round(e.gpu_memory_gb * 1e9),
         executors=int(e.executors),
@@ -151,4 +160,25 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
         a_ref=np.array([best_accuracy(models[i].tasks[j], models[i].context_window) for i, j in pairs],
                        dtype=np.float64),
         cloud_context_units=window[pm] * ex_units,
+        substitute=SUBSTITUTE_CODES[scenario.serving.substitute],
+        sub_first=sub_first,
+        sub_pair=np.array(sub_pair, dtype=np.int32),
     )
+
+
+def _equivalents(models, pairs):
+    """(sub_first, sub_pair): for each pair, the pairs of the other models of its model's `equivalent` group
+    with the same task name (case-insensitive), in pair order (MODEL.md §9.1)."""
+    by_task: dict = {}
+    for q, (i, j) in enumerate(pairs):
+        g = models[i].equivalent.lower()
+        if g:
+            by_task.setdefault((g, models[i].tasks[j].name.lower()), []).append(q)
+    first = np.zeros(len(pairs) + 1, dtype=np.int32)
+    out = []
+    for p, (i, j) in enumerate(pairs):
+        g = models[i].equivalent.lower()
+        if g:
+            out += [q for q in by_task[g, models[i].tasks[j].name.lower()] if pairs[q][0] != i]
+        first[p + 1] = len(out)
+    return first, out

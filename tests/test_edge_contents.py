@@ -1,0 +1,122 @@
+"""What the edge caches (issue 21, MODEL.md §9.1-§9.3): equivalent models serving in place of the requested
+one. Each option is off by default; tests/test_engines.py draws every one of them (fast = reference)."""
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pfmbench import api
+from pfmbench.catalog import load_catalog
+from pfmbench.engine import record as C
+from pfmbench.engine.tables import build_tables
+from pfmbench.errors import InputError
+from pfmbench.scenario import Scenario
+
+SHORT = {"trace.requests": 1500}
+
+
+# -- equivalent models (MODEL.md §9.1) ----------------------------------------------------------------------
+def test_table1_groups_are_built_in():
+    by = {m.name: m.equivalent for m in load_catalog().models}
+    assert by["GPT3-13B"] == by["GPT3-175B"] != ""
+    assert by["CLIP-ViT-L/14"] == by["CLIP-ViT-H/14"] != ""
+    assert by["UniFormer-S/pose_estimation"] == by["UniFormer-B/pose_estimation"] != ""
+    sc = Scenario()
+    cat = sc.load_catalog()
+    t = build_tables(sc, cat)
+    names = cat.pair_names()
+    for p, (model, task) in enumerate(names):  # a substitute is another model of the group with the same task
+        for q in t.sub_pair[t.sub_first[p]:t.sub_first[p + 1]]:
+            assert names[q][1] == task and names[q][0] != model and by[names[q][0]] == by[model]
+    p175 = names.index(("GPT3-175B", "translation"))
+    assert [names[q] for q in t.sub_pair[t.sub_first[p175]:t.sub_first[p175 + 1]]] == [("GPT3-13B", "translation")]
+
+
+def test_substitute_before_cloud_serves_gpt3_175b_at_the_edge(cli, tmp_path):
+    """Done when: on the default scenario, some GPT3-175B requests are served at the edge by GPT3-13B, with
+    an accuracy cost > 0 and a lower cloud cost than `never`."""
+    rows = {}
+    for sub in ("never", "before-cloud"):
+        log = tmp_path / f"{sub}.parquet"
+        r = cli("replay", "--policy", "lru", "--substitute", sub, "--set", "trace.requests=1500", "--json",
+                "--requests-out", str(log))
+        assert r.code == 0, r.err
+        rows[sub] = json.loads(r.out)[0]
+        rows[sub]["log"] = pl.read_parquet(log)
+    never, sub = rows["never"], rows["before-cloud"]
+    assert never["substituted"] == 0 and sub["substituted"] > 0
+    assert sub["cloud_cost"] < never["cloud_cost"]
+    assert sub["edge_execution_ratio"] > never["edge_execution_ratio"]
+    log = sub["log"].filter(pl.col("outcome") == "substitute")
+    assert len(log) == sub["substituted"]
+    # the default scenario runs a copy per LFM task (GPT3-175B/translation, ...): served by 13B's copy for the task
+    big = log.filter(pl.col("model").cast(pl.String).str.starts_with("GPT3-175B/"))
+    assert len(big) > 0
+    assert (big["served_by"].cast(pl.String) == big["model"].cast(pl.String).str.replace("175B", "13B")).all()
+    assert (big["accuracy_cost"] > 0).all() and (big["cloud_cost"] == 0).all()
+    # every other row was served by the model it names
+    other = sub["log"].filter(pl.col("outcome") != "substitute")
+    assert (other["served_by"].cast(pl.String) == other["model"].cast(pl.String)).all()
+
+
+def test_before_load_substitutes_more_than_before_cloud():
+    rows = {s: api.replay_many(None, ["lru"], substitute=s, engine="fast", **SHORT)[0]
+            for s in ("before-cloud", "before-load")}
+    assert rows["before-load"]["substituted"] > rows["before-cloud"]["substituted"]
+    assert rows["before-load"]["loads"] < rows["before-cloud"]["loads"]
+
+
+def test_a_substitute_pays_its_accuracy_gap():
+    """GPT3-13B serving GPT3-175B's request: 13B's curve, against 175B's a_ref."""
+    from pfmbench.engine.costs import accuracy_of, substitute_accuracy
+
+    cat = load_catalog()
+    t = build_tables(Scenario(), cat)
+    names = cat.pair_names()
+    p, q = names.index(("GPT3-175B", "superglue")), names.index(("GPT3-13B", "superglue"))
+    acc, cost = substitute_accuracy(t, p, q, 0.0)
+    assert acc == accuracy_of(t, q, 0.0)[0] == 54.4
+    assert t.a_ref[p] >= 73.2  # 175B's best (few-shot, or beyond at its window)
+    assert cost == pytest.approx((t.a_ref[p] - 54.4) / 100)
+    assert substitute_accuracy(t, q, p, 32.0)[1] == 0.0  # a stronger substitute (175B few-shot) pays nothing
+
+
+def test_substitute_is_a_scenario_key_and_checked():
+    assert Scenario().serving.substitute == "never"
+    assert Scenario().with_overrides(substitute="before-load").serving.substitute == "before-load"
+    with pytest.raises(InputError, match="serving.substitute must be one of never, before-cloud, before-load"):
+        Scenario().with_overrides(substitute="always")
+
+
+def test_catalog_equivalent_column(tmp_path):
+    p = tmp_path / "c.csv"
+    p.write_text("model,family,task,params_m,gflops,zero_shot,equivalent\nA,VFM,t,10,1,50,g\nB,VFM,t,20,1,60,g\n"
+                 "C,VFM,t,20,1,60,\n")
+    by = {m.name: m.equivalent for m in load_catalog(p).models}
+    assert by == {"A": "g", "B": "g", "C": ""}
+    p.write_text("model,family,task,params_m,gflops,zero_shot,equivalent\nA,VFM,t,10,1,50,g\nA,VFM,u,10,1,50,h\n")
+    with pytest.raises(InputError, match="every row of a model gives the same equivalent group"):
+        load_catalog(p)
+
+
+def test_opt_refuses_substitution():
+    with pytest.raises(InputError, match="opt: not defined with equivalent models"):
+        api.replay_many(None, ["opt"], substitute="before-cloud", **{"trace.requests": 20})
+
+
+def test_without_groups_nothing_changes():
+    """A catalog with no `equivalent` groups replays as `never` whatever `substitute` says."""
+    from dataclasses import replace
+
+    from pfmbench.catalog import Catalog
+
+    sc = Scenario().with_overrides(gpu_memory_gb=40, **SHORT)
+    cat = sc.load_catalog()
+    bare = Catalog(tuple(replace(m, equivalent="") for m in cat.models), cat.source)
+    a, b = (api.replay_many(None, ["lc"], scenario=sc, catalog=bare, engine="fast", substitute=s)[0]
+            for s in ("never", "before-load"))
+    assert b["substituted"] == 0
+    assert b["system_cost"] == a["system_cost"] and b["loads"] == a["loads"]
+    assert int(C.C_SUBSTITUTED) == C.N_COUNTS - 1 and np.int8(C.SUBSTITUTE) == 3
