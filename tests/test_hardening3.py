@@ -330,3 +330,36 @@ def test_a_drop_in_calling_os_exit_is_its_error(small_trace, tmp_path, where, co
     assert err.count("\n") == 1 and "hostile.py" in err and f"os._exit({code})" in err, err
     assert not (tmp_path / "r.parquet").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hostile.py"]
+
+
+# -- synth: starts at 0, bounded even with --force -----------------------------------------------------------
+
+@pytest.mark.parametrize("kw", [{"requests": 50}, {"requests": 50, "arrivals": "gamma"},
+                                {"requests": 50, "arrivals": "mmpp"}, {"requests": 50, "diurnal": 1.0, "rate": 0.01},
+                                {"duration": 600.0, "rate": 0.5}, {"requests": 50, "users": 5, "edges": 2},
+                                {"requests": 50, "drift_every": 3.0, "shuffle": True}])
+@pytest.mark.parametrize("seed", [0, 7, 2**64 - 1])
+def test_synth_output_starts_at_zero(tmp_path, kw, seed):
+    from pfmbench.catalog import load_catalog
+    from pfmbench.trace.synth import synthesize_df, write_synth
+
+    cat = load_catalog()
+    df = synthesize_df(cat, seed=seed, **kw)
+    assert df["ts"][0] == 0.0 and df["ts"].is_sorted() and df["ts"].min() == 0.0
+    write_synth(tmp_path / "t.parquet", cat, seed=seed, batch_rows=7, **kw)
+    assert pl.read_parquet(tmp_path / "t.parquet")["ts"][0] == 0.0
+
+
+def test_synth_cli_output_starts_at_zero(cli, tmp_path):
+    r = cli("synth", "-o", tmp_path / "t.parquet", "--requests", "20", "--seed", "3")
+    assert r.code == 0, r.err
+    assert pl.read_parquet(tmp_path / "t.parquet")["ts"][0] == 0.0
+
+
+@pytest.mark.parametrize("args", [["--requests", "1" + "0" * 300], ["--requests", "1" + "0" * 13],
+                                  ["--duration", "1e300", "--rate", "1e9"], ["--duration", "1e12", "--rate", "2"]])
+def test_synth_force_is_still_bounded(cli, tmp_path, args):
+    r = cli("synth", "-o", tmp_path / "t.parquet", "--force", *args)
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert "beyond what synth writes even with --force" in r.err
+    assert list(tmp_path.iterdir()) == [] or all(p.name.endswith(".lock") for p in tmp_path.iterdir())

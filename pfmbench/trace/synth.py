@@ -68,6 +68,7 @@ def zipf_probabilities(n: int, alpha: float) -> np.ndarray:
 
 
 MAX_REQUESTS = 10**9  # beyond this synth refuses unless forced (about 11 GB of Parquet; minutes to write)
+MAX_FORCED_REQUESTS = 10**12  # refused even with --force (about 11 TB of Parquet; days to write)
 MAX_SEED = 2**64 - 1
 BYTES_PER_REQUEST = 11  # Parquet bytes per synthetic request, measured (docs/traces.md)
 
@@ -98,6 +99,9 @@ def _check(catalog, requests, duration, rate, arrivals, cv, mmpp, diurnal, alpha
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
         raise InputError(f"synth: seed must be a whole number from 0 to 2**64-1, got {seed!r}")
     est = estimate_requests(requests, duration, rate)
+    if est > MAX_FORCED_REQUESTS:
+        raise InputError(f"synth: about {est:.3g} requests (~{est * BYTES_PER_REQUEST / 1e12:.3g} TB) is beyond "
+                         f"what synth writes even with --force ({MAX_FORCED_REQUESTS:.0e} requests)")
     if est > MAX_REQUESTS and not force:
         raise InputError(f"synth: about {est:.3g} requests (~{est * BYTES_PER_REQUEST / 1e9:.3g} GB) is beyond "
                          f"the limit of {MAX_REQUESTS:.0e}; pass --force (force=True) to write it anyway")
@@ -241,6 +245,9 @@ def synthesize(catalog: Catalog, *, requests: int | None = None, duration: float
     pending: list[pa.RecordBatch] = []
     n_pending = n_done = 0
     b = 0
+    # The first arrival: the file's times start at 0, as every trace pfmbench writes (docs/traces.md);
+    # duration, drift_every and diurnal keep the arrival process's clock (same requests as before the shift).
+    origin = None
     while True:
         ts = source.block(b)
         if diurnal:
@@ -252,6 +259,8 @@ def synthesize(catalog: Catalog, *, requests: int | None = None, duration: float
         if requests is not None and n_done + ts.size >= requests:
             ts, last = ts[: requests - n_done], True
         n = ts.size
+        if origin is None and n:
+            origin = float(ts[0])
         rank = np.searchsorted(cdf, _rng(seed, _POP, b).random(n), side="right")
         if drift_every is not None:
             rank = rank + (ts // drift_every).astype(np.int64)
@@ -262,7 +271,7 @@ def synthesize(catalog: Catalog, *, requests: int | None = None, duration: float
         if n_lfm:
             units[lfm] = np.maximum(1.0, np.rint(_rng(seed, _UNITS, b).lognormal(lfm_mu, LFM_TOKENS_SIGMA, n_lfm)))
         columns = [
-            pa.array(ts),
+            pa.array(ts - origin if n else ts),
             pa.DictionaryArray.from_arrays(pa.array(pair_model[pair]), model_dict),
             pa.DictionaryArray.from_arrays(pa.array(pair_task[pair]), task_dict),
             pa.array(units),
