@@ -31,7 +31,7 @@ from .results import summarize, with_opt
 from .scenario import SCENARIOS, Scenario, load_scenario
 from .trace.nextuse import StreamedNextUses
 from .trace.reader import prefetch, sorted_chunks, stream_chunks
-from .trace.schema import TraceArrays, as_table, open_parquet
+from .trace.schema import PairCoder, TraceArrays, as_table, convert, open_parquet
 
 if TYPE_CHECKING:
     import polars as pl
@@ -92,6 +92,21 @@ def scenario_trace(sc: Scenario, catalog: Catalog) -> pa.Table:
     ts = sc.trace
     return pa.Table.from_batches(synthesize(catalog, requests=ts.requests, rate=ts.rate, alpha=ts.alpha,
                                             seed=ts.seed), SCHEMA)
+
+
+def scenario_chunks(sc: Scenario, catalog: Catalog, chunk_rows: int):
+    """The scenario's synthetic trace as engine chunks of `chunk_rows`, generated batch by batch (bounded memory
+    whatever trace.requests is), the chunks a whole read would cut."""
+    from .trace.synth import synthesize
+
+    ts_, coder, src, origin = sc.trace, PairCoder(catalog), f"synthetic:{sc.name}", None
+    for batch in synthesize(catalog, requests=ts_.requests, rate=ts_.rate, alpha=ts_.alpha, seed=ts_.seed,
+                            batch_rows=chunk_rows):
+        ts, codes, units, input_mb, problems = convert(pa.Table.from_batches([batch]), coder, src)
+        if problems:  # the catalog's own names: cannot happen
+            raise InputError(f"{src}: {problems[0][1]}")
+        origin = float(ts[0]) if origin is None else origin
+        yield TraceArrays(ts - origin, codes.astype(np.int32), units, input_mb, origin, src)
 
 
 class _Runner:
@@ -249,8 +264,9 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
         scenario, trace = trace, None
     sc, cat, cat_name = resolve(scenario, catalog, **overrides)
     names = parse_policies(policies)
+    synthetic = trace is None and not sc.edges and sc.trace.requests >= STREAM_MIN_ROWS  # generated as replayed
     if trace is None:
-        trace_name, source = f"synthetic:{sc.name}", scenario_trace(sc, cat)
+        trace_name, source = f"synthetic:{sc.name}", None if synthetic else scenario_trace(sc, cat)
     elif isinstance(trace, (str, Path)):
         trace_name, source = str(trace), str(trace)
     else:
@@ -264,7 +280,7 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
 
         return replay_edges(source, trace_name, names, sc, cat, cat_name, engine=engine, workers=workers,
                             chunk_rows=chunk_rows, progress=progress)
-    total = None
+    total = sc.trace.requests if synthetic else None
     stream = False
     if isinstance(source, str):
         total = open_parquet(source).metadata.num_rows  # schema errors first, with the file's name
@@ -299,7 +315,8 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
                 # to index its next uses on disk (bounded memory), once to replay it.
                 if streamed:
                     index = StreamedNextUses(chunks, tables.pair_model, tables.n_models, chunk_rows)
-                    chunks = prefetch(stream_chunks(source, cat, chunk_rows))
+                    chunks = prefetch(scenario_chunks(sc, cat, chunk_rows) if synthetic
+                                      else stream_chunks(source, cat, chunk_rows))
                 else:
                     chunks = list(chunks)
                     if chunks:
@@ -341,6 +358,8 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
     def run(writer_path=None) -> list[_Runner]:
         # Streamed when large and in time order; otherwise (or if it turns out unsorted) sorted in memory:
         # sorted_chunks calls attempt a second time only with the whole, sorted read.
+        if synthetic:  # in time order by construction
+            return attempt(prefetch(scenario_chunks(sc, cat, chunk_rows)), writer_path, True)
         streamed = iter([stream])
         return sorted_chunks(source, cat, chunk_rows, stream,
                              lambda chunks: attempt(chunks, writer_path, next(streamed, False)))

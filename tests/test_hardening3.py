@@ -363,3 +363,35 @@ def test_synth_force_is_still_bounded(cli, tmp_path, args):
     assert r.code == 2 and r.err.count("\n") == 1, r.err
     assert "beyond what synth writes even with --force" in r.err
     assert list(tmp_path.iterdir()) == [] or all(p.name.endswith(".lock") for p in tmp_path.iterdir())
+
+
+# -- a large synthetic trace is generated as it is replayed, never held whole --------------------------------
+
+@pytest.mark.parametrize("policies", [["lru", "lc"], ["belady", "fifo"], ["lru", "opt"]])
+def test_a_large_synthetic_trace_is_streamed_with_the_same_results(monkeypatch, tmp_path, policies):
+    from pfmbench import api
+
+    kw = dict(engine="reference", chunk_rows=700, **{"trace.requests": 2000, "gpu_memory_gb": 20})
+    whole = api.replay_many(None, policies, **kw)
+    monkeypatch.setattr(api, "STREAM_MIN_ROWS", 1000)
+
+    def whole_trace(*a, **k):
+        raise AssertionError("the synthetic trace was built whole")
+
+    monkeypatch.setattr(api, "scenario_trace", whole_trace)
+    streamed = api.replay_many(None, policies, requests_out=tmp_path / "log.parquet", **kw)
+    assert streamed == whole
+    log = pl.read_parquet(tmp_path / "log.parquet")
+    assert log.filter(pl.col("policy") == policies[0])["request"].to_list() == list(range(2000))
+
+
+def test_the_cli_streams_a_large_synthetic_trace(cli, monkeypatch):
+    from pfmbench import api
+
+    monkeypatch.setattr(api, "STREAM_MIN_ROWS", 100)
+    monkeypatch.setattr(api, "scenario_trace", lambda *a, **k: pytest.fail("the synthetic trace was built whole"))
+    r = cli("replay", "-p", "lru,fifo", "--engine", "reference", "--set", "trace.requests=500", "--json")
+    assert r.code == 0, r.err
+    import json
+
+    assert [row["n_requests"] for row in json.loads(r.out)] == [500, 500]
