@@ -18,6 +18,19 @@ from .fileio import read_toml, require_file
 FAMILIES = ("LFM", "VFM", "MFM")
 BYTES_PER_PARAM = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "int4": 0.5}
 DEFAULT_PRECISION = "fp16"
+# Accuracy lost by post-training weight quantization, in percent points, per family (MODEL.md §9.2; sources and
+# the figures taken in docs/model.md, "Precision"): a model served at int8 or int4 answers a(K) minus this.
+# fp32, fp16 and bf16 lose nothing (Table I's accuracies are the full-precision models').
+PRECISION_PENALTY = {
+    "LFM": {"int8": 0.1, "int4": 1.0},  # LLM.int8() / SmoothQuant (int8); GPTQ, AWQ (4-bit weights)
+    "VFM": {"int8": 0.3, "int4": 4.0},  # PTQ4ViT (W8A8); RepQ-ViT (W4A4) and PTQ4ViT (W6A6) bracket int4
+    "MFM": {"int8": 0.3, "int4": 4.0},  # CLIP's image tower is a ViT: as VFM
+}
+
+
+def accuracy_penalty(family: str, precision: str) -> float:
+    """Percent points of accuracy lost at `precision` (PRECISION_PENALTY; 0 for fp32, fp16, bf16)."""
+    return PRECISION_PENALTY.get(family, {}).get(precision, 0.0)
 DEFAULT_RUNTIME_OVERHEAD = 0.2  # activations, workspace, KV cache (MODEL.md §1)
 
 # Curve kinds, shared with the engines as small integers.
@@ -138,6 +151,11 @@ class Model:
     def memory_bytes(self) -> int:
         # Memory is accounted in whole bytes so that fits/evict decisions are exact.
         return round(self.memory_gb * 1e9)
+
+    @property
+    def accuracy_penalty(self) -> float:
+        """Percent points lost at its precision (MODEL.md §9.2)."""
+        return accuracy_penalty(self.family, self.precision)
 
     @property
     def adapter_bytes(self) -> int:

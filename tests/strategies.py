@@ -32,7 +32,8 @@ def catalogs(draw, max_models=8):
         mem = draw(st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 40.0]))
         window = float(draw(st.sampled_from([1, 4, 16, 64]))) if icl else 0.0
         models.append(Model(f"M{i}", "LFM" if icl else draw(st.sampled_from(["VFM", "MFM"])),
-                            100.0, draw(st.floats(0.1, 500)), "fp16", mem, window, ts))
+                            100.0, draw(st.floats(0.1, 500)), draw(st.sampled_from(["fp16", "fp16", "int8", "int4"])),
+                            mem, window, ts))
     if n > 1 and draw(st.booleans()):
         models = draw(with_variants(models))
     if n > 1 and draw(st.booleans()):  # equivalent groups (MODEL.md §9.1): tasks t0..t2 are shared by name

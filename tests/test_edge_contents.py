@@ -120,3 +120,31 @@ def test_without_groups_nothing_changes():
     assert b["substituted"] == 0
     assert b["system_cost"] == a["system_cost"] and b["loads"] == a["loads"]
     assert int(C.C_SUBSTITUTED) == C.N_COUNTS - 1 and np.int8(C.SUBSTITUTE) == 3
+
+
+# -- precision (MODEL.md §9.2) ------------------------------------------------------------------------------
+def test_models_int4_quarter_memory_and_a_penalty(cli):
+    """Done when: `pfmbench models --set catalog.precision=int4 --json` shows GPT3-13B at a quarter of its fp16
+    memory and a non-zero accuracy penalty."""
+    rows = {}
+    for prec in ("fp16", "int4"):
+        r = cli("models", "--set", f"catalog.precision={prec}", "--json")
+        assert r.code == 0, r.err
+        rows[prec] = next(x for x in json.loads(r.out) if x["model"].startswith("GPT3-13B"))
+    assert rows["int4"]["memory_gb"] == pytest.approx(rows["fp16"]["memory_gb"] / 4)
+    assert rows["fp16"]["accuracy_penalty"] == 0 and rows["int4"]["accuracy_penalty"] > 0
+    r = cli("models", "--set", "catalog.precision=int8", "--shared-tasks")
+    assert r.code == 0 and "-acc." in r.out
+
+
+def test_a_quantized_model_serves_below_its_curve():
+    from pfmbench.engine.costs import accuracy_of
+
+    cat8, cat16 = load_catalog(precision="int8"), load_catalog()
+    t8, t16 = build_tables(Scenario(), cat8), build_tables(Scenario(), cat16)
+    p = cat16.pair_names().index(("GPT3-13B", "translation"))
+    a16, c16 = accuracy_of(t16, p, 4.0)
+    a8, c8 = accuracy_of(t8, p, 4.0)
+    assert a8 == pytest.approx(a16 - 0.1) and c8 == pytest.approx(c16 + 0.001)
+    v = cat16.pair_names().index(("CLIP-ViT-L/14", "classification"))
+    assert accuracy_of(t8, v, 0.0)[0] == pytest.approx(75.20 - 0.3)

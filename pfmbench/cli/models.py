@@ -29,6 +29,7 @@ def catalog_rows(sc, cat) -> list[dict]:
             rows.append({
                 "model": m.name, "family": m.family, "params_m": m.params_m, "precision": m.precision,
                 "memory_gb": m.memory_gb, "fits_gpu": m.name not in big, "gflops": m.gflops,
+                "accuracy_penalty": m.accuracy_penalty,  # points lost at its precision (MODEL.md §9.2)
                 "context_window": m.context_window, "task": t.name,
                 "curve": t.curve_label, "c": t.c, "alpha": t.alpha,
                 "a0": t.accuracy(0), "a1": t.accuracy(1),
@@ -93,14 +94,16 @@ def models(
              f"GPU {sc.edge.gpu_memory_gb:g} GB")
     console = Console(width=200) if wide and not sys.stdout.isatty() else Console()
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True,
-                  caption="accuracies a(K) in %, with K examples in context; a_ref: the best, what the cloud serves",
+                  caption="accuracies a(K) in %, with K examples in context; a_ref: the best, what the cloud serves; "
+                          "-acc.: points lost at the model's precision (served a(K) minus it)",
                   caption_justify="left")
     if wide:
         cols = [("model", "left"), ("fits", "left"), ("GB", "right"), ("family", "left"), ("params (M)", "right"),
-                ("prec.", "left"), ("GFLOP/unit", "right"), ("window", "right"), ("task", "left"), ("a(0)", "right"),
+                ("prec.", "left"), ("-acc.", "right"), ("GFLOP/unit", "right"), ("window", "right"), ("task", "left"), ("a(0)", "right"),
                 ("a(1)", "right"), ("a(k_few)", "right"), ("a_ref", "right"), ("accuracy curve", "left")]
     else:
-        cols = [("model / task", "left"), ("fits", "left"), ("GB", "right"), ("a(0)", "right"), ("a(1)", "right"),
+        cols = [("model / task", "left"), ("fits", "left"), ("GB", "right"), ("-acc.", "right"), ("a(0)", "right"),
+                ("a(1)", "right"),
                 ("a(k_few)", "right"), ("a_ref", "right")]
     for col, just in cols:
         table.add_column(col, justify=just, overflow="fold")
@@ -110,6 +113,7 @@ def models(
     for name, rs in by_model.items():
         r0 = rs[0]
         fits, gb = ("yes" if r0["fits_gpu"] else "NEVER"), f"{r0['memory_gb']:.1f}"
+        pen = f"{r0['accuracy_penalty']:g}"  # points lost at its precision
         if r0["base"]:  # its own memory is its adapter's; the base's weights are shared
             gb = f"+{r0['adapter_mb']:.1f} MB"
         for i, r in enumerate(rs):
@@ -119,15 +123,15 @@ def models(
                 first = i == 0
                 table.add_row(name if first else "", fits if first else "", gb if first else "",
                               r["family"] if first else "", f"{r['params_m']:,.0f}" if first else "",
-                              r["precision"] if first else "", f"{r['gflops']:g}" if first else "",
+                              r["precision"] if first else "", pen if first else "", f"{r['gflops']:g}" if first else "",
                               f"{r['context_window']:g}" if first else "", r["task"], *acc, r["curve"])
             elif len(rs) == 1:  # the task is in the name (a per-task copy) or the model's only task
                 label = name if name.lower().endswith("/" + r["task"].lower()) else f"{name} · {r['task']}"
-                table.add_row(label, fits, gb, *acc)
+                table.add_row(label, fits, gb, pen, *acc)
             else:
                 if i == 0:
-                    table.add_row(name, fits, gb, "", "", "", "")
-                table.add_row(f"  {r['task']}", "", "", *acc)
+                    table.add_row(name, fits, gb, pen, "", "", "", "")
+                table.add_row(f"  {r['task']}", "", "", "", *acc)
     console.print(table)
     bases = {}
     for m in cat.models:

@@ -66,6 +66,8 @@ def accuracy_of(tab, p, k_eff):
     """(accuracy %, accuracy cost) of serving pair p with k_eff examples in context."""
     c = tab.curve
     accuracy = accuracy_at(k_eff, c[p, 0], c[p, 1], c[p, 2], c[p, 3], c[p, 4], c[p, 5], c[p, 6])
+    if tab.penalty[p] > 0.0:  # served below full precision (MODEL.md §9.2); the cloud serves at full precision
+        accuracy = max(0.0, accuracy - tab.penalty[p])
     return accuracy, (tab.a_ref[p] - accuracy) / 100.0
 
 
@@ -76,6 +78,8 @@ def substitute_accuracy(tab, p, q, k_eff):
     model); a substitute better than that pays nothing (our reading: docs/model.md)."""
     c = tab.curve
     accuracy = accuracy_at(k_eff, c[q, 0], c[q, 1], c[q, 2], c[q, 3], c[q, 4], c[q, 5], c[q, 6])
+    if tab.penalty[q] > 0.0:
+        accuracy = max(0.0, accuracy - tab.penalty[q])
     return accuracy, max(0.0, tab.a_ref[p] - accuracy) / 100.0
 
 

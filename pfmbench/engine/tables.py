@@ -73,6 +73,7 @@ class Tables(NamedTuple):
     curve: np.ndarray  # float64 [n_pairs, 7]: accuracy_at() arguments after k
     a_ref: np.ndarray  # float64 best accuracy on the curve: what the cloud serves at
     cloud_context_units: np.ndarray  # float64 window * example_units: the cloud serves with full context
+    penalty: np.ndarray  # float64 percent points its model loses at its precision (MODEL.md §9.2; 0 at fp16)
     # equivalent models (MODEL.md §9.1): the pairs that may serve a request for pair p in its place are
     # sub_pair[sub_first[p]:sub_first[p+1]] (other models of p's model's `equivalent` group, same task name)
     substitute: int  # SUB_*
@@ -160,6 +161,7 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
         a_ref=np.array([best_accuracy(models[i].tasks[j], models[i].context_window) for i, j in pairs],
                        dtype=np.float64),
         cloud_context_units=window[pm] * ex_units,
+        penalty=np.array([models[i].accuracy_penalty for i, _ in pairs], dtype=np.float64),
         substitute=SUBSTITUTE_CODES[scenario.serving.substitute],
         sub_first=sub_first,
         sub_pair=np.array(sub_pair, dtype=np.int32),
