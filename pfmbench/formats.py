@@ -66,10 +66,16 @@ def choose_format(fmt: str | None, json_out: bool, outputs: dict | None = None) 
 
 # -- values as text ------------------------------------------------------------------------------------
 
-def value_text(v) -> str:
-    """A value in a compare/check table: integers with separators, floats to 6 significant digits."""
+def value_text(v, metric: str | None = None, diff: bool = False) -> str:
+    """A value in a compare/check table: integers with separators, floats to 6 significant digits; a fraction
+    the replay table shows in % (report.PERCENT_KEYS: hit ratio, ...) in % here too, a difference of two in
+    percentage points (`diff`)."""
     if v is None:
         return "-"
+    from .report import PERCENT_KEYS
+
+    if metric in PERCENT_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+        return f"{100 * v:+.4g} pp" if diff else f"{100 * v:.4g}%"
     if isinstance(v, (bool, str)):
         return str(v)
     if isinstance(v, int):
@@ -117,8 +123,9 @@ def compare_blocks(res: dict, rows: list[dict]) -> list[Block]:
     g = Grid([*keys, "metric", "A", "B", "B - A", "rel"], title=f"A = {res['a']}   B = {res['b']}",
              align="l" * (len(keys) + 1) + "rrrr")
     for r in rows:
-        g.rows.append([*(value_text(r.get(k)) for k in keys), r["metric"], value_text(r["a"]), value_text(r["b"]),
-                       value_text(r["abs_diff"]), change_text(r["rel_diff"])])
+        m = r["metric"]
+        g.rows.append([*(value_text(r.get(k)) for k in keys), m, value_text(r["a"], m), value_text(r["b"], m),
+                       value_text(r["abs_diff"], m, diff=True), change_text(r["rel_diff"])])
     out: list[Block] = [g]
     for side, only in (("A", res["only_a"]), ("B", res["only_b"])):
         if only:
@@ -144,8 +151,9 @@ def check_blocks(res: dict) -> list[Block]:
                  title=f"{res['results']} against {res['baseline']} (tolerance {tol})",
                  align="l" * (len(keys) + 1) + "rrrl")
         for i, c in enumerate(res["changes"]):
-            g.rows.append([*(value_text(c.get(k)) for k in keys), c["metric"], value_text(c["baseline"]),
-                           value_text(c["result"]), change_text(c["rel_diff"]), c["status"]])
+            m = c["metric"]
+            g.rows.append([*(value_text(c.get(k)) for k in keys), m, value_text(c["baseline"], m),
+                           value_text(c["result"], m), change_text(c["rel_diff"]), c["status"]])
             g.styles[(i, len(g.columns) - 1)] = CHECK_STYLES[c["status"]]
         out.append(g)
     if res["missing_rows"]:

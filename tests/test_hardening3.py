@@ -395,3 +395,57 @@ def test_the_cli_streams_a_large_synthetic_trace(cli, monkeypatch):
     import json
 
     assert [row["n_requests"] for row in json.loads(r.out)] == [500, 500]
+
+
+# -- one unit per quantity; the note on identical columns ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def two_results(tmp_path_factory, small_trace):
+    from pfmbench.cli import main
+
+    d = tmp_path_factory.mktemp("h3c")
+    for name, mem in (("a", "3"),):
+        with pytest.raises(SystemExit) as e:
+            main(["replay", str(small_trace), "-p", "lru,lc", "--engine", "reference", "--gpu-memory", mem,
+                  "--out", str(d / f"{name}.parquet"), "--json"])
+        assert e.value.code in (0, None)
+    return d
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "latex"])
+@pytest.mark.parametrize("metric", ["hit_ratio", "edge_execution_ratio", "queueing_share"])
+def test_compare_and_check_show_percent_quantities_in_percent(cli, two_results, fmt, metric):
+    from pfmbench.compare import compare
+
+    a, b = two_results / "a.parquet", two_results / "a.parquet"  # matched rows: the same settings
+    values = {r["a"] for r in compare(a, b, [metric])["rows"]}
+    r = cli("compare", a, b, "--metric", metric, "--format", fmt)
+    assert r.code == 0, r.err
+    text = r.out.replace("\\%", "%")
+    for v in values:
+        assert f"{100 * v:.4g}%" in text, (v, text)
+        assert f"{v:.6g} " not in text and f"{v:.6g}|" not in text  # never the fraction
+    assert "+0 pp" in text
+    df = pl.read_parquet(a)
+    base = two_results / f"base-{metric}.parquet"
+    df.with_columns(pl.col(metric) * 0.5 + 0.01).write_parquet(base)
+    r = cli("check", a, "--baseline", base, "--metric", metric, "--format", fmt)
+    assert r.code == 1, r.err
+    text = r.out.replace("\\%", "%")
+    for v in df[metric].to_list():
+        assert f"{100 * v:.4g}%" in text and f"{100 * (v * 0.5 + 0.01):.4g}%" in text, text
+
+
+def test_a_note_says_when_every_edge_policy_gives_the_same_numbers():
+    from pfmbench import api
+    from pfmbench.cli.replay import table_notes
+
+    rows = api.replay_many(None, ["lru", "cloud"], engine="reference", **{"trace.requests": 300, "gpu_memory_gb": 3})
+    lru, cloud = rows
+    assert lru["evictions"] > 0  # not the case the "no model was ever evicted" note covers
+    same = [lru, {**lru, "policy": "fifo"}, {**lru, "policy": "lc"}, cloud]
+    notes = table_notes(same)
+    assert any(n.startswith("every edge policy (lru, fifo, lc) gives the same numbers") for n in notes), notes
+    differ = [lru, {**lru, "policy": "fifo", "hit_ratio": lru["hit_ratio"] / 2}, cloud]
+    assert not any(n.startswith("every edge policy") for n in table_notes(differ))
+    assert not any(n.startswith("every edge policy") for n in table_notes([lru, cloud]))  # one edge policy

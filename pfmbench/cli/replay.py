@@ -15,7 +15,7 @@ from ..fileio import is_stdout
 from ..formats import choose_format, replay_text
 from ..policies import load_policy_file
 from ..report import comparison_table
-from ..results import to_json, write_summary
+from ..results import TABLE_ROWS, to_json, write_summary
 from ..scenario import EDGE_PRESETS, SCENARIOS, resolve_key
 from . import app
 from .options import (
@@ -87,6 +87,13 @@ def table_notes(rows: list[dict]) -> list[str]:
     out = []
     for note, pols in by_note.items():
         out.append(note if len(pols) == len(rows) else f"{note} [{', '.join(pols)}]")
+    # Every edge policy with the same summary (not only where nothing was evicted): say so, or the table reads
+    # as if the policies were compared and tied by chance.
+    edge = [r for r in rows if r.get("engine") != "opt" and r["policy"] != "cloud"]
+    if (len(edge) > 1 and not any(n.startswith("no model was ever evicted") for n in by_note)
+            and len({tuple(repr(r.get(k)) for k, _, _ in TABLE_ROWS) for r in edge}) == 1):
+        out.append(f"every edge policy ({', '.join(r['policy'] for r in edge)}) gives the same numbers on this trace: "
+                   "their different choices cost the same here (try a smaller --gpu-memory or a longer trace)")
     queued = [r["policy"] for r in rows if (r["queueing_share"] or 0.0) > 0.5]  # None: opt as a bound
     if queued:  # the server cannot keep up: latency is mostly waiting, whatever the policy does
         cheapest = all(r.get("dispatch") == "cheapest" for r in rows if r["policy"] in queued)
