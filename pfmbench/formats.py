@@ -232,7 +232,12 @@ def inspect_blocks(stats: dict, trace: str, top: int) -> list[Block]:
     pop = Grid(["rank", "model", "task", "requests", "share"], align="rllrr",
                title=f"popularity (top {min(top, len(stats['popularity']))} of {stats['n_pairs']})")
     for i, p in enumerate(stats["popularity"][:top], start=1):
-        pop.rows.append([str(i), p["model"], p["task"] or "-", f"{p['requests']:,}", f"{p['share']:.2%}"])
+        # A model split per task (UniFormer-S/pose_estimation) is named by its base: the task column says the
+        # rest, and the name then fits an 80-column terminal whole.
+        model = p["model"]
+        if p["task"] and model.endswith("/" + p["task"]):
+            model = model[: -len(p["task"]) - 1]
+        pop.rows.append([str(i), model, p["task"] or "-", f"{p['requests']:,}", f"{p['share']:.2%}"])
     return [summary, pop]
 
 

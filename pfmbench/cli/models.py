@@ -107,6 +107,9 @@ def models(
                 ("a(k_few)", "right"), ("a_ref", "right")]
     for col, just in cols:
         table.add_column(col, justify=just, overflow="fold")
+    # On a narrow terminal a long `model/task` name breaks after its slash, never mid-word.
+    narrow = console.width < 120
+    split = (lambda n: n.replace("/", "/\n", 1) if narrow and len(n) > 22 and "/" in n else n)
     by_model: dict[str, list[dict]] = {}
     for r in rows:
         by_model.setdefault(r["model"], []).append(r)
@@ -127,7 +130,7 @@ def models(
                               f"{r['context_window']:g}" if first else "", r["task"], *acc, r["curve"])
             elif len(rs) == 1:  # the task is in the name (a per-task copy) or the model's only task
                 label = name if name.lower().endswith("/" + r["task"].lower()) else f"{name} · {r['task']}"
-                table.add_row(label, fits, gb, pen, *acc)
+                table.add_row(split(label), fits, gb, pen, *acc)
             else:
                 if i == 0:
                     table.add_row(name, fits, gb, pen, "", "", "", "")
