@@ -31,6 +31,8 @@ TABLE_ROWS = [
     ("loads", "Loads (count)", "min"),
     ("adapter_loads", "Adapter loads onto a resident base (count)", "min"),
     ("substituted", "Served by an equivalent model (count)", None),
+    ("reduced_precision_loads", "Loads below catalog precision (count)", None),
+    ("upgrades", "Upgrades to catalog precision (count)", None),
     ("evictions", "Evictions (count)", "min"),
     ("load_energy_j", "Load energy (total, J)", "min"),
     ("compute_energy_j", "Compute energy (total, J)", "min"),
@@ -157,6 +159,8 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
         "dispatched_to_cloud": int(counts[C.C_DISPATCHED]),  # sent to the cloud by the dispatch rule
         "preloads": int(counts[C.C_PRELOADS]),  # loads in idle time, for no request (costed as loads)
         "substituted": substituted,
+        "reduced_precision_loads": int(counts[C.C_REDUCED_LOADS]),  # of `loads`, below catalog precision (§9.2)
+        "upgrades": int(counts[C.C_UPGRADES]),  # reduced copies reloaded to their catalog precision (as loads)
         "admission": admission or scenario.serving.admission,
         "dispatch": scenario.serving.dispatch,
         "hit_ratio": per(hits),

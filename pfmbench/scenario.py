@@ -93,6 +93,7 @@ VARIANTS = ("full", "adapter")  # fine-tuned variants: full copies, or adapters 
 ADMISSIONS = ("default", "always", "outrank", "cost")  # default: each policy's own (MODEL.md §4)
 DISPATCHES = ("edge", "cheapest")
 SUBSTITUTES = ("never", "before-cloud", "before-load")  # equivalent models (MODEL.md §9.1)
+PRECISION_MODES = ("fixed", "ladder")  # MODEL.md §9.2
 
 
 @dataclass
@@ -107,6 +108,9 @@ class Serving:
     # group that has its task: never (default), before-cloud (instead of offloading, when that costs less now),
     # before-load (also instead of loading, when that costs less now).
     substitute: str = "never"
+    # Precision (MODEL.md §9.2): fixed (default: every model at its catalog precision) or ladder (a miss that would
+    # evict may load the model at a lower precision of catalog.ladder; upgraded when memory frees).
+    precision_mode: str = "fixed"
 
 
 @dataclass
@@ -119,6 +123,9 @@ class CatalogSpec:
     # size, or "adapter"s on one shared base (LoRA of rank `adapter_rank` where a row gives no adapter_mb).
     variants: str = "full"
     adapter_rank: int = 16  # LoRA rank of the default adapter size (docs/catalogs.md, "Variants")
+    # The lower precisions a model may load at under `serving.precision_mode = "ladder"` (those with fewer bytes
+    # per parameter than its own), comma-separated (MODEL.md §9.2; docs/model.md, "Precision").
+    ladder: str = "int8,int4"
 
 
 @dataclass
@@ -210,6 +217,10 @@ class Scenario:
              f"one of {', '.join(DISPATCHES)}, not {self.serving.dispatch!r}")
         need(self.serving.substitute in SUBSTITUTES, "serving.substitute",
              f"one of {', '.join(SUBSTITUTES)}, not {self.serving.substitute!r}")
+        need(self.serving.precision_mode in PRECISION_MODES, "serving.precision_mode",
+             f"one of {', '.join(PRECISION_MODES)}, not {self.serving.precision_mode!r}")
+        need(all(p.strip() in BYTES_PER_PARAM for p in self.catalog.ladder.split(",") if p.strip()), "catalog.ladder",
+             f"precisions from {', '.join(BYTES_PER_PARAM)}, comma-separated, not {self.catalog.ladder!r}")
         need(self.cooperation in COOPERATIONS, "cooperation", f"one of {', '.join(COOPERATIONS)}, not "
              f"{self.cooperation!r}")
         if self.cooperation == "forward":

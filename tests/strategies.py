@@ -79,6 +79,8 @@ def scenarios(draw):
     sc.serving.dispatch = draw(st.sampled_from(["edge", "edge", "cheapest"]))
     sc.serving.cost_horizon_s = draw(st.sampled_from([1.0, 600.0]))
     sc.serving.substitute = draw(st.sampled_from(["never", "never", "before-cloud", "before-load"]))
+    sc.serving.precision_mode = draw(st.sampled_from(["fixed", "fixed", "ladder"]))
+    sc.catalog.ladder = draw(st.sampled_from(["int8,int4", "int4", "int4,int8,fp32", ""]))
     sc.weights.cloud_latency = draw(st.sampled_from([0.0, 1.0]))
     sc.edge.radio_rtt_s = draw(st.sampled_from([0.0, 0.005]))
     sc.run.warmup_requests = draw(st.sampled_from([0, 0, 0, 1, 7, 60, 500]))

@@ -37,6 +37,7 @@ def assert_same(fast_state, fast_log, ref):
     np.testing.assert_array_equal(fast_log["outcome"], cols["outcome"])
     np.testing.assert_array_equal(fast_log["evictions"], cols["evictions"])
     np.testing.assert_array_equal(fast_log["served_pair"], cols["served_pair"])
+    np.testing.assert_array_equal(fast_log["precision_level"], cols["precision_level"])
     for name in LOG_FLOATS:
         np.testing.assert_allclose(fast_log[name], cols[name], rtol=1e-9, atol=1e-12, err_msg=name)
 
@@ -79,13 +80,19 @@ def test_invariants(data, policy):
     assert 0 <= state.state.used[0] <= tables.capacity_bytes
     es = state.state
     # A shared base's weights are counted once, and only while a model of it is cached (MODEL.md §9.5).
-    assert es.used[0] == (tables.mem_bytes[es.cached.astype(bool)].sum()
+    resident = tables.mem_level[np.arange(tables.n_models), es.level]  # at its precision level (MODEL.md §9.2)
+    assert np.all(es.level[es.cached == 0] == 0) and np.all(es.level < tables.n_levels)
+    assert es.used[0] == (resident[es.cached.astype(bool)].sum()
                           + tables.base_bytes[es.base_in.astype(bool)].sum())
+    assert c[C.C_REDUCED_LOADS] <= c[C.C_LOADS] and c[C.C_UPGRADES] <= c[C.C_HITS]
+    if sc.serving.precision_mode == "fixed":
+        assert c[C.C_REDUCED_LOADS] == c[C.C_UPGRADES] == 0 and np.all(log["precision_level"] == 0)
     for b in range(tables.n_models):
         assert es.base_in[b] == (es.base_ref[b] > 0) == bool(es.cached[tables.base_of == b].any())
         assert es.pinned[0] == -1
     assert np.all(state.sums[:C.S_EDGE_LAT_MAX] >= 0)
-    too_big = tables.mem_bytes[tables.pair_model[trace.pair]] > tables.capacity_bytes
+    pm = tables.pair_model[trace.pair]
+    too_big = tables.mem_level[pm, tables.n_levels[pm] - 1] > tables.capacity_bytes  # even at its lowest level
     assert np.all(np.isin(log["outcome"][too_big], [C.CLOUD, C.SUBSTITUTE]))
     # a substitute is another model that may serve the request's pair (MODEL.md §9.1); any other row names its own
     sub = log["outcome"] == C.SUBSTITUTE

@@ -128,6 +128,9 @@ def replay(
                                                    "`equivalent`): never, before-cloud (a cached equivalent serves a "
                                                    "request that would go to the cloud, when that costs less now), "
                                                    "before-load (also one that would load).")] = None,
+    precision: Annotated[str | None, typer.Option("--precision", help="fixed (every model at its catalog "
+                                                  "precision) or ladder (a miss that would evict may load the model "
+                                                  "at int8/int4, catalog.ladder; upgraded when memory frees).")] = None,
     seed: SeedOpt = None,
     warmup: WarmupOpt = None,
     warmup_s: WarmupSOpt = None,
@@ -159,6 +162,8 @@ def replay(
 
     Example: pfmbench replay --substitute before-cloud --json   # GPT3-13B serves GPT3-175B's requests
 
+    Example: pfmbench replay --precision ladder --gpu-memory 40   # int8/int4 copies where fp16 would evict
+
     Example: pfmbench replay --format markdown >> "$GITHUB_STEP_SUMMARY"
 
     Example: pfmbench replay t.parquet --scenario edges.toml --workers 2   # several edge servers, per edge and total
@@ -166,7 +171,7 @@ def replay(
     overrides = parse_sets(sets)
     overrides.update({k: v for k, v in {"preset": gpu, "gpu_memory_gb": gpu_memory, "half_life_s": half_life,
                                          "utility": utility, "admission": admission, "dispatch": dispatch,
-                                         "substitute": substitute,
+                                         "substitute": substitute, "precision_mode": precision,
                                          "seed": seed, "warmup_requests": warmup,
                                          "warmup_s": warmup_s}.items() if v is not None})
     if trace is not None and str(trace) in SCENARIOS and not trace.exists():  # `replay default`: its own trace

@@ -7,6 +7,8 @@ the scenario, the tables and results.py); neither engine changes.
 
 from __future__ import annotations
 
+import math
+
 from ..catalog import accuracy_at
 from .jit import shared
 from .record import (
@@ -15,8 +17,10 @@ from .record import (
     C_LOADS,
     C_OFFLOADS,
     C_PRELOADS,
+    C_REDUCED_LOADS,
     C_REQUESTS,
     C_SUBSTITUTED,
+    C_UPGRADES,
     CLOUD,
     HIT,
     LOAD,
@@ -84,6 +88,18 @@ def substitute_accuracy(tab, p, q, k_eff):
 
 
 @shared
+def served_accuracy(tab, p, q, k_eff, level):
+    """(accuracy %, accuracy cost) of a request for pair p served by pair q (p itself or a substitute) with its
+    model at precision level `level` (MODEL.md §9.2): q's curve minus that level's penalty, against p's a_ref."""
+    c = tab.curve
+    accuracy = accuracy_at(k_eff, c[q, 0], c[q, 1], c[q, 2], c[q, 3], c[q, 4], c[q, 5], c[q, 6])
+    penalty = tab.pen_level[tab.pair_model[q], level]
+    if penalty > 0.0:
+        accuracy = max(0.0, accuracy - penalty)
+    return accuracy, max(0.0, tab.a_ref[p] - accuracy) / 100.0
+
+
+@shared
 def edge_work(tab, p, units, k_eff):
     """(GFLOP, seconds) of serving `units` of pair p at the edge with k_eff demonstrations prepended."""
     work = tab.gflops[p] * (units + k_eff * tab.example_units[p])
@@ -120,15 +136,62 @@ def switching_load(tab, m, with_base):
 
 
 @shared
-def serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, wait, loaded, evictions, with_base, q):
+def switching_level(tab, m, with_base, level):
+    """switching_load(tab, m, with_base) of loading m at precision level `level` (MODEL.md §9.2)."""
+    if level == 0:
+        return switching_load(tab, m, with_base)
+    load = tab.load_level[m, level]
+    energy = tab.power_w * load
+    return load, energy, load + energy / 1000.0 + tab.wear_per_load
+
+
+@shared
+def switching_upgrade(tab, m, level):
+    """(time s, energy J, switching cost) of reloading the rest of m's weights from `level` to level 0: a load."""
+    load = tab.upgrade_time[m, level]
+    energy = tab.power_w * load
+    return load, energy, load + energy / 1000.0 + tab.wear_per_load
+
+
+@shared
+def ladder_level(tab, m, free, requests_so_far, now):
+    """The precision level to load m at under precision_mode = "ladder" (MODEL.md §9.2; docs/model.md,
+    "Precision"): the level of least expected loss, where a level's loss is its accuracy penalty over m's
+    expected requests within cost_horizon_s, plus, if it does not fit the free memory, what evicting costs,
+    counted as one reload of m's own size at its catalog precision (a stand-in for the victims' reloads).
+    Levels larger than the GPU are never chosen; ties go to the higher precision."""
+    horizon = tab.cost_horizon_s
+    expected = requests_so_far / max(now, horizon) * horizon
+    _, _, reload = switching(tab, m)
+    best = 0
+    best_loss = math.inf
+    for lv in range(tab.n_levels[m]):
+        if tab.mem_level[m, lv] > tab.capacity_bytes:
+            continue
+        loss = tab.w_accuracy * tab.pen_level[m, lv] / 100.0 * expected
+        if tab.mem_level[m, lv] > free:
+            loss += tab.w_switch * reload
+        if loss < best_loss:
+            best = lv
+            best_loss = loss
+    return best
+
+
+@shared
+def serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, wait, loaded, evictions, with_base, q,
+               level, upgraded):
     """Account request i, served at the edge by model m (loaded for it if `loaded`, with its base's weights
     if `with_base`), after `wait` s in the queue; returns its latency. q: the pair that served it, p itself
-    or, for a substitute (MODEL.md §9.1), a cached equivalent's pair (k_eff, work and compute are then q's)."""
+    or, for a substitute (MODEL.md §9.1), a cached equivalent's pair (k_eff, work and compute are then q's).
+    level: the precision level q's model was at (MODEL.md §9.2); `upgraded`: m was first reloaded from that
+    level to level 0, costed as a load, and served at level 0."""
     load = 0.0
     switching_cost = 0.0
     if loaded:
-        load, load_energy, switching_cost = switching_load(tab, m, with_base)
+        load, load_energy, switching_cost = switching_level(tab, m, with_base, level)
         rec.counts[C_LOADS] += 1
+        if level > 0:
+            rec.counts[C_REDUCED_LOADS] += 1
         if not with_base and tab.base_of[m] >= 0 and tab.base_of[m] != m:  # an adapter onto its resident base
             rec.counts[C_ADAPTER_LOADS] += 1
         rec.sums[S_SWITCHING] += switching_cost
@@ -136,13 +199,20 @@ def serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, w
         rec.sums[S_LOAD_TIME] += load
     elif q == p:
         rec.counts[C_HITS] += 1
+        if upgraded:
+            load, load_energy, switching_cost = switching_upgrade(tab, m, level)
+            rec.counts[C_UPGRADES] += 1
+            rec.sums[S_SWITCHING] += switching_cost
+            rec.sums[S_LOAD_ENERGY] += load_energy
+            rec.sums[S_LOAD_TIME] += load
     else:
         rec.counts[C_SUBSTITUTED] += 1
     latency = wait + load + compute
-    if q == p:
+    served = 0 if upgraded else level
+    if q == p and served == 0:
         accuracy, accuracy_cost = accuracy_of(tab, p, k_eff)
     else:
-        accuracy, accuracy_cost = substitute_accuracy(tab, p, q, k_eff)
+        accuracy, accuracy_cost = served_accuracy(tab, p, q, k_eff, served)
     s = rec.sums
     s[S_COMPUTE_ENERGY] += tab.power_w * compute
     s[S_ACC_COST] += accuracy_cost
@@ -158,6 +228,7 @@ def serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, w
     if log_on:
         log.outcome[i] = LOAD if loaded else (HIT if q == p else SUBSTITUTE)
         log.served_pair[i] = q
+        log.precision_level[i] = served
         log.latency[i] = latency
         log.wait[i] = wait
         log.accuracy[i] = accuracy
@@ -183,6 +254,7 @@ def serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, evictions):
     if log_on:
         log.outcome[i] = CLOUD
         log.served_pair[i] = p
+        log.precision_level[i] = 0
         log.latency[i] = latency
         log.wait[i] = 0.0
         log.accuracy[i] = accuracy
@@ -209,7 +281,8 @@ def account_block(tab, rec, rq, block, base, lo, hi, log_on, log):
             q = block.served[b]  # p, or a substitute's pair (MODEL.md §9.1)
             work, compute = edge_work(tab, q, rq.units[i], k_eff)
             serve_edge(tab, rec, log_on, log, i, p, tab.pair_model[p], rq.input_mb[i], k_eff, work, compute,
-                       block.wait[b], block.outcome[b] == LOAD, block.evictions[b], block.with_base[b] != 0, q)
+                       block.wait[b], block.outcome[b] == LOAD, block.evictions[b], block.with_base[b] != 0, q,
+                       block.level[b], block.upgraded[b] != 0)
 
 
 @shared

@@ -45,6 +45,7 @@ from .costs import (
     edge_price,
     edge_work,
     first_free_executor,
+    ladder_level,
     substitute_price,
     worth_loading,
 )
@@ -79,11 +80,14 @@ class Block(NamedTuple):
     evictions: np.ndarray  # int32: models evicted for it
     with_base: np.ndarray  # int8: its load loaded its model's base's weights too (MODEL.md §9.5)
     served: np.ndarray  # int32: the pair that served it (its own, or a substitute's: MODEL.md §9.1)
+    level: np.ndarray  # int8: the precision level of the model that served it (MODEL.md §9.2)
+    upgraded: np.ndarray  # int8: that model was first reloaded from `level` to level 0 (an upgrade)
 
 
 def new_block() -> Block:
     return Block(np.zeros(BLOCK, np.int8), np.zeros(BLOCK), np.zeros(BLOCK), np.zeros(BLOCK, np.int32),
-                 np.zeros(BLOCK, np.int8), np.zeros(BLOCK, np.int32))
+                 np.zeros(BLOCK, np.int8), np.zeros(BLOCK, np.int32), np.zeros(BLOCK, np.int8),
+                 np.zeros(BLOCK, np.int8))
 
 
 class EngineState(NamedTuple):
@@ -112,6 +116,7 @@ class EngineState(NamedTuple):
     base_in: np.ndarray  # int8 per base: its weights are in GPU memory (counted once in `used`)
     base_ready: np.ndarray  # float64 per base: when the load of its weights finished
     pinned: np.ndarray  # int64 [1]: the pinned base (-1: none)
+    level: np.ndarray  # int8 per model: its precision level while cached (MODEL.md §9.2; 0 otherwise)
     context: Context
     totals: Totals
     block: Block
@@ -125,7 +130,7 @@ def new_engine_state(tables: Tables) -> EngineState:
                        np.full(n, np.inf), np.full(2, -1, np.int64), np.full(1, -np.inf), np.zeros(1),
                        np.array([0 if tables.warmup_requests == 0 and tables.warmup_s == 0.0 else -1], np.int64),
                        np.zeros(n, np.int32), np.zeros(n, np.int8), np.zeros(n), np.full(1, -1, np.int64),
-                       new_context(n, k), new_totals(), new_block())
+                       np.zeros(n, np.int8), new_context(n, k), new_totals(), new_block())
 
 
 class Requests(NamedTuple):
@@ -177,6 +182,13 @@ def fits_gpu(tab, m):
 
 
 @shared
+def fits_gpu_at_some_level(tab, m):
+    """fits_gpu(tab, m), or, under precision_mode = "ladder", m fits at its smallest precision (MODEL.md §9.2)."""
+    # (a model of a shared base has one level: fits_gpu, with its base's weights, says it all)
+    return fits_gpu(tab, m) or (tab.base_of[m] < 0 and tab.mem_level[m, tab.n_levels[m] - 1] <= tab.capacity_bytes)
+
+
+@shared
 def load_bytes(tab, es, m):
     """The bytes that loading m now adds: its own, and its base's weights unless they are resident."""
     b = tab.base_of[m]
@@ -197,9 +209,10 @@ def _unpin(tab, es):
 
 @shared
 def _insert(tab, es, m, seq, now):
-    """m enters GPU memory with an empty context (with its base's weights if they were not resident)."""
+    """m enters GPU memory with an empty context (with its base's weights if they were not resident), at
+    precision level es.level[m] (0 unless the loop chose another)."""
     es.cached[m] = 1
-    es.used[0] += tab.mem_bytes[m]
+    es.used[0] += tab.mem_level[m, es.level[m]]
     es.last_use[m] = seq
     es.requests[m] = 0
     es.ready_at[m] = now  # the end of its load once an executor takes it
@@ -228,7 +241,8 @@ def _evict(tab, es, v, now):
     es.clist_pos[v] = -1
     es.n_cached[0] = n
     es.cached[v] = 0
-    es.used[0] -= tab.mem_bytes[v]
+    es.used[0] -= tab.mem_level[v, es.level[v]]
+    es.level[v] = 0
     b = tab.base_of[v]
     if b >= 0:  # the last model of a base frees its weights, unless the model being loaded needs them
         es.base_ref[b] -= 1
@@ -290,7 +304,7 @@ def preload_model(tab, es, m, victims, now):
             room = False
             break
         q = victims[k]
-        need -= tab.mem_bytes[q]
+        need -= tab.mem_level[q, es.level[q]]
         h = tab.base_of[q]
         if h >= 0:  # tentatively: does evicting q free its base's weights too?
             es.base_ref[h] -= 1
@@ -378,9 +392,11 @@ def preload(code, pss, es, tab, now): ...
 
 
 @shared
-def _decided(block, b, outcome, k_eff, wait, evictions, with_base, served):
+def _decided(block, b, outcome, k_eff, wait, evictions, with_base, served, level, upgraded):
     """Request b of the block was decided: account_block accounts it with the block."""
     block.served[b] = served
+    block.level[b] = level
+    block.upgraded[b] = upgraded
     block.outcome[b] = outcome
     block.k_eff[b] = k_eff
     block.wait[b] = wait
@@ -427,7 +443,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 # rule decide (MODEL.md §4). A model loaded now serves zero-shot: its context is empty.
                 k_own, k_eff, f = 0.0, 0.0, 1.0
                 load = tab.load_time[m]
-                admitted = fits_gpu(tab, m)
+                admitted = fits_gpu_at_some_level(tab, m)
                 if admitted:
                     admitted = admit(code, pss, es, tab, m, now)
                     g = tab.base_of[m]
@@ -454,8 +470,13 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 sub = find_substitute(tab, es, p, units, input_mb, now,
                                       edge_price(tab, p, units, input_mb, 0.0, max(now, es.free_at[j]) - now, load))
                 loaded = sub < 0
+            load_level = 0  # the precision level m loads at (MODEL.md §9.2: the ladder's choice)
             if loaded:
                 need = load_bytes(tab, es, m)
+                if tab.n_levels[m] > 1:
+                    load_level = ladder_level(tab, m, tab.capacity_bytes - es.used[0], es.seen[m], now)
+                    need = tab.mem_level[m, load_level]
+                    load = tab.load_level[m, load_level]
                 if tab.base_of[m] >= 0 and not with_base:
                     es.pinned[0] = tab.base_of[m]  # its resident base stays while room is made for its adapter
                 while es.used[0] + need > tab.capacity_bytes:
@@ -478,30 +499,39 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 j = first_free_executor(es.free_at)
                 start = max(now, es.free_at[j], es.ready_at[e])
                 es.free_at[j] = start + compute
-                _decided(blk, i - lo, SUBSTITUTE, k_eff, start - now, evictions, False, sub)
+                _decided(blk, i - lo, SUBSTITUTE, k_eff, start - now, evictions, False, sub, es.level[e], False)
                 add_demonstration(tab, cx, sub, e, now, k_own, f)
                 es.last_use[e] = seq0 + i
                 es.requests[e] += 1
                 on_hit(code, pss, es, tab, e, False)
                 continue
             if not admitted:
-                _decided(blk, i - lo, CLOUD, 0.0, 0.0, evictions, False, p)
+                _decided(blk, i - lo, CLOUD, 0.0, 0.0, evictions, False, p, 0, False)
                 continue
             if loaded:
+                es.level[m] = load_level
                 _insert(tab, es, m, seq0 + i, now)
                 _unpin(tab, es)
                 on_insert(code, pss, es, tab, m)
+            level = es.level[m]
+            upgraded = False  # a hit on a reduced copy reloads the rest of its weights first, once they fit
+            if not loaded and level > 0 and (es.used[0] + tab.mem_level[m, 0] - tab.mem_level[m, level]
+                                              <= tab.capacity_bytes):
+                es.used[0] += tab.mem_level[m, 0] - tab.mem_level[m, level]
+                es.level[m] = 0
+                upgraded = True
+                load = tab.upgrade_time[m, level]
             # Served at the edge with the examples in context this copy has, on the first free executor,
             # once the model is in memory.
             _, compute = edge_work(tab, p, units, k_eff)
             j = first_free_executor(es.free_at)
             start = max(now, es.free_at[j], es.ready_at[m])
             es.free_at[j] = start + load + compute
-            if loaded:
+            if loaded or upgraded:
                 es.ready_at[m] = start + load
                 if with_base:
                     es.base_ready[tab.base_of[m]] = start + tab.base_load[tab.base_of[m]]
-            _decided(blk, i - lo, LOAD if loaded else HIT, k_eff, start - now, evictions, with_base, p)
+            _decided(blk, i - lo, LOAD if loaded else HIT, k_eff, start - now, evictions, with_base, p, level, upgraded)
             add_demonstration(tab, cx, p, m, now, k_own, f)
             es.last_use[m] = seq0 + i
             if rq.next_use.shape[0] > 0:

@@ -25,8 +25,10 @@ OUTCOMES = ("hit", "load", "cloud", "substitute")
 # (docs/model.md, "Preloading"; costed in the sums as loads are, but not in C_LOADS).
 # C_ADAPTER_LOADS: loads of a variant's adapter alone, onto its resident base (MODEL.md §9.5; also in C_LOADS).
 # C_SUBSTITUTED: requests served at the edge by a cached equivalent model (MODEL.md §9.1; not in C_HITS).
+# C_REDUCED_LOADS: loads below the model's catalog precision (ladder, MODEL.md §9.2; also in C_LOADS);
+# C_UPGRADES: hits that first reloaded the rest of a reduced model's weights (costed as loads; also in C_HITS).
 (C_REQUESTS, C_HITS, C_LOADS, C_EVICTIONS, C_OFFLOADS, C_DECLINED, C_DISPATCHED, C_PRELOADS, C_ADAPTER_LOADS,
- C_SUBSTITUTED, N_COUNTS) = range(11)
+ C_SUBSTITUTED, C_REDUCED_LOADS, C_UPGRADES, N_COUNTS) = range(13)
 # S_OFFLOADING_LATENCY: device -> edge, per edge-served request; S_CLOUD_LATENCY: per offloaded request.
 # S_EDGE_LATENCY: what a user waits at the edge (queue wait + its own load + compute); S_INFERENCE_LATENCY:
 # the system cost's term (queue wait + compute: the request's own load is in its switching cost already).
@@ -72,7 +74,8 @@ def clear_totals(t):
 LOG_COLUMNS = [("outcome", np.int8), ("latency", np.float64), ("wait", np.float64), ("accuracy", np.float64),
                ("accuracy_cost", np.float64), ("k_eff", np.float64), ("evictions", np.int32),
                ("switching_cost", np.float64), ("cloud_cost", np.float64),
-               ("served_pair", np.int32)]  # the (model, task) pair that served it (a substitute's own: §9.1)
+               ("served_pair", np.int32),  # the (model, task) pair that served it (a substitute's own: §9.1)
+               ("precision_level", np.int8)]  # 0: its model's catalog precision; k: the k-th rung below (§9.2)
 RequestLog = namedtuple("RequestLog", [name for name, _ in LOG_COLUMNS])
 
 

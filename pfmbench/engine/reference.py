@@ -25,6 +25,7 @@ from .costs import (
     edge_price,
     edge_work,
     first_free_executor,
+    ladder_level,
     serve_cloud,
     serve_edge,
     substitute_price,
@@ -60,6 +61,7 @@ class CacheEntry:
         self.requests = 0  # served since loaded
         self.next_use = float("inf")  # sequence number of its next request after its last service (needs_next_use)
         self.ready_at = now  # when its load has finished (set when served)
+        self.level = 0  # its precision level (MODEL.md §9.2): what it holds is mem_level[model, level] bytes
 
     def context(self, now: float) -> float:
         """C_m(now): the examples in context of all its tasks, decayed to now."""
@@ -157,6 +159,11 @@ class ReferenceEngine:
         t, b = self.t, int(self.t.base_of[m])
         return int(t.mem_bytes[m]) + (int(t.base_bytes[b]) if b >= 0 else 0) <= t.capacity_bytes
 
+    def fits_gpu_at_some_level(self, m: int) -> bool:
+        """fits_gpu(m), or m fits at its smallest precision under "ladder" (as fast.fits_gpu_at_some_level)."""
+        t = self.t
+        return self.fits_gpu(m) or (t.base_of[m] < 0 and int(t.mem_level[m, t.n_levels[m] - 1]) <= t.capacity_bytes)
+
     def load_bytes(self, m: int) -> int:
         """The bytes that loading m now adds: its own, and its base's weights unless resident (fast.load_bytes)."""
         t, b = self.t, int(self.t.base_of[m])
@@ -168,12 +175,14 @@ class ReferenceEngine:
             self.base_in[b] = False
             self.used -= int(self.t.base_bytes[b])
 
-    def _add(self, m: int, seq: int, now: float) -> CacheEntry:
-        """m enters GPU memory with an empty context, with its base's weights if they were not resident."""
+    def _add(self, m: int, seq: int, now: float, level: int = 0) -> CacheEntry:
+        """m enters GPU memory with an empty context, with its base's weights if they were not resident, at
+        precision level `level` (MODEL.md §9.2)."""
         entry = CacheEntry(self, m, seq, now)
+        entry.level = level
         self.cache.append(entry)
         self.entry[m] = entry
-        self.used += int(self.t.mem_bytes[m])
+        self.used += int(self.t.mem_level[m, level])
         b = int(self.t.base_of[m])
         if b >= 0:
             if not self.base_in[b]:
@@ -191,7 +200,7 @@ class ReferenceEngine:
         self.cache[i] = self.cache[-1]  # swap-remove, as the fast engine does
         self.cache.pop()
         del self.entry[entry.model]
-        self.used -= int(self.t.mem_bytes[entry.model])
+        self.used -= int(self.t.mem_level[entry.model, entry.level])
         b = int(self.t.base_of[entry.model])
         if b >= 0:  # the last model of a base frees its weights, unless the model being loaded needs them
             self.base_ref[b] -= 1
@@ -221,7 +230,7 @@ class ReferenceEngine:
         while need > 0:
             if k == len(victims) or victims[k] not in self.entry:
                 return False
-            need -= int(t.mem_bytes[victims[k]])
+            need -= int(t.mem_level[victims[k], self.entry[victims[k]].level])
             h = int(t.base_of[victims[k]])
             if h >= 0:
                 left[h] -= 1
@@ -282,7 +291,7 @@ class ReferenceEngine:
         start = max(now, self.free_at[j], entry.ready_at)
         self.free_at[j] = start + compute
         serve_edge(t, self.totals, log_on, log, i, pair, int(t.pair_model[pair]), input_mb, k_eff, work, compute,
-                   start - now, False, evictions, False, best)
+                   start - now, False, evictions, False, best, entry.level, False)
         add_demonstration(t, self.context, best, entry.model, now, k_own, f)  # it joins the equivalent's context
         entry.last_use = self.seq - 1
         entry.requests += 1
@@ -342,7 +351,7 @@ class ReferenceEngine:
         else:
             # A model larger than the GPU is always offloaded; otherwise the policy and the admission rule
             # decide (MODEL.md §4), and the dispatch rule may still prefer the cloud.
-            admitted = self.fits_gpu(m)
+            admitted = self.fits_gpu_at_some_level(m)
             if admitted:
                 info = ModelInfo(t, m, self.names[m] if self.names else str(m),
                                  self.families[m] if self.families else "", self.seen[m])
@@ -371,6 +380,10 @@ class ReferenceEngine:
                                    edge_price(t, pair, units, input_mb, 0.0, max(now, self.free_at[j]) - now, load)):
                     return
             need = self.load_bytes(m)
+            level = 0  # the precision level m loads at (MODEL.md §9.2: the ladder's choice)
+            if t.n_levels[m] > 1:
+                level = ladder_level(t, m, t.capacity_bytes - self.used, self.seen[m], now)
+                need = int(t.mem_level[m, level])
             if t.base_of[m] >= 0 and not with_base:
                 self.pinned = int(t.base_of[m])  # its resident base stays while room is made for its adapter
             while self.used + need > t.capacity_bytes:
@@ -382,23 +395,30 @@ class ReferenceEngine:
                     return
                 self._evict(v, now)
                 evictions += 1
-            entry = self._add(m, seq, now)
+            entry = self._add(m, seq, now, level)
             self._unpin()
             k_own, k_eff, f = examples_at_service(t, self.context, pair, m, now)  # zero-shot: an empty context
 
         # Served at the edge with the examples in context this copy has (zero-shot right after a load), on
         # the first free executor and, on another executor than the one loading it, once it is in memory.
         work, compute = edge_work(t, pair, units, k_eff)
-        load = (t.base_load[t.base_of[m]] + t.load_time[m] if with_base else t.load_time[m]) if loaded else 0.0
+        load = (t.base_load[t.base_of[m]] + t.load_time[m] if with_base else t.load_level[m, entry.level]) if loaded else 0.0
+        level = entry.level
+        upgraded = False  # a hit on a reduced copy reloads the rest of its weights first, once they fit
+        if not loaded and level > 0 and self.used + int(t.mem_level[m, 0]) - int(t.mem_level[m, level]) <= t.capacity_bytes:
+            self.used += int(t.mem_level[m, 0]) - int(t.mem_level[m, level])
+            entry.level = 0
+            upgraded = True
+            load = t.upgrade_time[m, level]
         j = first_free_executor(self.free_at)
         start = max(now, self.free_at[j], entry.ready_at)
         self.free_at[j] = start + load + compute
-        if loaded:
+        if loaded or upgraded:
             entry.ready_at = start + load
             if with_base:
                 self.base_ready[t.base_of[m]] = start + t.base_load[t.base_of[m]]
         serve_edge(t, self.totals, log_on, log, i, pair, m, input_mb, k_eff, work, compute, start - now, loaded,
-                   evictions, with_base, pair)
+                   evictions, with_base, pair, level, upgraded)
         # The request leaves one demonstration in this copy's context.
         add_demonstration(t, self.context, pair, m, now, k_own, f)
         entry.last_use = seq

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..catalog import Catalog, best_accuracy
+from ..catalog import BYTES_PER_PARAM, Catalog, accuracy_penalty, best_accuracy
 from ..scenario import Scenario
 from .context import UTILITY_CODES
 
@@ -79,6 +79,14 @@ class Tables(NamedTuple):
     substitute: int  # SUB_*
     sub_first: np.ndarray  # int32 [n_pairs + 1]
     sub_pair: np.ndarray  # int32
+    # precision levels (MODEL.md §9.2): level 0 is a model's catalog precision; under precision_mode = "ladder",
+    # levels 1.. are the lower precisions of catalog.ladder (fewer bytes per parameter, in decreasing bytes);
+    # every model has one level under "fixed", and so does every model of a shared base
+    n_levels: np.ndarray  # int32 per model
+    mem_level: np.ndarray  # int64 [n_models, L]: bytes resident at each level (level 0: mem_bytes)
+    load_level: np.ndarray  # float64 [n_models, L] s: loading it at that level (level 0: load_time)
+    pen_level: np.ndarray  # float64 [n_models, L]: accuracy penalty in points at that level
+    upgrade_time: np.ndarray  # float64 [n_models, L] s: reloading the rest of its weights from that level to level 0
 
     @property
     def n_models(self) -> int:
@@ -120,6 +128,25 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
     pm = np.array([i for i, _ in pairs], dtype=np.int32)
     ex_units = np.where(icl, x.example_units, 0.0)
     sub_first, sub_pair = _equivalents(models, pairs)
+    ladder = [p.strip() for p in scenario.catalog.ladder.split(",") if p.strip()]
+    ladder = sorted(dict.fromkeys(ladder), key=lambda p: -BYTES_PER_PARAM[p])  # stable: bf16 after fp16
+    levels = [[m.precision] + ([p for p in ladder if BYTES_PER_PARAM[p] < BYTES_PER_PARAM[m.precision]]
+                               if scenario.serving.precision_mode == "ladder" and base_of[i] < 0 else [])
+              for i, m in enumerate(models)]
+    width = max(len(lv) for lv in levels)
+    mem_level = np.zeros((n, width), np.int64)
+    load_level = np.zeros((n, width))
+    pen_level = np.zeros((n, width))
+    upgrade_time = np.zeros((n, width))
+    for i, m in enumerate(models):
+        for j, prec in enumerate(levels[i]):
+            if j == 0:
+                mem_level[i, 0], load_level[i, 0] = mem_bytes[i], load_time[i]
+            else:
+                mem_level[i, j] = round(m.memory_gb * BYTES_PER_PARAM[prec] / BYTES_PER_PARAM[m.precision] * 1e9)
+                load_level[i, j] = e.load_overhead_s + mem_level[i, j] / 1e9 / e.load_gbps
+                upgrade_time[i, j] = e.load_overhead_s + (mem_level[i, 0] - mem_level[i, j]) / 1e9 / e.load_gbps
+            pen_level[i, j] = accuracy_penalty(m.family, prec)
     return Tables(
         capacity_bytes=round(e.gpu_memory_gb * 1e9),
         executors=int(e.executors),
@@ -165,6 +192,11 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
         substitute=SUBSTITUTE_CODES[scenario.serving.substitute],
         sub_first=sub_first,
         sub_pair=np.array(sub_pair, dtype=np.int32),
+        n_levels=np.array([len(lv) for lv in levels], dtype=np.int32),
+        mem_level=mem_level,
+        load_level=load_level,
+        pen_level=pen_level,
+        upgrade_time=upgrade_time,
     )
 
 

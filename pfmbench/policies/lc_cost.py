@@ -91,13 +91,18 @@ def outranks(ps, es, tab, m, now):
     # m must outrank every model it would displace (MODEL.md §4). Victims go in key order, so that holds
     # when the cached models m outranks (key at most m's, empty context: on a tie m is the most recent and
     # the other goes first) free enough memory between them.
+    # If they do not (by their own bytes: a base leaving with its last adapter is not counted), every cached
+    # model is displaced in turn, as Policy.displaced lists them in the reference engine: m must outrank all.
     need = es.used[0] + _load_bytes(tab, es, m) - tab.capacity_bytes
     km = _loss_per_gb(tab, es.context, es.seen[m], m, now)
+    above = False
     for j in range(es.n_cached[0]):
         q = es.clist[j]
         if _loss_per_gb(tab, es.context, es.seen[q], q, now) <= km:
             need -= tab.mem_bytes[q]
-    return need <= 0
+        else:
+            above = True
+    return need <= 0 or not above
 
 
 @register

@@ -42,6 +42,8 @@ def admit(ps, es, tab, m, now):
     for q in range(tab.mem_bytes.shape[0]):
         if _drawable(es, tab, q):
             n += 1
+    if n == 0:  # m fits only below its catalog precision (precision_mode = "ladder"): placements are at it
+        return False
     r = S.splitmix64(ps.rng) % np.uint64(n)
     x = -1
     for q in range(tab.mem_bytes.shape[0]):
@@ -72,6 +74,8 @@ class RandomPlacement(Random):
         e, t = self.engine, self.engine.t
         fit = [q for q in range(t.n_models)
                if q not in e.entry and e.fits_gpu(q) and t.first_pair[q + 1] > t.first_pair[q]]
+        if not fit:  # as the fast admit: nothing fits at its catalog precision
+            return False
         x = fit[e._rng() % len(fit)]
         if x == model.model:
             return True
