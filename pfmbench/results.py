@@ -33,6 +33,7 @@ TABLE_ROWS = [
     ("substituted", "Served by an equivalent model (count)", None),
     ("reduced_precision_loads", "Loads below catalog precision (count)", None),
     ("upgrades", "Upgrades to catalog precision (count)", None),
+    ("mean_batch_size", "Batch size (mean requests per edge batch)", None),
     ("evictions", "Evictions (count)", "min"),
     ("load_energy_j", "Load energy (total, J)", "min"),
     ("compute_energy_j", "Compute energy (total, J)", "min"),
@@ -161,6 +162,8 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
         "substituted": substituted,
         "reduced_precision_loads": int(counts[C.C_REDUCED_LOADS]),  # of `loads`, below catalog precision (§9.2)
         "upgrades": int(counts[C.C_UPGRADES]),  # reduced copies reloaded to their catalog precision (as loads)
+        # edge-served requests per batch started (MODEL.md §9.2); 1 without batching
+        "mean_batch_size": edge / int(counts[C.C_BATCHES]) if counts[C.C_BATCHES] else None,
         "admission": admission or scenario.serving.admission,
         "dispatch": scenario.serving.dispatch,
         "hit_ratio": per(hits),

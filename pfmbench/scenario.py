@@ -37,17 +37,30 @@ class Edge:
     # scheduling, and a mid-band uplink; an LLM prompt then takes about 0.0053 s, as Table II implies (0.0055).
     radio_rtt_s: float = 0.005
     radio_uplink_mbps: float = 100.0
+    # Batching (MODEL.md §9.2; docs/model.md, "Batching"): off by default (compute-only W / R_edge). On: an executor
+    # serves up to max_batch queued requests of one model together, timed by the roofline over mem_gbps, and a
+    # model's memory is its weights + max_batch x the per-request runtime memory (0: derived per model).
+    batching: bool = False
+    max_batch: int = 8
+    mem_gbps: float = 1935.0  # GPU memory bandwidth, GB/s: NVIDIA A100 80GB PCIe datasheet
+    runtime_mb_per_request: float = 0.0
 
 
 # Edge GPUs: memory, peak dense FP16 tensor TFLOPS and board power from NVIDIA's datasheets (dense = half
 # the "with sparsity" figure); host-to-GPU load rate: MODEL.md's measured PCIe 4.0 x16 12.9 GB/s, and
 # twice that for PCIe 5.0 (pfmbench assumption). Utilization, load overhead and executors are not set.
 EDGE_PRESETS = {
-    "a100-80": {"gpu_memory_gb": 80.0, "tflops": 312.0, "power_w": 300.0, "load_gbps": 12.9},  # A100 80GB PCIe
-    "h100-80": {"gpu_memory_gb": 80.0, "tflops": 756.0, "power_w": 350.0, "load_gbps": 25.8},  # H100 PCIe
-    "l40s": {"gpu_memory_gb": 48.0, "tflops": 362.0, "power_w": 350.0, "load_gbps": 12.9},  # L40S
-    "l4": {"gpu_memory_gb": 24.0, "tflops": 121.0, "power_w": 72.0, "load_gbps": 12.9},  # L4: an edge card
-    "rtx4090": {"gpu_memory_gb": 24.0, "tflops": 165.2, "power_w": 450.0, "load_gbps": 12.9},  # FP32 accumulate
+    # mem_gbps: the datasheets' memory bandwidth (A100 80GB PCIe 1,935 GB/s; H100 PCIe 2,000; L40S 864; L4 300;
+    # RTX 4090 1,008), for the batching roofline (MODEL.md §9.2).
+    "a100-80": {"gpu_memory_gb": 80.0, "tflops": 312.0, "power_w": 300.0, "load_gbps": 12.9,
+                "mem_gbps": 1935.0},  # A100 80GB PCIe
+    "h100-80": {"gpu_memory_gb": 80.0, "tflops": 756.0, "power_w": 350.0, "load_gbps": 25.8,
+                "mem_gbps": 2000.0},  # H100 PCIe
+    "l40s": {"gpu_memory_gb": 48.0, "tflops": 362.0, "power_w": 350.0, "load_gbps": 12.9, "mem_gbps": 864.0},
+    "l4": {"gpu_memory_gb": 24.0, "tflops": 121.0, "power_w": 72.0, "load_gbps": 12.9,
+           "mem_gbps": 300.0},  # L4: an edge card
+    "rtx4090": {"gpu_memory_gb": 24.0, "tflops": 165.2, "power_w": 450.0, "load_gbps": 12.9,
+                "mem_gbps": 1008.0},  # FP32 accumulate
 }
 
 
@@ -334,6 +347,9 @@ BOUNDS = {
     ("catalog", "runtime_overhead"): (0.0, 100.0),
     ("catalog", "adapter_rank"): (1, 65536),
     ("edge", "adapter_overhead_s"): (0.0, 1e6),
+    ("edge", "max_batch"): (1, 4096),
+    ("edge", "mem_gbps"): (1e-3, 1e6),
+    ("edge", "runtime_mb_per_request"): (0.0, 1e9),
     ("trace", "requests"): (1, 10**8),
     ("trace", "rate"): (1e-9, 1e9),
     ("trace", "alpha"): (0.0, 100.0),

@@ -81,6 +81,10 @@ def scenarios(draw):
     sc.serving.substitute = draw(st.sampled_from(["never", "never", "before-cloud", "before-load"]))
     sc.serving.precision_mode = draw(st.sampled_from(["fixed", "fixed", "ladder"]))
     sc.catalog.ladder = draw(st.sampled_from(["int8,int4", "int4", "int4,int8,fp32", ""]))
+    sc.edge.batching = draw(st.sampled_from([False, False, True]))
+    sc.edge.max_batch = draw(st.sampled_from([1, 2, 8]))
+    sc.edge.mem_gbps = draw(st.sampled_from([1935.0, 0.5]))  # 0.5 GB/s: memory-bound steps of seconds
+    sc.edge.runtime_mb_per_request = draw(st.sampled_from([0.0, 0.0, 10.0, 3000.0]))
     sc.weights.cloud_latency = draw(st.sampled_from([0.0, 1.0]))
     sc.edge.radio_rtt_s = draw(st.sampled_from([0.0, 0.005]))
     sc.run.warmup_requests = draw(st.sampled_from([0, 0, 0, 1, 7, 60, 500]))

@@ -210,3 +210,47 @@ def test_ladder_levels_and_upgrade():
     assert log.switching_cost[3] == pytest.approx(up + sc.edge.power_w * up / 1000)
     assert log.latency[3] >= up
     assert eng.state.used[0] == 6_000_000_000 <= t.capacity_bytes  # B at fp16 (4 GB) and C (2 GB)
+
+
+# -- batching (MODEL.md §9.2) -------------------------------------------------------------------------------
+def test_batching_on_a_queued_a100_lowers_queueing_and_p95(cli, tmp_path):
+    """Done when: on a trace that queues on one A100 (`synth --rate 5`), with batching on, max_batch=8 gives a
+    lower queueing share and a lower p95 edge latency than max_batch=1. One model per task group here
+    (copies_per_task=false): with the default scenario's three GPT3-13B copies the KV cache of 8 requests per
+    copy makes them evict each other (docs/model.md, "Batching")."""
+    trace = tmp_path / "r5.parquet"
+    assert cli("synth", "-o", str(trace), "--requests", "1000", "--rate", "5", "--seed", "1").code == 0
+    rows = {}
+    for mb in (1, 8):
+        r = cli("replay", str(trace), "--policy", "lru", "--set", "copies_per_task=false", "--set", "batching=true",
+                "--set", f"max_batch={mb}", "--json")
+        assert r.code == 0, r.err
+        rows[mb] = json.loads(r.out)[0]
+    assert rows[1]["mean_batch_size"] == 1.0 < rows[8]["mean_batch_size"] <= 8
+    assert rows[8]["queueing_share"] < rows[1]["queueing_share"]
+    assert rows[8]["edge_latency_p95_s"] < rows[1]["edge_latency_p95_s"]
+    off = json.loads(cli("replay", str(trace), "--policy", "lru", "--set", "copies_per_task=false", "--json").out)[0]
+    assert off["mean_batch_size"] == 1.0 and off["edge_latency_p95_s"] < rows[1]["edge_latency_p95_s"]  # roofline
+
+
+def test_batching_memory_and_roofline():
+    from pfmbench.engine.costs import edge_work, service_time
+
+    cat = load_catalog()
+    off = build_tables(Scenario(), cat)
+    sc = Scenario().with_overrides(batching="true", max_batch="8")
+    on = build_tables(sc, cat)
+    g = [m.name for m in cat.models].index("GPT3-13B")
+    weights = cat.models[g].memory_gb / 1.2
+    assert on.weight_bytes[g] == pytest.approx(weights * 1e9)
+    kv = on.mem_bytes[g] / 1e9 - weights  # 8 requests' fp16 KV cache of 256 + 64 x 32 tokens
+    assert 8 * 1.5 < kv < 8 * 2.5 and on.mem_bytes[g] > off.mem_bytes[g]
+    assert build_tables(Scenario().with_overrides(batching="true", max_batch="1", runtime_mb_per_request="100"),
+                        cat).mem_bytes[g] == round((weights + 0.1) * 1e9)
+    p = cat.pair_names().index(("GPT3-13B", "translation"))
+    assert service_time(off, p, 256.0, 4.0, 1) == edge_work(off, p, 256.0, 4.0)[1]  # off: compute-only
+    t_mem = weights / 1935.0
+    one = service_time(on, p, 256.0, 0.0, 1)
+    assert one == pytest.approx(256 * t_mem)  # decoding is memory-bound at a batch of one
+    assert service_time(on, p, 256.0, 0.0, 8) == one  # ... and still at eight
+    assert service_time(on, p, 256.0, 0.0, 4096) > one  # compute-bound at last

@@ -107,6 +107,23 @@ def edge_work(tab, p, units, k_eff):
 
 
 @shared
+def service_time(tab, p, units, k_eff, n):
+    """Seconds of serving `units` of pair p with k_eff demonstrations, as the n-th request of a batch (MODEL.md
+    §9.2; docs/model.md, "Batching"). Batching off: the compute-only W / edge_rate. On: the roofline, each step
+    max(weights / mem_gbps, n x the step's GFLOP / edge_rate): an LFM generates `units` tokens, one step each,
+    after a compute-bound prefill of its demonstrations; other models run one step of all their units. A
+    request is timed with the batch as it is when it joins (n requests, itself included)."""
+    work, compute = edge_work(tab, p, units, k_eff)
+    if tab.batching == 0:
+        return compute
+    t_mem = tab.weight_bytes[tab.pair_model[p]] / (tab.mem_gbps * 1e9)
+    if tab.decode[p] != 0:
+        prefill = tab.gflops[p] * k_eff * tab.example_units[p] / tab.edge_rate
+        return prefill + max(1.0, units) * max(t_mem, n * tab.gflops[p] / tab.edge_rate)
+    return max(t_mem, n * work / tab.edge_rate)
+
+
+@shared
 def first_free_executor(free_at):
     """The executor that frees up first (the lowest index among ties)."""
     j = 0
@@ -279,7 +296,8 @@ def account_block(tab, rec, rq, block, base, lo, hi, log_on, log):
         else:
             k_eff = block.k_eff[b]
             q = block.served[b]  # p, or a substitute's pair (MODEL.md §9.1)
-            work, compute = edge_work(tab, q, rq.units[i], k_eff)
+            work, _ = edge_work(tab, q, rq.units[i], k_eff)
+            compute = block.compute[b]  # service_time when decided (its batch, MODEL.md §9.2)
             serve_edge(tab, rec, log_on, log, i, p, tab.pair_model[p], rq.input_mb[i], k_eff, work, compute,
                        block.wait[b], block.outcome[b] == LOAD, block.evictions[b], block.with_base[b] != 0, q,
                        block.level[b], block.upgraded[b] != 0)

@@ -43,14 +43,15 @@ from .costs import (
     cloud_price,
     edge_is_dearer,
     edge_price,
-    edge_work,
     first_free_executor,
     ladder_level,
+    service_time,
     substitute_price,
     worth_loading,
 )
 from .jit import compiling, shared
 from .record import (
+    C_BATCHES,
     C_DECLINED,
     C_DISPATCHED,
     C_EVICTIONS,
@@ -82,12 +83,13 @@ class Block(NamedTuple):
     served: np.ndarray  # int32: the pair that served it (its own, or a substitute's: MODEL.md §9.1)
     level: np.ndarray  # int8: the precision level of the model that served it (MODEL.md §9.2)
     upgraded: np.ndarray  # int8: that model was first reloaded from `level` to level 0 (an upgrade)
+    compute: np.ndarray  # float64 s: its service time (service_time, in the batch it joined)
 
 
 def new_block() -> Block:
     return Block(np.zeros(BLOCK, np.int8), np.zeros(BLOCK), np.zeros(BLOCK), np.zeros(BLOCK, np.int32),
                  np.zeros(BLOCK, np.int8), np.zeros(BLOCK, np.int32), np.zeros(BLOCK, np.int8),
-                 np.zeros(BLOCK, np.int8))
+                 np.zeros(BLOCK, np.int8), np.zeros(BLOCK))
 
 
 class EngineState(NamedTuple):
@@ -117,6 +119,11 @@ class EngineState(NamedTuple):
     base_ready: np.ndarray  # float64 per base: when the load of its weights finished
     pinned: np.ndarray  # int64 [1]: the pinned base (-1: none)
     level: np.ndarray  # int8 per model: its precision level while cached (MODEL.md §9.2; 0 otherwise)
+    # Each model's last batch (MODEL.md §9.2): its executor (-1: none yet), start, end, requests so far.
+    batch_exec: np.ndarray  # int64 per model
+    batch_start: np.ndarray  # float64 per model
+    batch_end: np.ndarray  # float64 per model
+    batch_n: np.ndarray  # int64 per model
     context: Context
     totals: Totals
     block: Block
@@ -130,7 +137,8 @@ def new_engine_state(tables: Tables) -> EngineState:
                        np.full(n, np.inf), np.full(2, -1, np.int64), np.full(1, -np.inf), np.zeros(1),
                        np.array([0 if tables.warmup_requests == 0 and tables.warmup_s == 0.0 else -1], np.int64),
                        np.zeros(n, np.int32), np.zeros(n, np.int8), np.zeros(n), np.full(1, -1, np.int64),
-                       np.zeros(n, np.int8), new_context(n, k), new_totals(), new_block())
+                       np.zeros(n, np.int8), np.full(n, -1, np.int64), np.zeros(n), np.zeros(n), np.zeros(n, np.int64),
+                       new_context(n, k), new_totals(), new_block())
 
 
 class Requests(NamedTuple):
@@ -332,6 +340,37 @@ def preload_model(tab, es, m, victims, now):
 
 
 @shared
+def take_executor(tab, es, m, p, units, k_eff, now, ready, load):
+    """Serve a request for pair p on model m (ready at `ready`; `load` s of loading or upgrading first):
+    (start, compute). With batching (MODEL.md §9.2; docs/model.md, "Batching") and no load, it joins m's last
+    batch if that has not started, holds this copy of m (starts once it is ready) and has room, and waits for
+    it: a batch that is its executor's last may grow longer; one with work queued behind it takes the request
+    only if it ends no later. Otherwise it starts a batch of its own on the first free executor."""
+    if tab.batching != 0 and load == 0.0 and es.batch_exec[m] >= 0:
+        s = es.batch_start[m]
+        if s >= now and s >= ready and es.batch_n[m] < tab.max_batch:
+            k = es.batch_exec[m]
+            compute = service_time(tab, p, units, k_eff, es.batch_n[m] + 1)
+            last = es.free_at[k] == es.batch_end[m]
+            if last or s + compute <= es.batch_end[m]:
+                es.batch_n[m] += 1
+                if s + compute > es.batch_end[m]:
+                    es.batch_end[m] = s + compute
+                    es.free_at[k] = s + compute
+                return s, compute
+    j = first_free_executor(es.free_at)
+    start = max(now, es.free_at[j], ready)
+    compute = service_time(tab, p, units, k_eff, 1)
+    es.free_at[j] = start + load + compute
+    es.batch_exec[m] = j
+    es.batch_start[m] = start + load
+    es.batch_end[m] = es.free_at[j]
+    es.batch_n[m] = 1
+    es.totals.counts[C_BATCHES] += 1
+    return start, compute
+
+
+@shared
 def find_substitute(tab, es, p, units, input_mb, now, bar):
     """The pair of the cached equivalent model (MODEL.md §9.1) that would serve a request for pair p at the
     lowest price now (substitute_price; the first in pair order among ties), if that is below `bar`, what
@@ -392,8 +431,9 @@ def preload(code, pss, es, tab, now): ...
 
 
 @shared
-def _decided(block, b, outcome, k_eff, wait, evictions, with_base, served, level, upgraded):
+def _decided(block, b, outcome, k_eff, wait, evictions, with_base, served, level, upgraded, compute):
     """Request b of the block was decided: account_block accounts it with the block."""
+    block.compute[b] = compute
     block.served[b] = served
     block.level[b] = level
     block.upgraded[b] = upgraded
@@ -495,18 +535,16 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
             if sub >= 0:  # served by the equivalent's copy, with its context, on the first free executor
                 e = tab.pair_model[sub]
                 k_own, k_eff, f = examples_at_service(tab, cx, sub, e, now)
-                _, compute = edge_work(tab, sub, units, k_eff)
-                j = first_free_executor(es.free_at)
-                start = max(now, es.free_at[j], es.ready_at[e])
-                es.free_at[j] = start + compute
-                _decided(blk, i - lo, SUBSTITUTE, k_eff, start - now, evictions, False, sub, es.level[e], False)
+                start, compute = take_executor(tab, es, e, sub, units, k_eff, now, es.ready_at[e], 0.0)
+                _decided(blk, i - lo, SUBSTITUTE, k_eff, start - now, evictions, False, sub, es.level[e], False,
+                         compute)
                 add_demonstration(tab, cx, sub, e, now, k_own, f)
                 es.last_use[e] = seq0 + i
                 es.requests[e] += 1
                 on_hit(code, pss, es, tab, e, False)
                 continue
             if not admitted:
-                _decided(blk, i - lo, CLOUD, 0.0, 0.0, evictions, False, p, 0, False)
+                _decided(blk, i - lo, CLOUD, 0.0, 0.0, evictions, False, p, 0, False, 0.0)
                 continue
             if loaded:
                 es.level[m] = load_level
@@ -523,15 +561,13 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 load = tab.upgrade_time[m, level]
             # Served at the edge with the examples in context this copy has, on the first free executor,
             # once the model is in memory.
-            _, compute = edge_work(tab, p, units, k_eff)
-            j = first_free_executor(es.free_at)
-            start = max(now, es.free_at[j], es.ready_at[m])
-            es.free_at[j] = start + load + compute
+            start, compute = take_executor(tab, es, m, p, units, k_eff, now, es.ready_at[m], load)
             if loaded or upgraded:
                 es.ready_at[m] = start + load
                 if with_base:
                     es.base_ready[tab.base_of[m]] = start + tab.base_load[tab.base_of[m]]
-            _decided(blk, i - lo, LOAD if loaded else HIT, k_eff, start - now, evictions, with_base, p, level, upgraded)
+            _decided(blk, i - lo, LOAD if loaded else HIT, k_eff, start - now, evictions, with_base, p, level, upgraded,
+                     compute)
             add_demonstration(tab, cx, p, m, now, k_own, f)
             es.last_use[m] = seq0 + i
             if rq.next_use.shape[0] > 0:

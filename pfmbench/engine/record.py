@@ -27,8 +27,9 @@ OUTCOMES = ("hit", "load", "cloud", "substitute")
 # C_SUBSTITUTED: requests served at the edge by a cached equivalent model (MODEL.md §9.1; not in C_HITS).
 # C_REDUCED_LOADS: loads below the model's catalog precision (ladder, MODEL.md §9.2; also in C_LOADS);
 # C_UPGRADES: hits that first reloaded the rest of a reduced model's weights (costed as loads; also in C_HITS).
+# C_BATCHES: batches started at the edge (MODEL.md §9.2: one per edge request unless batching joins them).
 (C_REQUESTS, C_HITS, C_LOADS, C_EVICTIONS, C_OFFLOADS, C_DECLINED, C_DISPATCHED, C_PRELOADS, C_ADAPTER_LOADS,
- C_SUBSTITUTED, C_REDUCED_LOADS, C_UPGRADES, N_COUNTS) = range(13)
+ C_SUBSTITUTED, C_REDUCED_LOADS, C_UPGRADES, C_BATCHES, N_COUNTS) = range(14)
 # S_OFFLOADING_LATENCY: device -> edge, per edge-served request; S_CLOUD_LATENCY: per offloaded request.
 # S_EDGE_LATENCY: what a user waits at the edge (queue wait + its own load + compute); S_INFERENCE_LATENCY:
 # the system cost's term (queue wait + compute: the request's own load is in its switching cost already).

@@ -27,12 +27,14 @@ from .costs import (
     first_free_executor,
     ladder_level,
     serve_cloud,
+    service_time,
     serve_edge,
     substitute_price,
     worth_loading,
 )
 from .fast import next_uses
 from .record import (
+    C_BATCHES,
     C_DECLINED,
     C_DISPATCHED,
     C_EVICTIONS,
@@ -123,6 +125,11 @@ class ReferenceEngine:
         self.base_ready = [0.0] * n
         self.pinned = -1
         self.free_at = [0.0] * tables.executors
+        # each model's last batch (MODEL.md §9.2): executor (-1: none), start, end, requests (as fast.EngineState)
+        self.batch_exec = [-1] * n
+        self.batch_start = [0.0] * n
+        self.batch_end = [0.0] * n
+        self.batch_n = [0] * n
         self.seen = [0] * n  # requests per model over the whole trace so far
         self.rng_state = seed & ((1 << 64) - 1)
         self.seq = 0
@@ -267,6 +274,29 @@ class ReferenceEngine:
         j = first_free_executor(self.free_at)
         self._load_for_no_request(m, j, max(self.free_at[j], now))
 
+    def take_executor(self, m, p, units, k_eff, now, ready, load):
+        """(start, compute) of serving a request for pair p on model m, as fast.take_executor: with batching
+        and no load, join m's last batch if it has not started, holds this copy, has room, and either is its
+        executor's last or ends no later with this request."""
+        t = self.t
+        if t.batching and load == 0.0 and self.batch_exec[m] >= 0:
+            s = self.batch_start[m]
+            if s >= now and s >= ready and self.batch_n[m] < t.max_batch:
+                k = self.batch_exec[m]
+                compute = service_time(t, p, units, k_eff, self.batch_n[m] + 1)
+                if self.free_at[k] == self.batch_end[m] or s + compute <= self.batch_end[m]:
+                    self.batch_n[m] += 1
+                    if s + compute > self.batch_end[m]:
+                        self.batch_end[m] = self.free_at[k] = s + compute
+                    return s, compute
+        j = first_free_executor(self.free_at)
+        start = max(now, self.free_at[j], ready)
+        compute = service_time(t, p, units, k_eff, 1)
+        self.free_at[j] = start + load + compute
+        self.batch_exec[m], self.batch_start[m], self.batch_end[m], self.batch_n[m] = j, start + load, self.free_at[j], 1
+        self.totals.counts[C_BATCHES] += 1
+        return start, compute
+
     def substitute(self, i, now, pair, units, input_mb, log_on, log, evictions, bar) -> bool:
         """Serve request i (pair `pair`) with the cached equivalent model (MODEL.md §9.1) that costs least now,
         if that is below `bar` (the cloud's price, or loading's), as fast.find_substitute picks it; False: none."""
@@ -287,9 +317,8 @@ class ReferenceEngine:
             return False
         entry = self.entry[int(t.pair_model[best])]
         k_own, k_eff, f = examples_at_service(t, self.context, best, entry.model, now)
-        work, compute = edge_work(t, best, units, k_eff)
-        start = max(now, self.free_at[j], entry.ready_at)
-        self.free_at[j] = start + compute
+        work, _ = edge_work(t, best, units, k_eff)
+        start, compute = self.take_executor(entry.model, best, units, k_eff, now, entry.ready_at, 0.0)
         serve_edge(t, self.totals, log_on, log, i, pair, int(t.pair_model[pair]), input_mb, k_eff, work, compute,
                    start - now, False, evictions, False, best, entry.level, False)
         add_demonstration(t, self.context, best, entry.model, now, k_own, f)  # it joins the equivalent's context
@@ -401,7 +430,7 @@ class ReferenceEngine:
 
         # Served at the edge with the examples in context this copy has (zero-shot right after a load), on
         # the first free executor and, on another executor than the one loading it, once it is in memory.
-        work, compute = edge_work(t, pair, units, k_eff)
+        work, _ = edge_work(t, pair, units, k_eff)
         load = (t.base_load[t.base_of[m]] + t.load_time[m] if with_base else t.load_level[m, entry.level]) if loaded else 0.0
         level = entry.level
         upgraded = False  # a hit on a reduced copy reloads the rest of its weights first, once they fit
@@ -410,9 +439,7 @@ class ReferenceEngine:
             entry.level = 0
             upgraded = True
             load = t.upgrade_time[m, level]
-        j = first_free_executor(self.free_at)
-        start = max(now, self.free_at[j], entry.ready_at)
-        self.free_at[j] = start + load + compute
+        start, compute = self.take_executor(m, pair, units, k_eff, now, entry.ready_at, load)
         if loaded or upgraded:
             entry.ready_at = start + load
             if with_base:

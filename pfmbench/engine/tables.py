@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..catalog import BYTES_PER_PARAM, Catalog, accuracy_penalty, best_accuracy
+from ..catalog import BYTES_PER_PARAM, Catalog, accuracy_penalty, best_accuracy, transformer_shape
 from ..scenario import Scenario
 from .context import UTILITY_CODES
 
@@ -87,6 +87,12 @@ class Tables(NamedTuple):
     load_level: np.ndarray  # float64 [n_models, L] s: loading it at that level (level 0: load_time)
     pen_level: np.ndarray  # float64 [n_models, L]: accuracy penalty in points at that level
     upgrade_time: np.ndarray  # float64 [n_models, L] s: reloading the rest of its weights from that level to level 0
+    # batching (MODEL.md §9.2; docs/model.md, "Batching"): off (0) = compute-only W / edge_rate
+    batching: int
+    max_batch: int
+    mem_gbps: float  # GB/s, the roofline's memory leg
+    weight_bytes: np.ndarray  # float64 per model: its weights, read once per step of a batch
+    decode: np.ndarray  # int8 per pair: its units are generated tokens, one step each (LFMs)
 
     @property
     def n_models(self) -> int:
@@ -106,6 +112,17 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
     n = len(models)
     mem_bytes = np.array([m.memory_bytes for m in models], dtype=np.int64)
     load_time = np.array([e.load_overhead_s + m.memory_gb / e.load_gbps for m in models], dtype=np.float64)
+    # What scales with precision and is loaded (GB), and what a model holds besides (GB): with batching, its
+    # weights and max_batch requests' runtime memory (MODEL.md §9.2); without, its memory_gb and nothing.
+    weights_gb = [m.memory_gb / (1.0 + scenario.catalog.runtime_overhead) for m in models]
+    if e.batching:
+        runtime_gb = [e.max_batch * _runtime_gb(scenario, m, w) for m, w in zip(models, weights_gb, strict=True)]
+        scaled_gb = weights_gb
+        mem_bytes = np.array([round((w + r) * 1e9) for w, r in zip(weights_gb, runtime_gb, strict=True)], np.int64)
+        load_time = np.array([e.load_overhead_s + w / e.load_gbps for w in weights_gb], dtype=np.float64)
+    else:
+        runtime_gb = [0.0] * n
+        scaled_gb = [m.memory_gb for m in models]
     base_of = np.full(n, -1, np.int32)
     base_bytes = np.zeros(n, np.int64)
     base_load = np.zeros(n, np.float64)
@@ -143,8 +160,9 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
             if j == 0:
                 mem_level[i, 0], load_level[i, 0] = mem_bytes[i], load_time[i]
             else:
-                mem_level[i, j] = round(m.memory_gb * BYTES_PER_PARAM[prec] / BYTES_PER_PARAM[m.precision] * 1e9)
-                load_level[i, j] = e.load_overhead_s + mem_level[i, j] / 1e9 / e.load_gbps
+                ratio = BYTES_PER_PARAM[prec] / BYTES_PER_PARAM[m.precision]
+                mem_level[i, j] = round((scaled_gb[i] * ratio + runtime_gb[i]) * 1e9)
+                load_level[i, j] = e.load_overhead_s + scaled_gb[i] * ratio / e.load_gbps
                 upgrade_time[i, j] = e.load_overhead_s + (mem_level[i, 0] - mem_level[i, j]) / 1e9 / e.load_gbps
             pen_level[i, j] = accuracy_penalty(m.family, prec)
     return Tables(
@@ -197,6 +215,11 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
         load_level=load_level,
         pen_level=pen_level,
         upgrade_time=upgrade_time,
+        batching=int(e.batching),
+        max_batch=int(e.max_batch),
+        mem_gbps=float(e.mem_gbps),
+        weight_bytes=np.array([w * 1e9 for w in weights_gb], dtype=np.float64),
+        decode=np.array([models[i].family == "LFM" for i, _ in pairs], dtype=np.int8),
     )
 
 
@@ -216,3 +239,21 @@ def _equivalents(models, pairs):
             out += [q for q in by_task[g, models[i].tasks[j].name.lower()] if pairs[q][0] != i]
         first[p + 1] = len(out)
     return first, out
+
+
+# Tokens a request keeps in the KV cache, beyond its demonstrations: the default LFM request (a prompt plus an
+# answer, docs/model.md "Choices MODEL.md leaves open").
+KV_TOKENS_PER_REQUEST = 256
+
+
+def _runtime_gb(scenario: Scenario, m, weights_gb: float) -> float:
+    """GB of runtime memory one request of a batch holds (MODEL.md §9.2): edge.runtime_mb_per_request if set;
+    else for an LFM the fp16 KV cache of 256 tokens and a full context window of demonstrations (2 x layers x
+    d_model x 2 bytes per token, catalog.transformer_shape), for the others runtime_overhead x its weights."""
+    if scenario.edge.runtime_mb_per_request > 0:
+        return scenario.edge.runtime_mb_per_request / 1000.0
+    if m.family == "LFM":
+        d, layers = transformer_shape(m.params_m, "LFM")
+        tokens = KV_TOKENS_PER_REQUEST + m.context_window * scenario.context.example_units
+        return 2.0 * layers * d * 2.0 * tokens / 1e9
+    return scenario.catalog.runtime_overhead * weights_gb
