@@ -28,6 +28,12 @@ PRECISION_PENALTY = {
 }
 
 
+# Partial caching (MODEL.md §9.3): a model served with a fraction f of its layers resident (early exit after
+# them) answers a(K) x f^gamma (floor 0: Table I defines no chance level). Per family; sources and the figures
+# taken in docs/model.md, "Partial caching".
+PARTIAL_GAMMA = {"LFM": 0.5, "VFM": 0.3, "MFM": 0.3}
+
+
 def accuracy_penalty(family: str, precision: str) -> float:
     """Percent points of accuracy lost at `precision` (PRECISION_PENALTY; 0 for fp32, fp16, bf16)."""
     return PRECISION_PENALTY.get(family, {}).get(precision, 0.0)

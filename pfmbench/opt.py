@@ -203,7 +203,7 @@ def _step(tab, st: _State, tr: _Trace, i: int, d: Decision, rec=None, log=None) 
         st.ready_at[m] = start + load
     if rec is not None:
         serve_edge(tab, rec, log is not None, log if log is not None else _NO_LOG, i, p, m, input_mb, k_eff, work,
-                   compute, start - now, loaded, len(d.victims), False, p, 0, False)
+                   compute, start - now, loaded, len(d.victims), False, p, 0, 0, 0.0)
     add_demonstration(tab, st.cx, p, m, now, k_own, f)
     _, accuracy_cost = accuracy_of(tab, p, k_eff)
     # The request's own load is charged once, in the switching cost (MODEL.md §4), not in its latency.
@@ -339,6 +339,12 @@ class OptCollector:
         if (tables.n_levels > 1).any():
             raise InputError("opt: not defined for precision_mode = 'ladder' (its search loads every model at its "
                              "catalog precision); use precision_mode = 'fixed'")
+        if tables.partial:
+            raise InputError("opt: not defined for caching = 'partial' (its search caches whole models); use "
+                             "caching = 'binary'")
+        if tables.batching:
+            raise InputError("opt: not defined with batching (its search serves one request at a time); use "
+                             "batching = false")
         if tables.substitute != 0:  # tables.SUB_NEVER
             raise InputError("opt: not defined with equivalent models serving in place (serving.substitute); "
                              "use substitute = 'never'")

@@ -34,6 +34,7 @@ TABLE_ROWS = [
     ("reduced_precision_loads", "Loads below catalog precision (count)", None),
     ("upgrades", "Upgrades to catalog precision (count)", None),
     ("mean_batch_size", "Batch size (mean requests per edge batch)", None),
+    ("partial_serves", "Served by a partial model (count)", None),
     ("evictions", "Evictions (count)", "min"),
     ("load_energy_j", "Load energy (total, J)", "min"),
     ("compute_energy_j", "Compute energy (total, J)", "min"),
@@ -164,6 +165,10 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
         "upgrades": int(counts[C.C_UPGRADES]),  # reduced copies reloaded to their catalog precision (as loads)
         # edge-served requests per batch started (MODEL.md §9.2); 1 without batching
         "mean_batch_size": edge / int(counts[C.C_BATCHES]) if counts[C.C_BATCHES] else None,
+        # served by a prefix of their model's layers (caching = partial, MODEL.md §9.3), and its mean fraction
+        "partial_serves": int(counts[C.C_PARTIAL_SERVES]),
+        "partial_fraction_mean": (float(sums[C.S_PARTIAL_FRACTION]) / int(counts[C.C_PARTIAL_SERVES])
+                                  if counts[C.C_PARTIAL_SERVES] else None),
         "admission": admission or scenario.serving.admission,
         "dispatch": scenario.serving.dispatch,
         "hit_ratio": per(hits),

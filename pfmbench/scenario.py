@@ -107,6 +107,7 @@ ADMISSIONS = ("default", "always", "outrank", "cost")  # default: each policy's 
 DISPATCHES = ("edge", "cheapest")
 SUBSTITUTES = ("never", "before-cloud", "before-load")  # equivalent models (MODEL.md §9.1)
 PRECISION_MODES = ("fixed", "ladder")  # MODEL.md §9.2
+CACHINGS = ("binary", "partial")  # MODEL.md §9.3
 
 
 @dataclass
@@ -124,6 +125,10 @@ class Serving:
     # Precision (MODEL.md §9.2): fixed (default: every model at its catalog precision) or ladder (a miss that would
     # evict may load the model at a lower precision of catalog.ladder; upgraded when memory frees).
     precision_mode: str = "fixed"
+    # Partial caching (MODEL.md §9.3): binary (default: whole models only) or partial (a model may be resident as a
+    # prefix of s/partial_steps of its layers, served by early exit after them; docs/model.md, "Partial caching").
+    caching: str = "binary"
+    partial_steps: int = 4
 
 
 @dataclass
@@ -234,6 +239,11 @@ class Scenario:
              f"one of {', '.join(PRECISION_MODES)}, not {self.serving.precision_mode!r}")
         need(all(p.strip() in BYTES_PER_PARAM for p in self.catalog.ladder.split(",") if p.strip()), "catalog.ladder",
              f"precisions from {', '.join(BYTES_PER_PARAM)}, comma-separated, not {self.catalog.ladder!r}")
+        need(self.serving.caching in CACHINGS, "serving.caching",
+             f"one of {', '.join(CACHINGS)}, not {self.serving.caching!r}")
+        if self.serving.caching == "partial" and self.serving.precision_mode == "ladder":
+            raise InputError(f"{where}: serving.caching = 'partial' with precision_mode = 'ladder' is not supported "
+                             "(a copy is either a prefix or a lower precision); choose one")
         need(self.cooperation in COOPERATIONS, "cooperation", f"one of {', '.join(COOPERATIONS)}, not "
              f"{self.cooperation!r}")
         if self.cooperation == "forward":
@@ -348,6 +358,7 @@ BOUNDS = {
     ("catalog", "adapter_rank"): (1, 65536),
     ("edge", "adapter_overhead_s"): (0.0, 1e6),
     ("edge", "max_batch"): (1, 4096),
+    ("serving", "partial_steps"): (1, 64),
     ("edge", "mem_gbps"): (1e-3, 1e6),
     ("edge", "runtime_mb_per_request"): (0.0, 1e9),
     ("trace", "requests"): (1, 10**8),

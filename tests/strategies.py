@@ -82,6 +82,10 @@ def scenarios(draw):
     sc.serving.precision_mode = draw(st.sampled_from(["fixed", "fixed", "ladder"]))
     sc.catalog.ladder = draw(st.sampled_from(["int8,int4", "int4", "int4,int8,fp32", ""]))
     sc.edge.batching = draw(st.sampled_from([False, False, True]))
+    sc.serving.caching = draw(st.sampled_from(["binary", "binary", "partial"]))
+    sc.serving.partial_steps = draw(st.sampled_from([1, 2, 4, 7]))
+    if sc.serving.caching == "partial":
+        sc.serving.precision_mode = "fixed"  # the two are exclusive (scenario validation)
     sc.edge.max_batch = draw(st.sampled_from([1, 2, 8]))
     sc.edge.mem_gbps = draw(st.sampled_from([1935.0, 0.5]))  # 0.5 GB/s: memory-bound steps of seconds
     sc.edge.runtime_mb_per_request = draw(st.sampled_from([0.0, 0.0, 10.0, 3000.0]))

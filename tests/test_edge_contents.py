@@ -254,3 +254,69 @@ def test_batching_memory_and_roofline():
     assert one == pytest.approx(256 * t_mem)  # decoding is memory-bound at a batch of one
     assert service_time(on, p, 256.0, 0.0, 8) == one  # ... and still at eight
     assert service_time(on, p, 256.0, 0.0, 4096) > one  # compute-bound at last
+
+
+# -- partial caching (MODEL.md §9.3) ------------------------------------------------------------------------
+def test_partial_caching_serves_a_model_larger_than_the_gpu(cli, tmp_path):
+    """Done when: `--caching partial` on a GPU smaller than a requested model's full size serves it
+    (partial_serves > 0); memory is never over-committed (here, and under hypothesis in test_engines)."""
+    log = tmp_path / "log.parquet"
+    r = cli("replay", "--policy", "lru", "--caching", "partial", "--gpu", "l4", "--set", "trace.requests=800",
+            "--json", "--requests-out", str(log))
+    assert r.code == 0, r.err
+    row = json.loads(r.out)[0]
+    assert row["partial_serves"] > 0 and 0 < row["partial_fraction_mean"] < 1
+    rows = pl.read_parquet(log)
+    big = rows.filter(pl.col("model").cast(pl.String).str.starts_with("GPT3-13B/") & (pl.col("outcome") != "cloud"))
+    assert len(big) > 0 and big["resident_fraction"].max() == 0.75  # at most 3 of 4 layer groups: 23.1 of 24 GB
+    assert (big["resident_fraction"] < 1).all()
+    binary = json.loads(cli("replay", "--policy", "lru", "--gpu", "l4", "--set", "trace.requests=800",
+                            "--json").out)[0]
+    assert binary["partial_serves"] == 0 and binary["partial_fraction_mean"] is None
+
+
+def test_partial_prefix_accuracy_compute_and_growth():
+    from pfmbench.catalog import Catalog, Model, Task
+    from pfmbench.engine.fast import FastEngine
+    from pfmbench.engine.record import new_log
+    from pfmbench.engine.reference import replay_reference
+    from pfmbench.policies import get_policy
+    from pfmbench.trace.schema import TraceArrays
+
+    a = Model("A", "VFM", 1.0, 10.0, "fp16", 6.0, 0.0, (Task("t", 80.0),))
+    b = Model("B", "VFM", 1.0, 10.0, "fp16", 4.0, 0.0, (Task("t", 60.0),))
+    sc = Scenario().with_overrides(gpu_memory_gb=8.0, caching="partial", partial_steps=4)
+    t = build_tables(sc, Catalog((a, b)))
+    # A (6 GB) loads whole; B (4 GB) does not fit beside it: its largest prefix that fits the free 2 GB,
+    # 2 of 4 groups (2 GB), loads without evicting; B's next hit finds no more room; then A is evicted by ...
+    tr = TraceArrays(np.arange(3.0), np.array([0, 1, 1], np.int32), np.ones(3), np.zeros(3))
+    ref = replay_reference(t, tr, get_policy("lru"), 0, log=True)
+    eng = FastEngine(t, get_policy("lru"), 0)
+    log = new_log(3)
+    eng.run(tr, log)
+    assert list(log.resident_fraction) == list(ref[3]["resident_fraction"]) == [1.0, 0.5, 0.5]
+    assert list(log.evictions) == [0, 0, 0]
+    assert log.accuracy[1] == pytest.approx(60.0 * 0.5 ** 0.3)  # a(K) * f^gamma, VFM gamma 0.3
+    assert eng.counts[C.C_PARTIAL_SERVES] == 2 and eng.state.used[0] == 8_000_000_000
+    # with 9 GB, B loads 3 of 4 groups (3 GB free); C (1 GB) then evicts A (LRU), and B's next hit grows to
+    # its whole 4 GB, the missing 1 GB costed as a load (counted in upgrades), and is served whole
+    c = Model("C", "VFM", 1.0, 10.0, "fp16", 1.0, 0.0, (Task("t", 50.0),))
+    t9 = build_tables(sc.with_overrides(gpu_memory_gb=9.0), Catalog((a, b, c)))
+    tr = TraceArrays(np.arange(4.0), np.array([0, 1, 2, 1], np.int32), np.ones(4), np.zeros(4))
+    eng = FastEngine(t9, get_policy("lru"), 0)
+    log = new_log(4)
+    eng.run(tr, log)
+    ref = replay_reference(t9, tr, get_policy("lru"), 0, log=True)
+    assert list(log.resident_fraction) == list(ref[3]["resident_fraction"]) == [1.0, 0.75, 1.0, 1.0]
+    assert list(log.evictions) == [0, 0, 1, 0] and eng.counts[C.C_UPGRADES] == ref[0][C.C_UPGRADES] == 1
+    grow = t9.part_load[1, 0] + (t9.part_load[1, 4] - t9.part_load[1, 3])
+    assert grow == pytest.approx(sc.edge.load_overhead_s + 1.0 / sc.edge.load_gbps)
+    assert log.switching_cost[3] == pytest.approx(grow + sc.edge.power_w * grow / 1000)
+    assert eng.state.used[0] == 5_000_000_000  # B whole and C
+
+
+def test_partial_and_ladder_are_exclusive():
+    with pytest.raises(InputError, match="caching = 'partial' with precision_mode = 'ladder' is not supported"):
+        Scenario().with_overrides(caching="partial", precision_mode="ladder")
+    with pytest.raises(InputError, match="opt: not defined for caching = 'partial'"):
+        api.replay_many(None, ["opt"], caching="partial", **{"trace.requests": 20})

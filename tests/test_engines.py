@@ -38,6 +38,7 @@ def assert_same(fast_state, fast_log, ref):
     np.testing.assert_array_equal(fast_log["evictions"], cols["evictions"])
     np.testing.assert_array_equal(fast_log["served_pair"], cols["served_pair"])
     np.testing.assert_array_equal(fast_log["precision_level"], cols["precision_level"])
+    np.testing.assert_array_equal(fast_log["resident_fraction"], cols["resident_fraction"])
     for name in LOG_FLOATS:
         np.testing.assert_allclose(fast_log[name], cols[name], rtol=1e-9, atol=1e-12, err_msg=name)
 
@@ -81,6 +82,11 @@ def test_invariants(data, policy):
     es = state.state
     # A shared base's weights are counted once, and only while a model of it is cached (MODEL.md §9.5).
     resident = tables.mem_level[np.arange(tables.n_models), es.level]  # at its precision level (MODEL.md §9.2)
+    prefix = es.part > 0  # or a prefix of its layers (MODEL.md §9.3)
+    resident[prefix] = tables.part_bytes[np.arange(tables.n_models)[prefix], es.part[prefix]]
+    assert np.all(es.part[es.cached == 0] == 0) and np.all(es.part < tables.partial_steps)
+    if sc.serving.caching == "binary":
+        assert c[C.C_PARTIAL_SERVES] == 0 and np.all(log["resident_fraction"] == 1.0)
     assert np.all(es.level[es.cached == 0] == 0) and np.all(es.level < tables.n_levels)
     assert es.used[0] == (resident[es.cached.astype(bool)].sum()
                           + tables.base_bytes[es.base_in.astype(bool)].sum())
@@ -93,6 +99,8 @@ def test_invariants(data, policy):
     assert np.all(state.sums[:C.S_EDGE_LAT_MAX] >= 0)
     pm = tables.pair_model[trace.pair]
     too_big = tables.mem_level[pm, tables.n_levels[pm] - 1] > tables.capacity_bytes  # even at its lowest level
+    if tables.partial:  # or its smallest prefix (models of a shared base have none)
+        too_big &= (tables.part_bytes[pm, 1] > tables.capacity_bytes) | (tables.base_of[pm] >= 0)
     assert np.all(np.isin(log["outcome"][too_big], [C.CLOUD, C.SUBSTITUTE]))
     # a substitute is another model that may serve the request's pair (MODEL.md §9.1); any other row names its own
     sub = log["outcome"] == C.SUBSTITUTE

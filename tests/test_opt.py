@@ -24,7 +24,8 @@ from pfmbench.scenario import Scenario
 from pfmbench.trace.schema import TraceArrays
 
 POLICIES = policy_names()  # every built-in
-REACTIVE = [p for p in POLICIES if p != "active"]  # load only when a request asks: opt's decision space
+REACTIVE = [p for p in POLICIES if p not in ("active", "random-placement")]  # load only when a request asks
+#   (random-placement places a random model for no request: outside opt's decision space, as active's preloads)
 TOL = 1e-9
 
 

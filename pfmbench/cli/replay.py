@@ -131,6 +131,9 @@ def replay(
     precision: Annotated[str | None, typer.Option("--precision", help="fixed (every model at its catalog "
                                                   "precision) or ladder (a miss that would evict may load the model "
                                                   "at int8/int4, catalog.ladder; upgraded when memory frees).")] = None,
+    caching: Annotated[str | None, typer.Option("--caching", help="binary (whole models) or partial (a model "
+                                                "may be resident as a prefix of its layers, served by early exit; "
+                                                "--set partial_steps=N).")] = None,
     seed: SeedOpt = None,
     warmup: WarmupOpt = None,
     warmup_s: WarmupSOpt = None,
@@ -164,6 +167,8 @@ def replay(
 
     Example: pfmbench replay --precision ladder --gpu-memory 40   # int8/int4 copies where fp16 would evict
 
+    Example: pfmbench replay --caching partial --gpu l4   # GPT3-13B (30.8 GB) served from 3/4 of its layers
+
     Example: pfmbench replay --format markdown >> "$GITHUB_STEP_SUMMARY"
 
     Example: pfmbench replay t.parquet --scenario edges.toml --workers 2   # several edge servers, per edge and total
@@ -172,6 +177,7 @@ def replay(
     overrides.update({k: v for k, v in {"preset": gpu, "gpu_memory_gb": gpu_memory, "half_life_s": half_life,
                                          "utility": utility, "admission": admission, "dispatch": dispatch,
                                          "substitute": substitute, "precision_mode": precision,
+                                         "caching": caching,
                                          "seed": seed, "warmup_requests": warmup,
                                          "warmup_s": warmup_s}.items() if v is not None})
     if trace is not None and str(trace) in SCENARIOS and not trace.exists():  # `replay default`: its own trace

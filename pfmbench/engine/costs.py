@@ -16,6 +16,7 @@ from .record import (
     C_HITS,
     C_LOADS,
     C_OFFLOADS,
+    C_PARTIAL_SERVES,
     C_PRELOADS,
     C_REDUCED_LOADS,
     C_REQUESTS,
@@ -38,6 +39,7 @@ from .record import (
     S_LOAD_ENERGY,
     S_LOAD_TIME,
     S_OFFLOADING_LATENCY,
+    S_PARTIAL_FRACTION,
     S_PRELOAD_ENERGY,
     S_PRELOAD_SWITCHING,
     S_PRELOAD_TIME,
@@ -163,9 +165,8 @@ def switching_level(tab, m, with_base, level):
 
 
 @shared
-def switching_upgrade(tab, m, level):
-    """(time s, energy J, switching cost) of reloading the rest of m's weights from `level` to level 0: a load."""
-    load = tab.upgrade_time[m, level]
+def switching_time(tab, load):
+    """(time s, energy J, switching cost) of a load taking `load` s (an upgrade, a prefix grown, a prefix loaded)."""
     energy = tab.power_w * load
     return load, energy, load + energy / 1000.0 + tab.wear_per_load
 
@@ -195,17 +196,50 @@ def ladder_level(tab, m, free, requests_so_far, now):
 
 
 @shared
+def prefix_to_load(tab, m, free):
+    """caching = partial (MODEL.md §9.3), on a miss for m that does not fit the free memory whole: the prefix
+    (layer groups s of S) to load, 0 for the whole model. The largest prefix that fits the free memory (no
+    eviction); if none does, the whole model when it fits the GPU (evicting as binary caching does), else
+    the largest prefix that fits the GPU (evicting for it); 0 if none."""
+    steps = tab.partial_steps
+    for s in range(steps - 1, 0, -1):
+        if tab.part_bytes[m, s] <= free:
+            return s
+    if tab.mem_bytes[m] <= tab.capacity_bytes:
+        return 0
+    for s in range(steps - 1, 0, -1):
+        if tab.part_bytes[m, s] <= tab.capacity_bytes:
+            return s
+    return 0
+
+
+@shared
+def prefix_to_grow(tab, m, part, free):
+    """A hit on m resident as prefix `part`: the largest prefix s > part whose extra bytes fit the free memory
+    now (S: the whole model), or `part` itself if none."""
+    steps = tab.partial_steps
+    for s in range(steps, part, -1):
+        if tab.part_bytes[m, s] - tab.part_bytes[m, part] <= free:
+            return s
+    return part
+
+
+@shared
 def serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, wait, loaded, evictions, with_base, q,
-               level, upgraded):
+               level, part, upgrade_s):
     """Account request i, served at the edge by model m (loaded for it if `loaded`, with its base's weights
     if `with_base`), after `wait` s in the queue; returns its latency. q: the pair that served it, p itself
     or, for a substitute (MODEL.md §9.1), a cached equivalent's pair (k_eff, work and compute are then q's).
-    level: the precision level q's model was at (MODEL.md §9.2); `upgraded`: m was first reloaded from that
-    level to level 0, costed as a load, and served at level 0."""
+    level: the precision level q's model served at (MODEL.md §9.2); part: the prefix of its layers it served
+    with (MODEL.md §9.3, s of partial_steps; 0: whole; `compute` is already the prefix's); upgrade_s > 0: m
+    was first reloaded up to that (a precision upgrade, a prefix grown), costed as a load of that many s."""
     load = 0.0
     switching_cost = 0.0
     if loaded:
-        load, load_energy, switching_cost = switching_level(tab, m, with_base, level)
+        if part > 0:  # a prefix of its layers
+            load, load_energy, switching_cost = switching_time(tab, tab.part_load[m, part])
+        else:
+            load, load_energy, switching_cost = switching_level(tab, m, with_base, level)
         rec.counts[C_LOADS] += 1
         if level > 0:
             rec.counts[C_REDUCED_LOADS] += 1
@@ -216,8 +250,8 @@ def serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, w
         rec.sums[S_LOAD_TIME] += load
     elif q == p:
         rec.counts[C_HITS] += 1
-        if upgraded:
-            load, load_energy, switching_cost = switching_upgrade(tab, m, level)
+        if upgrade_s > 0.0:
+            load, load_energy, switching_cost = switching_time(tab, upgrade_s)
             rec.counts[C_UPGRADES] += 1
             rec.sums[S_SWITCHING] += switching_cost
             rec.sums[S_LOAD_ENERGY] += load_energy
@@ -225,11 +259,18 @@ def serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, w
     else:
         rec.counts[C_SUBSTITUTED] += 1
     latency = wait + load + compute
-    served = 0 if upgraded else level
-    if q == p and served == 0:
+    if q == p and level == 0 and part == 0:
         accuracy, accuracy_cost = accuracy_of(tab, p, k_eff)
     else:
-        accuracy, accuracy_cost = served_accuracy(tab, p, q, k_eff, served)
+        accuracy, accuracy_cost = served_accuracy(tab, p, q, k_eff, level)
+    fraction = 1.0
+    if part > 0:  # early exit after the resident layers (MODEL.md §9.3): a(K) * f^gamma, floor 0
+        fraction = part / tab.partial_steps
+        accuracy = accuracy * fraction ** tab.gamma[q]
+        accuracy_cost = max(0.0, tab.a_ref[p] - accuracy) / 100.0
+        work = work * fraction
+        rec.counts[C_PARTIAL_SERVES] += 1
+        rec.sums[S_PARTIAL_FRACTION] += fraction
     s = rec.sums
     s[S_COMPUTE_ENERGY] += tab.power_w * compute
     s[S_ACC_COST] += accuracy_cost
@@ -245,7 +286,8 @@ def serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, w
     if log_on:
         log.outcome[i] = LOAD if loaded else (HIT if q == p else SUBSTITUTE)
         log.served_pair[i] = q
-        log.precision_level[i] = served
+        log.precision_level[i] = level
+        log.resident_fraction[i] = fraction
         log.latency[i] = latency
         log.wait[i] = wait
         log.accuracy[i] = accuracy
@@ -272,6 +314,7 @@ def serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, evictions):
         log.outcome[i] = CLOUD
         log.served_pair[i] = p
         log.precision_level[i] = 0
+        log.resident_fraction[i] = 1.0
         log.latency[i] = latency
         log.wait[i] = 0.0
         log.accuracy[i] = accuracy
@@ -300,7 +343,7 @@ def account_block(tab, rec, rq, block, base, lo, hi, log_on, log):
             compute = block.compute[b]  # service_time when decided (its batch, MODEL.md §9.2)
             serve_edge(tab, rec, log_on, log, i, p, tab.pair_model[p], rq.input_mb[i], k_eff, work, compute,
                        block.wait[b], block.outcome[b] == LOAD, block.evictions[b], block.with_base[b] != 0, q,
-                       block.level[b], block.upgraded[b] != 0)
+                       block.level[b], block.part[b], block.upgrade_s[b])
 
 
 @shared

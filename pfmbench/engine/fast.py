@@ -45,6 +45,8 @@ from .costs import (
     edge_price,
     first_free_executor,
     ladder_level,
+    prefix_to_grow,
+    prefix_to_load,
     service_time,
     substitute_price,
     worth_loading,
@@ -82,14 +84,15 @@ class Block(NamedTuple):
     with_base: np.ndarray  # int8: its load loaded its model's base's weights too (MODEL.md §9.5)
     served: np.ndarray  # int32: the pair that served it (its own, or a substitute's: MODEL.md §9.1)
     level: np.ndarray  # int8: the precision level of the model that served it (MODEL.md §9.2)
-    upgraded: np.ndarray  # int8: that model was first reloaded from `level` to level 0 (an upgrade)
+    part: np.ndarray  # int8: the prefix of that model's layers that served it (MODEL.md §9.3; 0: whole)
+    upgrade_s: np.ndarray  # float64 s: that model was first reloaded up (a precision upgrade, a prefix grown)
     compute: np.ndarray  # float64 s: its service time (service_time, in the batch it joined)
 
 
 def new_block() -> Block:
     return Block(np.zeros(BLOCK, np.int8), np.zeros(BLOCK), np.zeros(BLOCK), np.zeros(BLOCK, np.int32),
                  np.zeros(BLOCK, np.int8), np.zeros(BLOCK, np.int32), np.zeros(BLOCK, np.int8),
-                 np.zeros(BLOCK, np.int8), np.zeros(BLOCK))
+                 np.zeros(BLOCK, np.int8), np.zeros(BLOCK), np.zeros(BLOCK))
 
 
 class EngineState(NamedTuple):
@@ -119,6 +122,7 @@ class EngineState(NamedTuple):
     base_ready: np.ndarray  # float64 per base: when the load of its weights finished
     pinned: np.ndarray  # int64 [1]: the pinned base (-1: none)
     level: np.ndarray  # int8 per model: its precision level while cached (MODEL.md §9.2; 0 otherwise)
+    part: np.ndarray  # int8 per model: the prefix of its layers resident (MODEL.md §9.3; 0: whole, or not cached)
     # Each model's last batch (MODEL.md §9.2): its executor (-1: none yet), start, end, requests so far.
     batch_exec: np.ndarray  # int64 per model
     batch_start: np.ndarray  # float64 per model
@@ -137,7 +141,8 @@ def new_engine_state(tables: Tables) -> EngineState:
                        np.full(n, np.inf), np.full(2, -1, np.int64), np.full(1, -np.inf), np.zeros(1),
                        np.array([0 if tables.warmup_requests == 0 and tables.warmup_s == 0.0 else -1], np.int64),
                        np.zeros(n, np.int32), np.zeros(n, np.int8), np.zeros(n), np.full(1, -1, np.int64),
-                       np.zeros(n, np.int8), np.full(n, -1, np.int64), np.zeros(n), np.zeros(n), np.zeros(n, np.int64),
+                       np.zeros(n, np.int8), np.zeros(n, np.int8), np.full(n, -1, np.int64), np.zeros(n), np.zeros(n),
+                       np.zeros(n, np.int64),
                        new_context(n, k), new_totals(), new_block())
 
 
@@ -191,9 +196,25 @@ def fits_gpu(tab, m):
 
 @shared
 def fits_gpu_at_some_level(tab, m):
-    """fits_gpu(tab, m), or, under precision_mode = "ladder", m fits at its smallest precision (MODEL.md §9.2)."""
-    # (a model of a shared base has one level: fits_gpu, with its base's weights, says it all)
-    return fits_gpu(tab, m) or (tab.base_of[m] < 0 and tab.mem_level[m, tab.n_levels[m] - 1] <= tab.capacity_bytes)
+    """fits_gpu(tab, m), or, under precision_mode = "ladder", m fits at its smallest precision (MODEL.md §9.2),
+    or, under caching = "partial", its smallest prefix fits (MODEL.md §9.3)."""
+    # (a model of a shared base has one level and no prefixes: fits_gpu, with its base's weights, says it all)
+    if fits_gpu(tab, m):
+        return True
+    if tab.base_of[m] >= 0:
+        return False
+    if tab.mem_level[m, tab.n_levels[m] - 1] <= tab.capacity_bytes:
+        return True
+    return tab.partial != 0 and tab.part_bytes[m, 1] <= tab.capacity_bytes
+
+
+@shared
+def resident_bytes(tab, es, m):
+    """The bytes cached model m holds: a prefix of its layers (MODEL.md §9.3), else its precision level's."""
+    s = es.part[m]
+    if s > 0:
+        return tab.part_bytes[m, s]
+    return tab.mem_level[m, es.level[m]]
 
 
 @shared
@@ -220,7 +241,7 @@ def _insert(tab, es, m, seq, now):
     """m enters GPU memory with an empty context (with its base's weights if they were not resident), at
     precision level es.level[m] (0 unless the loop chose another)."""
     es.cached[m] = 1
-    es.used[0] += tab.mem_level[m, es.level[m]]
+    es.used[0] += resident_bytes(tab, es, m)
     es.last_use[m] = seq
     es.requests[m] = 0
     es.ready_at[m] = now  # the end of its load once an executor takes it
@@ -249,8 +270,9 @@ def _evict(tab, es, v, now):
     es.clist_pos[v] = -1
     es.n_cached[0] = n
     es.cached[v] = 0
-    es.used[0] -= tab.mem_level[v, es.level[v]]
+    es.used[0] -= resident_bytes(tab, es, v)
     es.level[v] = 0
+    es.part[v] = 0
     b = tab.base_of[v]
     if b >= 0:  # the last model of a base frees its weights, unless the model being loaded needs them
         es.base_ref[b] -= 1
@@ -312,7 +334,7 @@ def preload_model(tab, es, m, victims, now):
             room = False
             break
         q = victims[k]
-        need -= tab.mem_level[q, es.level[q]]
+        need -= resident_bytes(tab, es, q)
         h = tab.base_of[q]
         if h >= 0:  # tentatively: does evicting q free its base's weights too?
             es.base_ref[h] -= 1
@@ -340,17 +362,18 @@ def preload_model(tab, es, m, victims, now):
 
 
 @shared
-def take_executor(tab, es, m, p, units, k_eff, now, ready, load):
+def take_executor(tab, es, m, p, units, k_eff, now, ready, load, frac):
     """Serve a request for pair p on model m (ready at `ready`; `load` s of loading or upgrading first):
     (start, compute). With batching (MODEL.md §9.2; docs/model.md, "Batching") and no load, it joins m's last
     batch if that has not started, holds this copy of m (starts once it is ready) and has room, and waits for
     it: a batch that is its executor's last may grow longer; one with work queued behind it takes the request
-    only if it ends no later. Otherwise it starts a batch of its own on the first free executor."""
+    only if it ends no later. Otherwise it starts a batch of its own on the first free executor. frac: the
+    fraction of m's layers resident (MODEL.md §9.3: both roofline legs scale with it; 1.0 for a whole model)."""
     if tab.batching != 0 and load == 0.0 and es.batch_exec[m] >= 0:
         s = es.batch_start[m]
         if s >= now and s >= ready and es.batch_n[m] < tab.max_batch:
             k = es.batch_exec[m]
-            compute = service_time(tab, p, units, k_eff, es.batch_n[m] + 1)
+            compute = service_time(tab, p, units, k_eff, es.batch_n[m] + 1) * frac
             last = es.free_at[k] == es.batch_end[m]
             if last or s + compute <= es.batch_end[m]:
                 es.batch_n[m] += 1
@@ -360,7 +383,7 @@ def take_executor(tab, es, m, p, units, k_eff, now, ready, load):
                 return s, compute
     j = first_free_executor(es.free_at)
     start = max(now, es.free_at[j], ready)
-    compute = service_time(tab, p, units, k_eff, 1)
+    compute = service_time(tab, p, units, k_eff, 1) * frac
     es.free_at[j] = start + load + compute
     es.batch_exec[m] = j
     es.batch_start[m] = start + load
@@ -431,12 +454,13 @@ def preload(code, pss, es, tab, now): ...
 
 
 @shared
-def _decided(block, b, outcome, k_eff, wait, evictions, with_base, served, level, upgraded, compute):
+def _decided(block, b, outcome, k_eff, wait, evictions, with_base, served, level, part, upgrade_s, compute):
     """Request b of the block was decided: account_block accounts it with the block."""
     block.compute[b] = compute
+    block.part[b] = part
     block.served[b] = served
     block.level[b] = level
-    block.upgraded[b] = upgraded
+    block.upgrade_s[b] = upgrade_s
     block.outcome[b] = outcome
     block.k_eff[b] = k_eff
     block.wait[b] = wait
@@ -511,12 +535,18 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                                       edge_price(tab, p, units, input_mb, 0.0, max(now, es.free_at[j]) - now, load))
                 loaded = sub < 0
             load_level = 0  # the precision level m loads at (MODEL.md §9.2: the ladder's choice)
+            load_part = 0  # the prefix of its layers it loads (MODEL.md §9.3; 0: whole)
             if loaded:
                 need = load_bytes(tab, es, m)
                 if tab.n_levels[m] > 1:
                     load_level = ladder_level(tab, m, tab.capacity_bytes - es.used[0], es.seen[m], now)
                     need = tab.mem_level[m, load_level]
                     load = tab.load_level[m, load_level]
+                if tab.partial != 0 and tab.base_of[m] < 0 and es.used[0] + need > tab.capacity_bytes:
+                    load_part = prefix_to_load(tab, m, tab.capacity_bytes - es.used[0])  # MODEL.md §9.3
+                    if load_part > 0:
+                        need = tab.part_bytes[m, load_part]
+                        load = tab.part_load[m, load_part]
                 if tab.base_of[m] >= 0 and not with_base:
                     es.pinned[0] = tab.base_of[m]  # its resident base stays while room is made for its adapter
                 while es.used[0] + need > tab.capacity_bytes:
@@ -535,39 +565,53 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
             if sub >= 0:  # served by the equivalent's copy, with its context, on the first free executor
                 e = tab.pair_model[sub]
                 k_own, k_eff, f = examples_at_service(tab, cx, sub, e, now)
-                start, compute = take_executor(tab, es, e, sub, units, k_eff, now, es.ready_at[e], 0.0)
-                _decided(blk, i - lo, SUBSTITUTE, k_eff, start - now, evictions, False, sub, es.level[e], False,
-                         compute)
+                start, compute = take_executor(tab, es, e, sub, units, k_eff, now, es.ready_at[e], 0.0,
+                                               es.part[e] / tab.partial_steps if es.part[e] > 0 else 1.0)
+                _decided(blk, i - lo, SUBSTITUTE, k_eff, start - now, evictions, False, sub, es.level[e], es.part[e],
+                         0.0, compute)
                 add_demonstration(tab, cx, sub, e, now, k_own, f)
                 es.last_use[e] = seq0 + i
                 es.requests[e] += 1
                 on_hit(code, pss, es, tab, e, False)
                 continue
             if not admitted:
-                _decided(blk, i - lo, CLOUD, 0.0, 0.0, evictions, False, p, 0, False, 0.0)
+                _decided(blk, i - lo, CLOUD, 0.0, 0.0, evictions, False, p, 0, 0, 0.0, 0.0)
                 continue
             if loaded:
                 es.level[m] = load_level
+                es.part[m] = load_part
                 _insert(tab, es, m, seq0 + i, now)
                 _unpin(tab, es)
                 on_insert(code, pss, es, tab, m)
             level = es.level[m]
-            upgraded = False  # a hit on a reduced copy reloads the rest of its weights first, once they fit
+            upgrade_s = 0.0  # a hit on a reduced copy reloads the rest of its weights first, once they fit
             if not loaded and level > 0 and (es.used[0] + tab.mem_level[m, 0] - tab.mem_level[m, level]
                                               <= tab.capacity_bytes):
                 es.used[0] += tab.mem_level[m, 0] - tab.mem_level[m, level]
                 es.level[m] = 0
-                upgraded = True
-                load = tab.upgrade_time[m, level]
+                upgrade_s = tab.upgrade_time[m, level]
+                level = 0
+            part = es.part[m]
+            if not loaded and part > 0:  # a prefix grows by what fits the free memory now (MODEL.md §9.3)
+                grow = prefix_to_grow(tab, m, part, tab.capacity_bytes - es.used[0])
+                if grow != part:
+                    es.used[0] += tab.part_bytes[m, grow] - tab.part_bytes[m, part]
+                    upgrade_s = tab.part_load[m, 0] + (tab.part_load[m, grow] - tab.part_load[m, part])
+                    part = grow if grow < tab.partial_steps else 0
+                    es.part[m] = part
+            upgraded = upgrade_s > 0.0
+            if upgraded:
+                load = upgrade_s
             # Served at the edge with the examples in context this copy has, on the first free executor,
             # once the model is in memory.
-            start, compute = take_executor(tab, es, m, p, units, k_eff, now, es.ready_at[m], load)
+            start, compute = take_executor(tab, es, m, p, units, k_eff, now, es.ready_at[m], load,
+                                           part / tab.partial_steps if part > 0 else 1.0)
             if loaded or upgraded:
                 es.ready_at[m] = start + load
                 if with_base:
                     es.base_ready[tab.base_of[m]] = start + tab.base_load[tab.base_of[m]]
-            _decided(blk, i - lo, LOAD if loaded else HIT, k_eff, start - now, evictions, with_base, p, level, upgraded,
-                     compute)
+            _decided(blk, i - lo, LOAD if loaded else HIT, k_eff, start - now, evictions, with_base, p, level, part,
+                     upgrade_s, compute)
             add_demonstration(tab, cx, p, m, now, k_own, f)
             es.last_use[m] = seq0 + i
             if rq.next_use.shape[0] > 0:

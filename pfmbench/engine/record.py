@@ -28,18 +28,20 @@ OUTCOMES = ("hit", "load", "cloud", "substitute")
 # C_REDUCED_LOADS: loads below the model's catalog precision (ladder, MODEL.md §9.2; also in C_LOADS);
 # C_UPGRADES: hits that first reloaded the rest of a reduced model's weights (costed as loads; also in C_HITS).
 # C_BATCHES: batches started at the edge (MODEL.md §9.2: one per edge request unless batching joins them).
+# C_PARTIAL_SERVES: edge requests served by a prefix of their model's layers (caching = partial, MODEL.md §9.3).
 (C_REQUESTS, C_HITS, C_LOADS, C_EVICTIONS, C_OFFLOADS, C_DECLINED, C_DISPATCHED, C_PRELOADS, C_ADAPTER_LOADS,
- C_SUBSTITUTED, C_REDUCED_LOADS, C_UPGRADES, C_BATCHES, N_COUNTS) = range(14)
+ C_SUBSTITUTED, C_REDUCED_LOADS, C_UPGRADES, C_BATCHES, C_PARTIAL_SERVES, N_COUNTS) = range(15)
 # S_OFFLOADING_LATENCY: device -> edge, per edge-served request; S_CLOUD_LATENCY: per offloaded request.
 # S_EDGE_LATENCY: what a user waits at the edge (queue wait + its own load + compute); S_INFERENCE_LATENCY:
 # the system cost's term (queue wait + compute: the request's own load is in its switching cost already).
 # S_PRELOAD_*: the switching cost, energy and time of preloads, kept apart from the loads' so that every
 # sum of a request's terms adds them in request order (the fast engine accounts a block of requests after
 # deciding them); results.py adds them to the loads'.
+# S_PARTIAL_FRACTION: the resident fraction f summed over partial serves (MODEL.md §9.3).
 (S_SWITCHING, S_LOAD_ENERGY, S_COMPUTE_ENERGY, S_LOAD_TIME, S_ACC_COST, S_ACCURACY, S_EDGE_LATENCY,
  S_WAIT, S_CLOUD_LATENCY, S_CLOUD_COST, S_K_EFF, S_CONTEXT_DISCARDED, S_EDGE_GFLOP, S_CLOUD_GFLOP,
  S_EDGE_LAT_MAX, S_OFFLOADING_LATENCY, S_PRELOAD_SWITCHING, S_PRELOAD_ENERGY, S_PRELOAD_TIME, S_INFERENCE_LATENCY,
- N_SUMS) = range(21)
+ S_PARTIAL_FRACTION, N_SUMS) = range(22)
 
 # Edge-latency histogram: 1024 buckets per power of two (relative width < 0.1%) from 2^-31 to 2^31 s;
 # percentiles come from it so that memory stays bounded and chunked replays merge exactly.
@@ -76,7 +78,8 @@ LOG_COLUMNS = [("outcome", np.int8), ("latency", np.float64), ("wait", np.float6
                ("accuracy_cost", np.float64), ("k_eff", np.float64), ("evictions", np.int32),
                ("switching_cost", np.float64), ("cloud_cost", np.float64),
                ("served_pair", np.int32),  # the (model, task) pair that served it (a substitute's own: §9.1)
-               ("precision_level", np.int8)]  # 0: its model's catalog precision; k: the k-th rung below (§9.2)
+               ("precision_level", np.int8),  # 0: its model's catalog precision; k: the k-th rung below (§9.2)
+               ("resident_fraction", np.float64)]  # of the serving model's layers resident (§9.3; 1: whole, cloud)
 RequestLog = namedtuple("RequestLog", [name for name, _ in LOG_COLUMNS])
 
 

@@ -26,6 +26,8 @@ from .costs import (
     edge_work,
     first_free_executor,
     ladder_level,
+    prefix_to_grow,
+    prefix_to_load,
     serve_cloud,
     service_time,
     serve_edge,
@@ -64,6 +66,7 @@ class CacheEntry:
         self.next_use = float("inf")  # sequence number of its next request after its last service (needs_next_use)
         self.ready_at = now  # when its load has finished (set when served)
         self.level = 0  # its precision level (MODEL.md §9.2): what it holds is mem_level[model, level] bytes
+        self.part = 0  # the prefix of its layers resident (MODEL.md §9.3): part_bytes[model, part]; 0: whole
 
     def context(self, now: float) -> float:
         """C_m(now): the examples in context of all its tasks, decayed to now."""
@@ -169,7 +172,19 @@ class ReferenceEngine:
     def fits_gpu_at_some_level(self, m: int) -> bool:
         """fits_gpu(m), or m fits at its smallest precision under "ladder" (as fast.fits_gpu_at_some_level)."""
         t = self.t
-        return self.fits_gpu(m) or (t.base_of[m] < 0 and int(t.mem_level[m, t.n_levels[m] - 1]) <= t.capacity_bytes)
+        if self.fits_gpu(m):
+            return True
+        if t.base_of[m] >= 0:
+            return False
+        if int(t.mem_level[m, t.n_levels[m] - 1]) <= t.capacity_bytes:
+            return True
+        return bool(t.partial) and int(t.part_bytes[m, 1]) <= t.capacity_bytes  # its smallest prefix (§9.3)
+
+    def resident(self, entry: CacheEntry) -> int:
+        """The bytes a cached model holds: its prefix's (MODEL.md §9.3), else its precision level's."""
+        if entry.part > 0:
+            return int(self.t.part_bytes[entry.model, entry.part])
+        return int(self.t.mem_level[entry.model, entry.level])
 
     def load_bytes(self, m: int) -> int:
         """The bytes that loading m now adds: its own, and its base's weights unless resident (fast.load_bytes)."""
@@ -182,14 +197,14 @@ class ReferenceEngine:
             self.base_in[b] = False
             self.used -= int(self.t.base_bytes[b])
 
-    def _add(self, m: int, seq: int, now: float, level: int = 0) -> CacheEntry:
+    def _add(self, m: int, seq: int, now: float, level: int = 0, part: int = 0) -> CacheEntry:
         """m enters GPU memory with an empty context, with its base's weights if they were not resident, at
         precision level `level` (MODEL.md §9.2)."""
         entry = CacheEntry(self, m, seq, now)
-        entry.level = level
+        entry.level, entry.part = level, part
         self.cache.append(entry)
         self.entry[m] = entry
-        self.used += int(self.t.mem_level[m, level])
+        self.used += self.resident(entry)
         b = int(self.t.base_of[m])
         if b >= 0:
             if not self.base_in[b]:
@@ -207,7 +222,7 @@ class ReferenceEngine:
         self.cache[i] = self.cache[-1]  # swap-remove, as the fast engine does
         self.cache.pop()
         del self.entry[entry.model]
-        self.used -= int(self.t.mem_level[entry.model, entry.level])
+        self.used -= self.resident(entry)
         b = int(self.t.base_of[entry.model])
         if b >= 0:  # the last model of a base frees its weights, unless the model being loaded needs them
             self.base_ref[b] -= 1
@@ -237,7 +252,7 @@ class ReferenceEngine:
         while need > 0:
             if k == len(victims) or victims[k] not in self.entry:
                 return False
-            need -= int(t.mem_level[victims[k], self.entry[victims[k]].level])
+            need -= self.resident(self.entry[victims[k]])
             h = int(t.base_of[victims[k]])
             if h >= 0:
                 left[h] -= 1
@@ -274,7 +289,7 @@ class ReferenceEngine:
         j = first_free_executor(self.free_at)
         self._load_for_no_request(m, j, max(self.free_at[j], now))
 
-    def take_executor(self, m, p, units, k_eff, now, ready, load):
+    def take_executor(self, m, p, units, k_eff, now, ready, load, frac=1.0):
         """(start, compute) of serving a request for pair p on model m, as fast.take_executor: with batching
         and no load, join m's last batch if it has not started, holds this copy, has room, and either is its
         executor's last or ends no later with this request."""
@@ -283,7 +298,7 @@ class ReferenceEngine:
             s = self.batch_start[m]
             if s >= now and s >= ready and self.batch_n[m] < t.max_batch:
                 k = self.batch_exec[m]
-                compute = service_time(t, p, units, k_eff, self.batch_n[m] + 1)
+                compute = service_time(t, p, units, k_eff, self.batch_n[m] + 1) * frac
                 if self.free_at[k] == self.batch_end[m] or s + compute <= self.batch_end[m]:
                     self.batch_n[m] += 1
                     if s + compute > self.batch_end[m]:
@@ -291,7 +306,7 @@ class ReferenceEngine:
                     return s, compute
         j = first_free_executor(self.free_at)
         start = max(now, self.free_at[j], ready)
-        compute = service_time(t, p, units, k_eff, 1)
+        compute = service_time(t, p, units, k_eff, 1) * frac
         self.free_at[j] = start + load + compute
         self.batch_exec[m], self.batch_start[m], self.batch_end[m], self.batch_n[m] = j, start + load, self.free_at[j], 1
         self.totals.counts[C_BATCHES] += 1
@@ -318,9 +333,10 @@ class ReferenceEngine:
         entry = self.entry[int(t.pair_model[best])]
         k_own, k_eff, f = examples_at_service(t, self.context, best, entry.model, now)
         work, _ = edge_work(t, best, units, k_eff)
-        start, compute = self.take_executor(entry.model, best, units, k_eff, now, entry.ready_at, 0.0)
+        start, compute = self.take_executor(entry.model, best, units, k_eff, now, entry.ready_at, 0.0,
+                                            entry.part / t.partial_steps if entry.part > 0 else 1.0)
         serve_edge(t, self.totals, log_on, log, i, pair, int(t.pair_model[pair]), input_mb, k_eff, work, compute,
-                   start - now, False, evictions, False, best, entry.level, False)
+                   start - now, False, evictions, False, best, entry.level, entry.part, 0.0)
         add_demonstration(t, self.context, best, entry.model, now, k_own, f)  # it joins the equivalent's context
         entry.last_use = self.seq - 1
         entry.requests += 1
@@ -413,6 +429,11 @@ class ReferenceEngine:
             if t.n_levels[m] > 1:
                 level = ladder_level(t, m, t.capacity_bytes - self.used, self.seen[m], now)
                 need = int(t.mem_level[m, level])
+            part = 0  # the prefix of its layers it loads (MODEL.md §9.3; 0: whole)
+            if t.partial and t.base_of[m] < 0 and self.used + need > t.capacity_bytes:
+                part = prefix_to_load(t, m, t.capacity_bytes - self.used)
+                if part > 0:
+                    need = int(t.part_bytes[m, part])
             if t.base_of[m] >= 0 and not with_base:
                 self.pinned = int(t.base_of[m])  # its resident base stays while room is made for its adapter
             while self.used + need > t.capacity_bytes:
@@ -424,28 +445,43 @@ class ReferenceEngine:
                     return
                 self._evict(v, now)
                 evictions += 1
-            entry = self._add(m, seq, now, level)
+            entry = self._add(m, seq, now, level, part)
             self._unpin()
             k_own, k_eff, f = examples_at_service(t, self.context, pair, m, now)  # zero-shot: an empty context
 
         # Served at the edge with the examples in context this copy has (zero-shot right after a load), on
         # the first free executor and, on another executor than the one loading it, once it is in memory.
         work, _ = edge_work(t, pair, units, k_eff)
-        load = (t.base_load[t.base_of[m]] + t.load_time[m] if with_base else t.load_level[m, entry.level]) if loaded else 0.0
+        load = 0.0
+        if loaded:
+            load = (t.base_load[t.base_of[m]] + t.load_time[m] if with_base else
+                    t.part_load[m, entry.part] if entry.part > 0 else t.load_level[m, entry.level])
         level = entry.level
-        upgraded = False  # a hit on a reduced copy reloads the rest of its weights first, once they fit
+        upgrade_s = 0.0  # a hit on a reduced copy reloads the rest of its weights first, once they fit
         if not loaded and level > 0 and self.used + int(t.mem_level[m, 0]) - int(t.mem_level[m, level]) <= t.capacity_bytes:
             self.used += int(t.mem_level[m, 0]) - int(t.mem_level[m, level])
             entry.level = 0
-            upgraded = True
-            load = t.upgrade_time[m, level]
-        start, compute = self.take_executor(m, pair, units, k_eff, now, entry.ready_at, load)
+            upgrade_s = t.upgrade_time[m, level]
+            level = 0
+        part = entry.part
+        if not loaded and part > 0:  # a prefix grows by what fits the free memory now (MODEL.md §9.3)
+            grow = prefix_to_grow(t, m, part, t.capacity_bytes - self.used)
+            if grow != part:
+                self.used += int(t.part_bytes[m, grow]) - int(t.part_bytes[m, part])
+                upgrade_s = t.part_load[m, 0] + (t.part_load[m, grow] - t.part_load[m, part])
+                part = grow if grow < t.partial_steps else 0
+                entry.part = part
+        upgraded = upgrade_s > 0.0
+        if upgraded:
+            load = upgrade_s
+        start, compute = self.take_executor(m, pair, units, k_eff, now, entry.ready_at, load,
+                                            part / t.partial_steps if part > 0 else 1.0)
         if loaded or upgraded:
             entry.ready_at = start + load
             if with_base:
                 self.base_ready[t.base_of[m]] = start + t.base_load[t.base_of[m]]
         serve_edge(t, self.totals, log_on, log, i, pair, m, input_mb, k_eff, work, compute, start - now, loaded,
-                   evictions, with_base, pair, level, upgraded)
+                   evictions, with_base, pair, level, part, upgrade_s)
         # The request leaves one demonstration in this copy's context.
         add_demonstration(t, self.context, pair, m, now, k_own, f)
         entry.last_use = seq

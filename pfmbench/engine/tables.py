@@ -9,7 +9,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..catalog import BYTES_PER_PARAM, Catalog, accuracy_penalty, best_accuracy, transformer_shape
+from ..catalog import (
+    BYTES_PER_PARAM,
+    PARTIAL_GAMMA,
+    Catalog,
+    accuracy_penalty,
+    best_accuracy,
+    transformer_shape,
+)
 from ..scenario import Scenario
 from .context import UTILITY_CODES
 
@@ -93,6 +100,13 @@ class Tables(NamedTuple):
     mem_gbps: float  # GB/s, the roofline's memory leg
     weight_bytes: np.ndarray  # float64 per model: its weights, read once per step of a batch
     decode: np.ndarray  # int8 per pair: its units are generated tokens, one step each (LFMs)
+    # partial caching (MODEL.md §9.3): a model of no shared base may be resident as a prefix of s of its
+    # partial_steps S layer groups, s = 1..S-1 (0 in the engine's state: whole), part_bytes[m, s] bytes
+    partial: int  # 0: binary caching
+    partial_steps: int
+    part_bytes: np.ndarray  # int64 [n_models, S + 1]: mem_bytes * s // S (s = S: mem_bytes)
+    part_load: np.ndarray  # float64 [n_models, S + 1] s: loading that prefix (load_overhead_s + its GB / load_gbps)
+    gamma: np.ndarray  # float64 per pair: a prefix f serves a(K) * f^gamma (catalog.PARTIAL_GAMMA)
 
     @property
     def n_models(self) -> int:
@@ -145,6 +159,10 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
     pm = np.array([i for i, _ in pairs], dtype=np.int32)
     ex_units = np.where(icl, x.example_units, 0.0)
     sub_first, sub_pair = _equivalents(models, pairs)
+    steps = scenario.serving.partial_steps
+    part_bytes = np.zeros((n, steps + 1), np.int64)
+    for s in range(1, steps + 1):  # exact integers: a prefix never rounds above its share
+        part_bytes[:, s] = mem_bytes * s // steps
     ladder = [p.strip() for p in scenario.catalog.ladder.split(",") if p.strip()]
     ladder = sorted(dict.fromkeys(ladder), key=lambda p: -BYTES_PER_PARAM[p])  # stable: bf16 after fp16
     levels = [[m.precision] + ([p for p in ladder if BYTES_PER_PARAM[p] < BYTES_PER_PARAM[m.precision]]
@@ -220,6 +238,11 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
         mem_gbps=float(e.mem_gbps),
         weight_bytes=np.array([w * 1e9 for w in weights_gb], dtype=np.float64),
         decode=np.array([models[i].family == "LFM" for i, _ in pairs], dtype=np.int8),
+        partial=int(scenario.serving.caching == "partial"),
+        partial_steps=int(steps),
+        part_bytes=part_bytes,
+        part_load=part_bytes / 1e9 / e.load_gbps + e.load_overhead_s,
+        gamma=np.array([PARTIAL_GAMMA.get(models[i].family, 1.0) for i, _ in pairs], dtype=np.float64),
     )
 
 
