@@ -152,6 +152,9 @@ class Model:
     # Equivalent models (MODEL.md §9.1): a group name ("" for none); a cached model of the same group that has a
     # request's task may serve it in its place (`[serving] substitute`). Table I's groups are built in.
     equivalent: str = ""
+    # The precisions it may load at under serving.precision_mode = "ladder" (MODEL.md §9.2): () for the scenario's
+    # catalog.ladder; else its own list (the lower ones than `precision` are its rungs).
+    precisions: tuple = ()
 
     @property
     def memory_bytes(self) -> int:
@@ -283,7 +286,7 @@ MODEL_KEYS = ("family", "params_m", "gflops", "precision", "memory_gb", "context
 TASK_KEYS = ("zero_shot", "one_shot", "few_shot", "k_few")
 VARIANT_KEYS = ("base", "adapter_mb")  # a fine-tuned variant of another model, served as an adapter (MODEL.md §9.5)
 CSV_COLUMNS = ("model", "family", "task", *MODEL_KEYS[1:3], "k_few", "zero_shot", "one_shot", "few_shot",
-               "precision", "memory_gb", "context_window", *VARIANT_KEYS, "equivalent")
+               "precision", "memory_gb", "context_window", *VARIANT_KEYS, "equivalent", "precisions")
 # (lowest, highest) of every number, inclusive; params_m must also be > 0. Physically sensible bounds that keep
 # every cost of a replay finite (memory is counted in int64 bytes, work in float64 GFLOP).
 LIMITS = {
@@ -363,6 +366,14 @@ def _build(rows: list[dict], src: str, overhead: float, precision: str,
         if not isinstance(r.get("equivalent") or "", str):
             raise InputError(f"{src}: {where}: equivalent must be a string (a group name), got {r['equivalent']!r}")
         r["equivalent"] = str(r.get("equivalent") or "").strip()
+        if not isinstance(r.get("precisions") or "", str):
+            raise InputError(f"{src}: {where}: precisions must be a string (e.g. \"fp16,int8,int4\"), got "
+                             f"{r['precisions']!r}")
+        precs = tuple(dict.fromkeys(x.strip().lower() for x in str(r.get("precisions") or "").split(",") if x.strip()))
+        bad = [x for x in precs if x not in BYTES_PER_PARAM]
+        if bad:
+            raise InputError(f"{src}: {where}: precisions must be from {', '.join(BYTES_PER_PARAM)}, got {bad[0]!r}")
+        r["precisions"] = precs
         if not isinstance(r.get("precision") or "", str):
             raise InputError(f"{src}: {where}: precision must be a string, got {r['precision']!r}")
         fam = str(r["family"]).strip().upper()
@@ -394,6 +405,10 @@ def _build(rows: list[dict], src: str, overhead: float, precision: str,
             raise InputError(f"{src}: {rs[1]['_where']}: model {name!r}: every row of a model gives the same "
                              "equivalent group")
         equivalent = rs[0]["equivalent"]
+        if len({r["precisions"] for r in rs}) > 1:
+            raise InputError(f"{src}: {rs[1]['_where']}: model {name!r}: every row of a model gives the same "
+                             "precisions")
+        precisions = rs[0]["precisions"]
         # Rows of one model with different sizes or GFLOPs (Table I's UniFormer) are separate models.
         units = [(name, rs, "")] if len(shared) == 1 else [(f"{name}/{r['task'].strip()}", [r], name) for r in rs]
         for mname, mrows, base in units:
@@ -416,7 +431,8 @@ def _build(rows: list[dict], src: str, overhead: float, precision: str,
             mem = r0["memory_gb"] if r0["memory_gb"] is not None else runtime_memory_gb(
                 r0["params_m"], r0["precision"], overhead)
             models.append(Model(mname, r0["family"], r0["params_m"], r0["gflops"], r0["precision"], mem,
-                                float(window), tuple(tasks), base, variant_of, adapter_mb or 0.0, equivalent))
+                                float(window), tuple(tasks), base, variant_of, adapter_mb or 0.0, equivalent,
+                                precisions))
     for m in models:
         if m.memory_gb > LIMITS["memory_gb"][1]:
             raise InputError(f"{src}: model {m.name!r}: its memory ({m.memory_gb:.3g} GB from params_m and "
@@ -507,7 +523,7 @@ def _read_toml(path: Path, src: str) -> list[dict]:
     models = doc.get("model", [])
     if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
         raise InputError(f"{src}: `model` must be an array of tables, written [[model]], got {models!r:.60}")
-    model_keys = {"name", "task", *MODEL_KEYS, *TASK_KEYS, *VARIANT_KEYS, "equivalent"}
+    model_keys = {"name", "task", *MODEL_KEYS, *TASK_KEYS, *VARIANT_KEYS, "equivalent", "precisions"}
     task_keys = {"name", *MODEL_KEYS, *TASK_KEYS}
     rows = []
     for n, m in enumerate(models, start=1):
@@ -533,7 +549,7 @@ def _read_toml(path: Path, src: str) -> list[dict]:
             rwhere = twhere if "task" in m else where
             r = {k: v for k, v in m.items() if k not in ("task", "name")}
             r.update({k: v for k, v in t.items() if k != "name"})
-            for k in ("family", "precision", "base", "equivalent"):
+            for k in ("family", "precision", "base", "equivalent", "precisions"):
                 if k in r and not isinstance(r[k], str):
                     raise InputError(f"{src}: {rwhere}: {k} must be a string, got {r[k]!r}")
             for k in (*MODEL_KEYS[1:3], *MODEL_KEYS[4:], *TASK_KEYS, "adapter_mb"):

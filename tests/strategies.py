@@ -38,6 +38,9 @@ def catalogs(draw, max_models=8):
         models = draw(with_variants(models))
     if n > 1 and draw(st.booleans()):  # equivalent groups (MODEL.md §9.1): tasks t0..t2 are shared by name
         models = [replace(m, equivalent=draw(st.sampled_from(["", "g0", "G0", "g1"]))) for m in models]
+    if draw(st.booleans()):  # a row's own ladder (MODEL.md §9.2): none below, one rung, or the scenario's
+        models = [replace(m, precisions=draw(st.sampled_from([(), ("fp16",), ("int4", "fp32"), ("int8",)])))
+                  for m in models]
     return Catalog(tuple(models), "hypothesis")
 
 

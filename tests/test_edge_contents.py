@@ -320,3 +320,17 @@ def test_partial_and_ladder_are_exclusive():
         Scenario().with_overrides(caching="partial", precision_mode="ladder")
     with pytest.raises(InputError, match="opt: not defined for caching = 'partial'"):
         api.replay_many(None, ["opt"], caching="partial", **{"trace.requests": 20})
+
+
+def test_catalog_precisions_column(tmp_path):
+    p = tmp_path / "c.csv"
+    p.write_text('model,family,task,params_m,gflops,zero_shot,precisions\nA,LFM,t,1000,1,50,"fp16,int8"\n'
+                 'B,VFM,t,100,1,60,\nC,VFM,t,100,1,60,fp16\n')
+    cat = load_catalog(p)
+    assert [m.precisions for m in cat.models] == [("fp16", "int8"), (), ("fp16",)]
+    t = build_tables(Scenario().with_overrides(precision_mode="ladder"), cat)
+    assert list(t.n_levels) == [2, 3, 1]  # its own rung; the scenario's int8,int4; none
+    assert list(build_tables(Scenario(), cat).n_levels) == [1, 1, 1]  # fixed
+    p.write_text("model,family,task,params_m,gflops,zero_shot,precisions\nA,LFM,t,1000,1,50,int3\n")
+    with pytest.raises(InputError, match="precisions must be from"):
+        load_catalog(p)

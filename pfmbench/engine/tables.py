@@ -165,7 +165,9 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
         part_bytes[:, s] = mem_bytes * s // steps
     ladder = [p.strip() for p in scenario.catalog.ladder.split(",") if p.strip()]
     ladder = sorted(dict.fromkeys(ladder), key=lambda p: -BYTES_PER_PARAM[p])  # stable: bf16 after fp16
-    levels = [[m.precision] + ([p for p in ladder if BYTES_PER_PARAM[p] < BYTES_PER_PARAM[m.precision]]
+    # a row's own `precisions` replace catalog.ladder for it (docs/catalogs.md)
+    levels = [[m.precision] + ([p for p in (sorted(m.precisions, key=lambda p: -BYTES_PER_PARAM[p]) or ladder)
+                                if BYTES_PER_PARAM[p] < BYTES_PER_PARAM[m.precision]]
                                if scenario.serving.precision_mode == "ladder" and base_of[i] < 0 else [])
               for i, m in enumerate(models)]
     width = max(len(lv) for lv in levels)
