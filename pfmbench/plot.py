@@ -23,7 +23,7 @@ from .fileio import require_file
 
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#000000", "#F0E442")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-OUTCOME_COLOURS = {"hit": "#009E73", "load": "#E69F00", "cloud": "#56B4E9"}
+OUTCOME_COLOURS = {"hit": "#009E73", "load": "#E69F00", "cloud": "#56B4E9", "substitute": "#CC79A7"}
 FORMATS = ("png", "svg", "pdf")
 KINDS = ("auto", "cost", "sweep", "timeline")
 # Two-sided 95% Student t quantiles for 1..30 degrees of freedom (then the normal 1.96).
@@ -270,11 +270,11 @@ def plot_timeline(fig, df, policies: list[str], bins: int = 60) -> None:
         axes[0][j].set_title(p, fontsize=10)
         total = np.bincount(which, minlength=bins).astype(float)
         shares = []
-        for o in ("hit", "load", "cloud"):
+        for o in OUTCOME_COLOURS:  # substitute: served by an equivalent model (MODEL.md §9.1)
             c = np.bincount(which[outcome == o], minlength=bins)
             shares.append(np.divide(c, total, out=np.full(bins, np.nan), where=total > 0))
-        axes[1][j].stackplot((mids - t0) / scale, *shares, colors=[OUTCOME_COLOURS[o] for o in ("hit", "load", "cloud")],
-                             labels=["hit", "load", "cloud"], linewidth=0)
+        axes[1][j].stackplot((mids - t0) / scale, *shares, colors=list(OUTCOME_COLOURS.values()),
+                             labels=list(OUTCOME_COLOURS), linewidth=0)
         axes[1][j].set_ylim(0, 1)
         edge = outcome != "cloud"
         k = np.bincount(which[edge], weights=d["k_eff"].to_numpy()[edge], minlength=bins)

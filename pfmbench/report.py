@@ -39,7 +39,7 @@ def comparison_cells(rows: list[dict]) -> tuple[list[str], list[tuple[str, list[
         headers.append(f"{r['policy']} ({r['opt_kind']})" if r["engine"] == "opt" else r["policy"])
     shown = TABLE_ROWS + (OPT_TABLE_ROWS if any("gap_to_opt" in r for r in rows) else [])
     body = []
-    no_edge = [r.get("edge_hits") == 0 and r.get("loads") == 0 for r in rows]
+    no_edge = [r.get("edge_hits") == 0 and r.get("loads") == 0 and not r.get("substituted") for r in rows]
     for key, label, better in shown:
         values = [r.get(key) for r in rows]
         if _edge_only(key):  # cloud-only's 0 queueing share is no edge that keeps up: no value, no ★
