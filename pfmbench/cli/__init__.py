@@ -52,7 +52,7 @@ def _root(
 
 def _register() -> None:
     # Each command module adds its commands to `app`.
-    from . import (compare, models, plot, policies, replay, report, scenario, sweep, synth,  # noqa: F401
+    from . import (calibrate, compare, models, plot, policies, replay, report, scenario, sweep, synth,  # noqa: F401
                    table2, traces)
 
 
