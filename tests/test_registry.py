@@ -159,8 +159,6 @@ def test_the_readme_names_every_builtin_and_no_unregistered_policy():
     assert set(measured) <= {*REGISTRY, "opt"}, set(measured) - {*REGISTRY, "opt"}
 
 
-@pytest.mark.xfail(strict=True, reason="README's measured table predates random-placement: regenerate it with "
-                   "`python reports/policy_table.py --workers 2` on a settled tree, then remove this mark")
 def test_the_readmes_measured_table_has_a_row_per_builtin():
     text = section((ROOT / "README.md").read_text(), "## Policies")
     rows = [r[0] for r in table_rows(text.partition("**Every policy, measured**")[2])]
