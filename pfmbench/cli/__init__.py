@@ -202,4 +202,21 @@ def main(argv: list[str] | None = None) -> None:
             if previous_hup is not None:
                 signal.signal(signal.SIGHUP, previous_hup)
         sys.unraisablehook = previous_hook
+    if argv is None and code in (129, 130, 143) and _replays_left_running():
+        # Stopped while a replay thread is still inside compiled code (it cannot be interrupted): finalizing
+        # the interpreter under it can crash (SIGSEGV instead of the exit code). Temporary files are already
+        # removed and the message printed: leave at once.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
     sys.exit(code)
+
+
+def _replays_left_running() -> bool:
+    """Whether a replay's worker thread (api.replay_many's daemon threads) is still running."""
+    import threading
+
+    return any(t.daemon and t.is_alive() and t.name.startswith("pfmbench-") for t in threading.enumerate())
