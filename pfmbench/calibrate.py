@@ -228,27 +228,11 @@ def _evaluate(objective, x) -> float:
 
 
 def _ray_map(address: str | None, workers: int):
-    try:
-        import ray
-    except ImportError:
-        raise InputError("--executor ray needs Ray: pip install 'pfmbench[ray]'") from None
-    import logging
+    from .sweep import start_ray
 
-    from .sweep import worker_pythonpath
+    started = start_ray(address, workers)
+    import ray
 
-    started = False
-    if not ray.is_initialized():
-        kwargs = {"address": address, "include_dashboard": False, "log_to_driver": False,
-                  "logging_level": logging.ERROR, "configure_logging": True}
-        if address is None:
-            kwargs["num_cpus"] = max(1, workers)
-            kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": worker_pythonpath()}}
-        try:
-            ray.init(**kwargs)
-        except Exception as e:  # noqa: BLE001  (no cluster at that address, ...)
-            raise InputError(f"cannot start or reach Ray{f' at {address}' if address else ''}: "
-                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-        started = True
     task = ray.remote(num_cpus=1)(_evaluate)
 
     def ray_map(f, xs):

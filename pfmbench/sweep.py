@@ -655,29 +655,36 @@ def _stop(pool) -> None:
         proc.join(timeout=5)
 
 
-def _run_ray(points: list[Point], address: str | None, workers: int, done: Done) -> None:
-    """Points as Ray tasks (retried if a node is lost); results come back to the driver, which writes them."""
+def start_ray(address: str | None, workers: int) -> bool:
+    """Connect to Ray (a cluster at `address`, else a local one with `workers` CPUs when > 1), unless this
+    process already is; returns whether it started it (and so must shut it down). One line if it cannot."""
     try:
         import ray
     except ImportError:
         raise InputError("--executor ray needs Ray: pip install 'pfmbench[ray]'") from None
-    started = False
-    if not ray.is_initialized():
-        import logging
+    if ray.is_initialized():
+        return False
+    import logging
 
-        kwargs = {"address": address, "include_dashboard": False, "log_to_driver": False,
-                  "logging_level": logging.ERROR, "configure_logging": True}
-        if address is None:
-            if workers > 1:
-                kwargs["num_cpus"] = workers
-            # Local workers import this very pfmbench (a source tree may shadow an installed copy).
-            kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": worker_pythonpath()}}
-        try:
-            ray.init(**kwargs)
-        except Exception as e:  # noqa: BLE001  (no cluster at that address, ...)
-            raise InputError(f"cannot start or reach Ray{f' at {address}' if address else ''}: "
-                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-        started = True
+    kwargs = {"address": address, "include_dashboard": False, "log_to_driver": False,
+              "logging_level": logging.ERROR, "configure_logging": True}
+    if address is None:
+        if workers > 1:
+            kwargs["num_cpus"] = workers
+        # Local workers import this very pfmbench (a source tree may shadow an installed copy).
+        kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": worker_pythonpath()}}
+    try:
+        ray.init(**kwargs)
+    except Exception as e:  # noqa: BLE001  (no cluster at that address, ...)
+        raise InputError(f"cannot start or reach Ray{f' at {address}' if address else ''}: "
+                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    return True
+
+
+def _run_ray(points: list[Point], address: str | None, workers: int, done: Done) -> None:
+    """Points as Ray tasks (retried if a node is lost); results come back to the driver, which writes them."""
+    started = start_ray(address, workers)
+    import ray
     task = ray.remote(max_retries=3, num_cpus=1)(run_point)
     refs = {task.remote(p): p for p in points}
     pending = list(refs)

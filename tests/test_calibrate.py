@@ -146,3 +146,14 @@ def test_start_and_polish(cli, tmp_path):
     assert r.code == 2 and "--start" in r.err
     r = cli(*base, "--start", "load_overhead_s=9")
     assert r.code == 2 and "outside its bounds" in r.err
+
+
+def test_ray_executor_gives_the_same_fit(cli, tmp_path):
+    pytest.importorskip("ray")
+    target = _target(tmp_path, load_overhead_s=0.8)
+    args = ("calibrate", target, "--free", "load_overhead_s=0:3", *SETS, "--generations", "2", "--popsize", "3",
+            "--json")
+    local = json.loads(cli(*args).out)
+    r = cli(*args, "--executor", "ray")
+    assert r.code == 0, r.err
+    assert json.loads(r.out) == local
