@@ -11,7 +11,18 @@ import typer
 
 from ..errors import InputError
 from . import app
-from .options import CatalogOpt, JsonOpt, ScenarioOpt, SeedOpt, WarmupOpt, WarmupSOpt, guard_outputs, progress_bar
+from .options import (
+    CatalogOpt,
+    GpuMemoryOpt,
+    GpuOpt,
+    JsonOpt,
+    ScenarioOpt,
+    SeedOpt,
+    WarmupOpt,
+    WarmupSOpt,
+    guard_outputs,
+    progress_bar,
+)
 from .replay import parse_sets
 
 
@@ -30,8 +41,8 @@ def calibrate(
                                                  "predicted and scored (comma-separated).")] = None,
     scenario: ScenarioOpt = None,
     catalog: CatalogOpt = None,
-    gpu: Annotated[str | None, typer.Option("--gpu", help="Edge GPU preset (as replay).")] = None,
-    gpu_memory: Annotated[float | None, typer.Option("--gpu-memory", help="Edge GPU memory, GB.")] = None,
+    gpu: GpuOpt = None,
+    gpu_memory: GpuMemoryOpt = None,
     seed: SeedOpt = None,
     warmup: WarmupOpt = None,
     warmup_s: WarmupSOpt = None,

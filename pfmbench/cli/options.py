@@ -15,6 +15,9 @@ from ..fileio import check_outputs, is_stdout, stdout_is_terminal
 ScenarioOpt = Annotated[str | None, typer.Option("--scenario", "-s", help="Scenario TOML file or built-in name (default).")]
 CatalogOpt = Annotated[Path | None, typer.Option("--catalog", "-c", help="Catalog CSV or TOML (default: Table I).")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the random policy (scenario `seed`, 0 to 2**64-1).")]
+GpuOpt = Annotated[str | None, typer.Option("--gpu", help="Edge GPU preset: a100-80, h100-80, l40s, l4, rtx4090 "
+                                          "(memory, TFLOPS, power, load rate; docs/model.md).")]
+GpuMemoryOpt = Annotated[float | None, typer.Option("--gpu-memory", help="Edge GPU memory, GB.")]
 WarmupOpt = Annotated[int | None, typer.Option("--warmup", help="Warm-up: the first N requests are replayed but "
                                               "counted in no metric (scenario run.warmup_requests).")]
 WarmupSOpt = Annotated[float | None, typer.Option("--warmup-s", help="Warm-up: requests in the first T seconds "

@@ -21,6 +21,8 @@ from . import app
 from .options import (
     CatalogOpt,
     FormatOpt,
+    GpuMemoryOpt,
+    GpuOpt,
     JsonOpt,
     ScenarioOpt,
     SeedOpt,
@@ -113,9 +115,8 @@ def replay(
                                         "docs/opt.md), e.g. all,opt.")] = "all",
     scenario: ScenarioOpt = None,
     catalog: CatalogOpt = None,
-    gpu: Annotated[str | None, typer.Option("--gpu", help="Edge GPU preset: a100-80, h100-80, l40s, l4, rtx4090 "
-                                            "(memory, TFLOPS, power, load rate; docs/model.md).")] = None,
-    gpu_memory: Annotated[float | None, typer.Option("--gpu-memory", help="Edge GPU memory, GB.")] = None,
+    gpu: GpuOpt = None,
+    gpu_memory: GpuMemoryOpt = None,
     half_life: Annotated[float | None, typer.Option("--half-life", help="Age-of-Context half-life, s (exp utility "
                                                     "only).")] = None,
     utility: Annotated[str | None, typer.Option("--utility", help="Age-of-Context utility: exp, linear or none.")] = None,

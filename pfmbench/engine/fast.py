@@ -350,15 +350,24 @@ def preload_model(tab, es, m, victims, now):
     es.pinned[0] = pin
     for q in range(k):
         _evict(tab, es, victims[q], t)
-    _insert(tab, es, m, es.last_request[0], t)
+    _load_for_no_request(tab, es, m, j, t)
     es.pinned[0] = -1
+    return True
+
+
+@shared
+def _load_for_no_request(tab, es, m, j, t):
+    """Cache m with an empty context and load it on executor j from t (an adapter once its base is in),
+    costed as a load with the preloads: a preload, or random-placement's placement."""
+    b = tab.base_of[m]
+    with_base = b >= 0 and es.base_in[b] == 0
+    _insert(tab, es, m, es.last_request[0], t)
     start = max(t, es.ready_at[m])  # an adapter waits for its base
     load = account_preload(tab, es.totals, m, with_base)
     es.free_at[j] = start + load
     es.ready_at[m] = start + load
     if with_base:
         es.base_ready[b] = start + tab.base_load[b]
-    return True
 
 
 @shared
@@ -428,16 +437,7 @@ def place_model(tab, es, m, now):
     is free (not before `now`), which is then busy, and m not ready, until the load ends. Costed as a load
     and counted with the preloads (C_PRELOADS, the S_PRELOAD_* sums): loads made for no request."""
     j = first_free_executor(es.free_at)
-    t = max(es.free_at[j], now)
-    b = tab.base_of[m]
-    with_base = b >= 0 and es.base_in[b] == 0
-    _insert(tab, es, m, es.last_request[0], t)
-    start = max(t, es.ready_at[m])  # an adapter waits for its base
-    load = account_preload(tab, es.totals, m, with_base)
-    es.free_at[j] = start + load
-    es.ready_at[m] = start + load
-    if with_base:
-        es.base_ready[b] = start + tab.base_load[b]
+    _load_for_no_request(tab, es, m, j, max(es.free_at[j], now))
 
 
 # -- the request loop -----------------------------------------------------------------------------------
