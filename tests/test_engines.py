@@ -75,7 +75,8 @@ def test_invariants(data, policy):
     first = state.measure_from_seq  # the warm-up's requests are in no metric (-1: all of them are warm-up)
     measured = len(trace.ts) - first if first >= 0 else 0
     assert c[C.C_REQUESTS] == measured == c[C.C_HITS] + c[C.C_LOADS] + c[C.C_OFFLOADS] + c[C.C_SUBSTITUTED]
-    assert c[C.C_EVICTIONS] <= c[C.C_LOADS] + c[C.C_PRELOADS]  # each made room for a load of the same request
+    # each eviction made room for a load, a preload or an upgrade (a grown prefix) of the same request
+    assert c[C.C_EVICTIONS] <= c[C.C_LOADS] + c[C.C_PRELOADS] + c[C.C_UPGRADES]
     if policy not in ("active", "random-placement"):  # the built-ins that load for no request
         assert c[C.C_PRELOADS] == 0
     assert 0 <= state.state.used[0] <= tables.capacity_bytes
