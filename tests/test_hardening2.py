@@ -352,9 +352,10 @@ def test_a_huge_grid_is_refused_before_it_is_expanded(cli, tmp_path, monkeypatch
                                            (["gpu_memory_gb=16,40"], "100000000")])
 def test_a_large_sweep_needs_yes_and_says_how_large(cli, tmp_path, grid, requests, monkeypatch):
     import pfmbench.sweep as S
+    import pfmbench.sweep.runner as R
 
     ran = []
-    monkeypatch.setattr(S, "_run_locked", lambda *a, **k: ran.append(len(a[1])) or S.SweepResult(points=len(a[1])))
+    monkeypatch.setattr(R, "_run_locked", lambda *a, **k: ran.append(len(a[1])) or S.SweepResult(points=len(a[1])))
     args = ["sweep", *[x for g in grid for x in ("--set-grid", g)], "--set", f"trace.requests={requests}", "-p",
             "lru,lc,lfu,fifo,cloud", "-o", tmp_path / "o.parquet", "-q"]
     r = cli(*args)
