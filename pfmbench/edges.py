@@ -300,6 +300,8 @@ def replay_edges(source, trace_name: str, policies: list[str], sc: Scenario, cat
         raise InputError(f"workers must be at least 1, got {workers}")
     if executor not in EXECUTORS:
         raise InputError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if address is not None and executor != "ray":
+        raise InputError("--address applies with --executor ray only")
     if any(p in ("opt", "opt-exact") for p in policies):
         raise InputError("opt is not available with several edge servers yet ([[edges]]): drop it from --policy")
     if isinstance(source, str):
@@ -373,9 +375,10 @@ def replay_edges(source, trace_name: str, policies: list[str], sc: Scenario, cat
 def edges_header(rows: list[dict]) -> str:
     """The title line of a multi-edge replay: trace, scenario, requests, the edges and how requests reach them."""
     total = next(r for r in rows if r["edge"] == TOTAL_EDGE)
+    rtt = f", edge_rtt_s {total['edge_rtt_s']:g}" if total["cooperation"] == "forward" else ""
     return (f"{total['trace']} · scenario {total['scenario']} · {total['n_requests']:,} requests · "
-            f"{total['edges']} edge servers (cooperation {total['cooperation']}, home edge by {total['home_edge_by']})"
-            f" · catalog {total['catalog']}")
+            f"{total['edges']} edge servers (cooperation {total['cooperation']}{rtt}, home edge by "
+            f"{total['home_edge_by']}) · catalog {total['catalog']}")
 
 
 def edge_grid(rows: list[dict]):
@@ -386,9 +389,12 @@ def edge_grid(rows: list[dict]):
     policies = list(dict.fromkeys(r["policy"] for r in rows))
     edges = list(dict.fromkeys(r["edge"] for r in rows))
     by = {(r["edge"], r["policy"]): r for r in rows}
+    forward = rows[0]["cooperation"] == "forward"
     g = Grid(["edge", "GPU", "requests", *policies],
-             title="System cost per edge server (total; edge execution ratio in brackets)",
-             caption=f"{BEST_MARK} lowest system cost of the edge")
+             title="System cost per edge server (total; edge execution ratio in brackets"
+                   + (", and the requests it served for a neighbour: forwarded)" if forward else ")"),
+             caption=f"{BEST_MARK} lowest system cost of the edge"
+                     + ("; requests: those it served (its own and forwarded ones)" if forward else ""))
     for i, e in enumerate(edges):
         first = by[e, policies[0]]
         mem, preset = first["setting_edge_gpu_memory_gb"], first["setting_edge_preset"]
@@ -396,7 +402,8 @@ def edge_grid(rows: list[dict]):
         costs = [by[e, p]["system_cost"] for p in policies]
         g.rows.append([e, gpu, f"{first['n_requests']:,}",
                        *(f"{_fmt('system_cost', by[e, p]['system_cost'])} "
-                         f"({_fmt('edge_execution_ratio', by[e, p]['edge_execution_ratio'])})" for p in policies)])
+                         f"({_fmt('edge_execution_ratio', by[e, p]['edge_execution_ratio'])}"
+                         + (f", {by[e, p]['forwarded']:,} forwarded" if forward else "") + ")" for p in policies)])
         if len(policies) > 1 and len(set(costs)) > 1:
             g.best.update((i, 3 + j) for j, c in enumerate(costs) if c == min(costs))
     return g
