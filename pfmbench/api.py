@@ -245,14 +245,16 @@ def _log_frame(policy: str, chunk: TraceArrays, start: int, cols: dict, pair_nam
 def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=None, *, engine: str = "auto",
                 requests_out: str | Path | None = None, chunk_rows: int = CHUNK_ROWS,
                 progress: Callable[[int, int], None] | None = None, workers: int = 1,
-                policy_timeout: float | None = None, **overrides) -> list[dict]:
+                policy_timeout: float | None = None, executor: str = "local", address: str | None = None,
+                **overrides) -> list[dict]:
     """Replay a trace under each policy; one summary row per policy (MODEL.md §6).
 
     trace: a Parquet path, a polars DataFrame / Arrow table, a built-in scenario name, or None for the
     scenario's own synthetic trace. Large Parquet files are read batch by batch (bounded memory) when in
     time order. requests_out: write one row per request and policy to this Parquet file.
     progress(done, total) is called after each chunk. With `[[edges]]` in the scenario: rows per edge and in
-    total (pfmbench/edges.py), the edges replayed on `workers` processes. policy_timeout: seconds of replay
+    total (pfmbench/edges.py), the edges replayed on `workers` processes, or as Ray tasks with executor "ray"
+    (a cluster at `address`, else a local Ray); under cooperation forward, the policies. policy_timeout: seconds of replay
     any one policy may take (a drop-in that never returns is one error naming its file; run_side_by_side).
     """
     if engine not in ("auto", "fast", "reference"):
@@ -279,7 +281,7 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
         from .edges import replay_edges
 
         return replay_edges(source, trace_name, names, sc, cat, cat_name, engine=engine, workers=workers,
-                            chunk_rows=chunk_rows, progress=progress)
+                            chunk_rows=chunk_rows, progress=progress, executor=executor, address=address)
     total = sc.trace.requests if synthetic else None
     stream = False
     if isinstance(source, str):

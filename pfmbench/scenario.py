@@ -165,7 +165,7 @@ class Run:
     warmup_s: float = 0.0  # and so are the requests before the first request's time + T seconds
 
 
-COOPERATIONS = ("none", "forward")  # MODEL.md §9.4; forward is not implemented yet (issue 22)
+COOPERATIONS = ("none", "forward")  # MODEL.md §9.4 (pfmbench/edges.py)
 MAX_EDGES = 1024
 TOTAL_EDGE = "total"  # the `edge` of the rows that add up every edge (pfmbench/edges.py): no edge's name
 
@@ -194,7 +194,9 @@ class Scenario:
     source: str = "built-in"
     # Several edge servers (MODEL.md §9.4; docs/edges in README): none = one edge, the [edge] section, as always.
     edges: tuple = ()  # EdgeSite, in the order given
-    cooperation: str = "none"  # none: each edge alone; forward: not implemented yet
+    cooperation: str = "none"  # none: each edge alone; forward: a miss may be served by a neighbour holding the model
+    # forward's extra latency between two edges (a metro network's round trip; docs/model.md, "Several edge servers")
+    edge_rtt_s: float = 0.002
 
     SECTIONS = ("edge", "cloud", "context", "weights", "serving", "catalog", "trace", "run")
 
@@ -246,9 +248,8 @@ class Scenario:
                              "(a copy is either a prefix or a lower precision); choose one")
         need(self.cooperation in COOPERATIONS, "cooperation", f"one of {', '.join(COOPERATIONS)}, not "
              f"{self.cooperation!r}")
-        if self.cooperation == "forward":
-            raise InputError(f"{where}: cooperation = 'forward' is not implemented yet (issue 22: a miss served by "
-                             "a neighbour edge); use 'none'")
+        need(isinstance(self.edge_rtt_s, float) and 0.0 <= self.edge_rtt_s <= 1e6, "edge_rtt_s",
+             f"a number from 0 to 1e+06 (seconds), got {shown(self.edge_rtt_s)}")
         for site in self.edges:
             self.edge_scenario(site)  # each edge's values in bounds, named by its edge
         return self
@@ -295,6 +296,7 @@ class Scenario:
         lines = [f"name = {_toml_value(self.name)}", f"seed = {self.seed}"]
         if self.edges:
             lines.append(f"cooperation = {_toml_value(self.cooperation)}")
+            lines.append(f"edge_rtt_s = {_toml_value(self.edge_rtt_s)}")
         for s in self.SECTIONS:
             lines.append(f"\n[{s}]")
             for k, v in dataclasses.asdict(getattr(self, s)).items():
@@ -394,7 +396,7 @@ def _toml_value(v) -> str:
 # Short names the commands' own options use (--warmup, --warmup-s), so that --set, a sweep axis and a
 # calibrated key can say them too.
 KEY_ALIASES = {"warmup": ("run", "warmup_requests")}
-TOP_KEYS = ("seed", "name", "cooperation", "edges")  # top-level keys: bare `seed` is the scenario's (random
+TOP_KEYS = ("seed", "name", "cooperation", "edges", "edge_rtt_s")  # top-level keys: bare `seed` is the scenario's (random
 #                                                       policy) seed; `edges = N`: N identical edge servers
 
 
@@ -546,7 +548,7 @@ def load_scenario(path: str | Path | None = None, **overrides) -> Scenario:
 
 
 def _set_top(sc: Scenario, key: str, value, where: str, strict: bool = False) -> None:
-    kind = int if key in ("seed", "edges") else str
+    kind = int if key in ("seed", "edges") else float if key == "edge_rtt_s" else str
     value = parse_value(kind, value, f"{_where(sc)}: {where}", strict=strict)
     if key == "edges":  # N identical edge servers edge-0 .. edge-(N-1), each the [edge] section; 0: one edge
         if not 0 <= value <= MAX_EDGES:

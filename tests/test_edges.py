@@ -87,7 +87,7 @@ def test_edges_n_makes_identical_edges(tmp_path):
     ('[[edges]]\nname = "Total"\n', "reserved"),
     ('edges = []\n', r"must list 1 to 1024"),
     ('edges = 2000\n', r"edges must be a whole number from 0 to 1024"),
-    ('cooperation = "forward"\n[[edges]]\nname = "a"\n', "not implemented yet.*issue 22"),
+    ('edge_rtt_s = -0.5\n[[edges]]\nname = "a"\n', "edge_rtt_s must be a number from 0"),
     ('cooperation = "share"\n', "cooperation must be one of none, forward"),
 ])
 def test_bad_edges_are_one_line_naming_file_and_field(tmp_path, text, message):
@@ -219,7 +219,7 @@ def test_cli_prints_total_and_per_edge_tables(cli, tmp_path, trace):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--set", "cooperation=forward", "--set", "edges=2"], "not implemented yet"),
+    (["--set", "edges=2", "--set", "edge_rtt_s=x"], "edge_rtt_s: expected a number"),
     (["--workers", "2"], "--workers 2: applies to several edge servers only"),
     (["--set", "edges=2", "--policy", "lru,opt"], "opt is not available with several edge servers"),
     (["--set", "edges=2", "--requests-out", "REQ"], "--requests-out is not available with several edge servers"),

@@ -203,3 +203,21 @@ def test_export_unknown_model_leaves_no_file(tmp_path):
     with pytest.raises(InputError, match=r"row 1: unknown model 'nope'"):
         export_libcachesim(t, out)
     assert not out.exists()
+
+
+def test_importers_keep_users_and_edges_where_the_trace_says_them(tmp_path):
+    """Alibaba's groupId becomes `user` (multi-edge replays hash it to a home edge); a CSV's user/edge columns
+    are kept; Azure's trace names neither (README, "Several edge servers"; docs/traces.md)."""
+    root = Path(__file__).parent / "data"
+    import_alibaba(root / "alibaba-genai-2026" / "lora_request_trace.csv", tmp_path / "a.parquet")
+    ali = pl.read_parquet(tmp_path / "a.parquet")
+    assert ali["user"].cast(pl.String).str.starts_with("G").all() and "edge" not in ali.columns
+    import_azure(root / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv", tmp_path / "z.parquet")
+    assert not {"user", "edge"} & set(pl.read_parquet(tmp_path / "z.parquet").columns)
+    (tmp_path / "c.csv").write_text("ts,model,who,site\n1.5,CLIP-ViT-L/14,bob,e2\n0,GPT3-13B,alice,e1\n")
+    import_csv(tmp_path / "c.csv", tmp_path / "c.parquet", user="who", edge="site")
+    c = pl.read_parquet(tmp_path / "c.parquet")
+    assert c["user"].cast(pl.String).to_list() == ["alice", "bob"] and c["edge"].cast(pl.String).to_list() == ["e1", "e2"]
+    with pytest.raises(InputError, match="site is empty"):
+        (tmp_path / "d.csv").write_text("ts,model,site\n0,GPT3-13B,\n")
+        import_csv(tmp_path / "d.csv", tmp_path / "d.parquet", edge="site")

@@ -153,6 +153,11 @@ def replay(
     workers: Annotated[int, typer.Option("--workers", "-j", help="With several edge servers ([[edges]] in the "
                                          "scenario, or --set edges=N): edges replayed at once, on processes "
                                          "(1 = one after the other in this process; same results).")] = 1,
+    executor: Annotated[str, typer.Option("--executor", help="With several edge servers: local (--workers "
+                                          "processes), or ray (Ray tasks; needs pfmbench[ray]; same results).")]
+    = "local",
+    address: Annotated[str | None, typer.Option("--address", help="With --executor ray: a Ray cluster's address "
+                                                "(default: start a local Ray).")] = None,
 ) -> None:
     """Replay a request trace through the edge cache under each policy and compare their costs.
 
@@ -192,13 +197,16 @@ def replay(
     if workers < 1 or (workers > 1 and not sc.edges):
         raise InputError(f"--workers {workers}: " + ("must be at least 1" if workers < 1 else "applies to several edge "
                          "servers only ([[edges]] in the scenario, or --set edges=N)"))
+    if (executor != "local" or address is not None) and not sc.edges:
+        raise InputError(f"--{'executor ' + executor if executor != 'local' else 'address'}: applies to several edge "
+                         "servers only ([[edges]] in the scenario, or --set edges=N)")
     fmt = choose_format(output_format, json_out, {"--out": out, "--requests-out": requests_out})
     guard_outputs({"--out": out, "--requests-out": requests_out}, inputs, parquet=["--out", "--requests-out"],
                   stdout_taken="--json" if json_out else None)
     with progress_bar("replay") as update:
         rows = replay_many(str(trace) if trace else None, policy, sc, cat, engine=engine,
                            requests_out=requests_out, progress=update, workers=workers,
-                           policy_timeout=policy_timeout)
+                           policy_timeout=policy_timeout, executor=executor, address=address)
     if out is not None:
         write_summary(rows, out)
     if json_out:

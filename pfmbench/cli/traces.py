@@ -78,6 +78,10 @@ def import_(
     = None,
     time_format: Annotated[str | None, typer.Option(
         help="csv: 'seconds', 'ms', 'auto' (the default), or a strftime format like '%Y-%m-%d %H:%M:%S'.")] = None,
+    user: Annotated[str | None, typer.Option(help="csv: user column, kept as `user` (default: 'user' if present).")]
+    = None,
+    edge: Annotated[str | None, typer.Option(help="csv: home edge server column, kept as `edge` (default: 'edge' if "
+                                             "present).")] = None,
     force: Annotated[bool, typer.Option("--force", help=f"Import a source larger than {MAX_SOURCE_GB:g} GB "
                                         "(it is read whole into memory).")] = False,
 ) -> None:
@@ -98,7 +102,8 @@ def import_(
         if fmt != "azure-llm":
             _only(fmt, "azure-llm", alpha=alpha, seed=seed)
         if fmt != "csv":
-            _only(fmt, "csv", ts=ts, model=model, task=task, units=units, input_mb=input_mb, time_format=time_format)
+            _only(fmt, "csv", ts=ts, model=model, task=task, units=units, input_mb=input_mb, time_format=time_format,
+                  user=user, edge=edge)
         if fmt == "alibaba-genai":
             _only(fmt, "azure-llm and csv", catalog=catalog)
             report = importers.import_alibaba(src, output, catalog_out=catalog_out, scenario_out=scenario_out,
@@ -114,7 +119,7 @@ def import_(
             else:
                 report = importers.import_csv(src, output, catalog=catalog, ts="ts" if ts is None else ts,
                                               model="model" if model is None else model, task=task, units=units,
-                                              input_mb=input_mb, progress=update,
+                                              input_mb=input_mb, user=user, edge=edge, progress=update,
                                               time_format="auto" if time_format is None else time_format)
     dropped = "".join(f"; dropped {n} ({why})" for why, n in report.dropped.items())
     print(f"wrote {report.rows} requests to {'stdout' if output == '-' else report.output}{dropped}",

@@ -22,6 +22,7 @@ from .record import (
     C_REQUESTS,
     C_SUBSTITUTED,
     C_UPGRADES,
+    C_FORWARDED,
     CLOUD,
     HIT,
     LOAD,
@@ -47,6 +48,7 @@ from .record import (
     S_WAIT,
     SUBSTITUTE,
     count_latency,
+    hist_index_bits,
 )
 
 shared(accuracy_at, inline=False)  # the catalog's curve a(K), compiled too (numbers in, a number out)
@@ -325,6 +327,23 @@ def serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, evictions):
         log.cloud_cost[i] = cloud_cost
 
 
+@shared
+def forwarded(tab, rec, log_on, log, i, latency, rtt):
+    """Request i, already accounted by serve_edge with `latency`, was served here for its home edge (cooperation
+    = forward, MODEL.md §9.4): it also pays the round trip between the edges, rtt s, in its edge latency (its
+    histogram bucket moves) and in the offloading latency, the system cost's device -> edge term."""
+    rec.counts[C_FORWARDED] += 1
+    s = rec.sums
+    s[S_EDGE_LATENCY] += rtt
+    s[S_OFFLOADING_LATENCY] += rtt
+    s[S_EDGE_LAT_MAX] = max(s[S_EDGE_LAT_MAX], latency + rtt)
+    rec.fbits[0] = latency
+    rec.hist[hist_index_bits(rec.ibits[0])] -= 1
+    count_latency(rec, latency + rtt)
+    if log_on:
+        log.latency[i] = latency + rtt
+
+
 @shared(inline=False)
 def account_block(tab, rec, rq, block, base, lo, hi, log_on, log):
     """Account requests lo..hi-1 of a chunk `rq` (Requests) as the fast loop decided them: block.outcome,
@@ -341,9 +360,11 @@ def account_block(tab, rec, rq, block, base, lo, hi, log_on, log):
             q = block.served[b]  # p, or a substitute's pair (MODEL.md §9.1)
             work, _ = edge_work(tab, q, rq.units[i], k_eff)
             compute = block.compute[b]  # service_time when decided (its batch, MODEL.md §9.2)
-            serve_edge(tab, rec, log_on, log, i, p, tab.pair_model[p], rq.input_mb[i], k_eff, work, compute,
-                       block.wait[b], block.outcome[b] == LOAD, block.evictions[b], block.with_base[b] != 0, q,
-                       block.level[b], block.part[b], block.upgrade_s[b])
+            latency = serve_edge(tab, rec, log_on, log, i, p, tab.pair_model[p], rq.input_mb[i], k_eff, work,
+                                 compute, block.wait[b], block.outcome[b] == LOAD, block.evictions[b],
+                                 block.with_base[b] != 0, q, block.level[b], block.part[b], block.upgrade_s[b])
+            if rq.edge_rtt_s >= 0.0 and block.outcome[b] == HIT:  # served for a neighbour (cooperation forward)
+                forwarded(tab, rec, log_on, log, i, latency, rq.edge_rtt_s)
 
 
 @shared

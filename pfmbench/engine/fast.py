@@ -155,6 +155,11 @@ class Requests(NamedTuple):
     input_mb: np.ndarray  # float64
     next_use: np.ndarray  # float64: sequence number of the same model's next request (inf: none); empty
     #                       unless the policy needs it (Policy.needs_next_use)
+    # cooperation = forward (MODEL.md §9.4; pfmbench/edges.py): per model, a neighbour edge holds it now; the
+    # loop stops before the first request that misses here for such a model (a forward candidate). Empty: off.
+    neighbour: np.ndarray  # int8 per model, or empty
+    edge_rtt_s: float  # >= 0: this chunk is one request forwarded from its home edge, served here at that extra
+    #                    latency (no preload before it); < 0: not forwarded
 
 
 def _readonly(a: np.ndarray, dtype) -> np.ndarray:
@@ -164,13 +169,15 @@ def _readonly(a: np.ndarray, dtype) -> np.ndarray:
     return v
 
 
-def requests(trace, next_use=None) -> Requests:
+def requests(trace, next_use=None, neighbour=None, edge_rtt_s=-1.0) -> Requests:
     return Requests(_readonly(trace.ts, np.float64), _readonly(trace.pair, np.int32),
                     _readonly(trace.units, np.float64), _readonly(trace.input_mb, np.float64),
-                    _readonly(next_use if next_use is not None else _NO_NEXT_USE, np.float64))
+                    _readonly(next_use if next_use is not None else _NO_NEXT_USE, np.float64),
+                    _readonly(neighbour if neighbour is not None else _NO_NEIGHBOUR, np.int8), float(edge_rtt_s))
 
 
 _NO_NEXT_USE = np.zeros(0)
+_NO_NEIGHBOUR = np.zeros(0, np.int8)
 
 
 def next_uses(models: np.ndarray, start: int = 0) -> np.ndarray:
@@ -472,14 +479,19 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
     """Replay one chunk of requests; updates es, the policy state pss[code] and log in place.
 
     Decided a block of requests at a time, then accounted (account_block): what a request costs never
-    feeds back into the cache, so the loop that decides carries only the state that does."""
+    feeds back into the cache, so the loop that decides carries only the state that does. Under cooperation
+    forward it stops before the first forward candidate (rq.neighbour) and leaves es.seq[0] at it."""
     cx, blk = es.context, es.block
     seq0 = es.seq[0]
     n = rq.ts.shape[0]
+    stop = n  # the first forward candidate (cooperation forward), touched by nothing
     for lo in range(0, n, BLOCK):
         hi = min(n, lo + BLOCK)
         done = lo  # the block's requests before this one are accounted
         for i in range(lo, hi):
+            if rq.neighbour.shape[0] > 0 and forward_candidate(tab, es, rq, i):
+                stop = i
+                break
             es.seq[0] = seq0 + i
             now = rq.ts[i]
             if es.measure_from[0] < 0:  # warming up: account the warm-up so far, then drop it if it ends here
@@ -488,7 +500,8 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 warmup_ends(tab, es, seq0 + i, now)
             # The idle time before this request: the policy may preload (preload_model); it sees only the
             # requests before this one (docs/model.md, "Preloading"). A no-op for every built-in but `active`.
-            preload(code, pss, es, tab, now)
+            if rq.edge_rtt_s < 0.0:  # a request forwarded here is served on arrival: no idle time before it
+                preload(code, pss, es, tab, now)
             p = rq.pair[i]
             m = tab.pair_model[p]
             _arrive(es, seq0 + i, m, now)
@@ -618,10 +631,19 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 es.next_use[m] = rq.next_use[i]
             es.requests[m] += 1
             on_hit(code, pss, es, tab, m, loaded)
-        account_block(tab, es.totals, rq, blk, lo, done, hi, log_on, log)
+        account_block(tab, es.totals, rq, blk, lo, done, min(hi, stop), log_on, log)
+        if stop < n:
+            break
     if es.measure_from[0] < 0:  # still warming up at the chunk's end: nothing so far counts
         clear_totals(es.totals)
-    es.seq[0] = seq0 + n
+    es.seq[0] = seq0 + stop
+
+
+@shared
+def forward_candidate(tab, es, rq, i):
+    """Request i misses here while a neighbour edge holds its model (cooperation forward, MODEL.md §9.4)."""
+    m = tab.pair_model[rq.pair[i]]
+    return es.cached[m] == 0 and rq.neighbour[m] != 0
 
 
 # Hooks for policies that need nothing at that point.
@@ -677,7 +699,8 @@ class FastEngine:
         self.pstates = tuple(sys.modules[mod].new_state(tables, seed) for mod in modules)
         self.last_ts = -math.inf  # chunks must continue in time order
         if not self.kernel.replay.signatures:  # compile it (or load it from the cache) here, on one thread
-            empty = requests(Requests(np.zeros(0), np.zeros(0, np.int32), np.zeros(0), np.zeros(0), _NO_NEXT_USE))
+            empty = requests(Requests(np.zeros(0), np.zeros(0, np.int32), np.zeros(0), np.zeros(0), _NO_NEXT_USE,
+                                      _NO_NEIGHBOUR, -1.0))
             with compiling():
                 self.kernel.replay(self.code, tables, self.state, self.pstates, empty, False, _NO_LOG)
 
@@ -706,19 +729,25 @@ class FastEngine:
         """The first measured request's sequence number; -1 while the warm-up lasts."""
         return int(self.state.measure_from[0])
 
-    def run(self, trace, log: RequestLog | None = None, next_use=None) -> None:
+    def run(self, trace, log: RequestLog | None = None, next_use=None, neighbour=None, edge_rtt_s=-1.0) -> int:
         """Replay one chunk of TraceArrays; fill `log` (new_log(len(trace))) if given. next_use: this
-        chunk's slice of next_uses() over the whole trace, for a policy that needs_next_use."""
+        chunk's slice of next_uses() over the whole trace, for a policy that needs_next_use. neighbour,
+        edge_rtt_s: cooperation forward (Requests); returns how many requests it replayed (all, unless it
+        stopped before a forward candidate)."""
         if len(trace.ts) == 0:
-            return
+            return 0
         if trace.ts[0] < self.last_ts:
             from ..errors import InputError
             raise InputError(f"{trace.source}: chunk starts at t={trace.ts[0]} before the previous chunk ended "
                              f"(t={self.last_ts}); chunked replay needs a time-sorted trace")
-        rq = requests(trace, next_use)
+        rq = requests(trace, next_use, neighbour, edge_rtt_s)
+        seq0 = int(self.state.seq[0])
         self.kernel.replay(self.code, self.tables, self.state, self.pstates, rq, log is not None,
                            log if log is not None else _NO_LOG)
-        self.last_ts = float(trace.ts[-1])
+        done = int(self.state.seq[0]) - seq0
+        if done:
+            self.last_ts = float(trace.ts[done - 1])
+        return done
 
 
 _NO_LOG = new_log(0)

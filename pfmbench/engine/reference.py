@@ -25,6 +25,7 @@ from .costs import (
     edge_price,
     edge_work,
     first_free_executor,
+    forwarded,
     ladder_level,
     prefix_to_grow,
     prefix_to_load,
@@ -351,17 +352,28 @@ class ReferenceEngine:
             return
         serve_cloud(self.t, self.totals, log_on, log, i, pair, units, input_mb, evictions)
 
-    def run(self, trace, log: RequestLog | None = None, next_use=None) -> None:
-        """Replay TraceArrays (a whole trace or the next chunk of one); fill `log` if given. next_use: as
-        FastEngine.run."""
+    def run(self, trace, log: RequestLog | None = None, next_use=None, neighbour=None, edge_rtt_s=-1.0) -> int:
+        """Replay TraceArrays (a whole trace or the next chunk of one); fill `log` if given. next_use,
+        neighbour, edge_rtt_s and what it returns: as FastEngine.run."""
         log_on = log is not None
         log = log if log_on else new_log(0)
+        self.forward_rtt = edge_rtt_s
+        n = len(trace.ts)
         for i in range(len(trace.ts)):
+            if neighbour is not None and len(neighbour):  # cooperation forward: stop before a forward candidate
+                m = int(self.t.pair_model[int(trace.pair[i])])
+                if m not in self.entry and neighbour[m]:
+                    n = i
+                    break
             self.next_use = float(next_use[i]) if next_use is not None and len(next_use) else float("inf")
             self.request(i, float(trace.ts[i]), int(trace.pair[i]), float(trace.units[i]),
                          float(trace.input_mb[i]), log_on, log)
         if self.measure_from < 0:  # still warming up: nothing so far counts
             clear_totals(self.totals)
+        self.forward_rtt = -1.0
+        return n
+
+    forward_rtt = -1.0  # >= 0: the request being replayed was forwarded from its home edge (as Requests.edge_rtt_s)
 
     def request(self, i: int, now: float, pair: int, units: float, input_mb: float, log_on: bool,
                 log: RequestLog) -> None:
@@ -374,7 +386,8 @@ class ReferenceEngine:
                 self.measure_from = seq
                 clear_totals(self.totals)  # no metric counts the warm-up
         # The idle time before this request: the policy may preload; it sees only the requests before this one.
-        self.policy.preload(self, now)
+        if self.forward_rtt < 0.0:  # a request forwarded here is served on arrival: no idle time before it
+            self.policy.preload(self, now)
         m = int(t.pair_model[pair])
         self.seq += 1
         self.last_request, self.last_ts = (seq, m), now
@@ -480,8 +493,10 @@ class ReferenceEngine:
             entry.ready_at = start + load
             if with_base:
                 self.base_ready[t.base_of[m]] = start + t.base_load[t.base_of[m]]
-        serve_edge(t, self.totals, log_on, log, i, pair, m, input_mb, k_eff, work, compute, start - now, loaded,
-                   evictions, with_base, pair, level, part, upgrade_s)
+        latency = serve_edge(t, self.totals, log_on, log, i, pair, m, input_mb, k_eff, work, compute, start - now,
+                             loaded, evictions, with_base, pair, level, part, upgrade_s)
+        if self.forward_rtt >= 0.0 and not loaded:  # served for a neighbour's request (cooperation forward)
+            forwarded(t, self.totals, log_on, log, i, latency, self.forward_rtt)
         # The request leaves one demonstration in this copy's context.
         add_demonstration(t, self.context, pair, m, now, k_own, f)
         entry.last_use = seq

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from ..catalog import Catalog, Model, Task, load_catalog, runtime_memory_gb
 from ..errors import InputError
 from ..fileio import atomic_path, require_file
+from .home import HOME_COLUMNS
 from .schema import DEFAULT_INPUT_MB, DEFAULT_UNITS, PairCoder, more_problems, trace_problems
 from .synth import zipf_probabilities
 
@@ -166,7 +167,8 @@ def _text(df: pl.DataFrame, col: str, src) -> pl.Series:
 def _write_trace(df: pl.DataFrame, out, catalog: Catalog, src, progress: Progress, meta: dict,
                  epoch: float = 0.0) -> int:
     """Validate (naming source lines), sort, shift to ts = 0 and write `df` (ts, model, task, units,
-    input_mb, _line) atomically. Returns the number of rows."""
+    input_mb, _line, and `user` / `edge` where the source says them: README, "Several edge servers")
+    atomically. Returns the number of rows."""
     if df.height == 0:
         raise InputError(f"{src}: no requests left to import")
     _, problems = trace_problems(df.drop("_line"), catalog, limit=0)
@@ -179,12 +181,15 @@ def _write_trace(df: pl.DataFrame, out, catalog: Catalog, src, progress: Progres
     origin = float(df["ts"][0])
     table = df.drop("_line").with_columns(pl.col("ts") - origin).to_arrow()
     dict_str = pa.dictionary(pa.int32(), pa.string())
+    home = {c: table[c].cast(pa.string()).dictionary_encode().cast(dict_str) for c in HOME_COLUMNS
+            if c in table.column_names}
     table = pa.table({
         "ts": table["ts"].cast(pa.float64()),
         "model": table["model"].cast(pa.string()).dictionary_encode().cast(dict_str),
         "task": table["task"].cast(pa.string()).dictionary_encode().cast(dict_str),
         "units": table["units"].cast(pa.float64()),
         "input_mb": table["input_mb"].cast(pa.float64()),
+        **home,
     }).replace_schema_metadata({"pfmbench": json.dumps({**meta, "origin_s": epoch + origin})})
     with atomic_path(out) as tmp:
         pq.write_table(table, tmp, compression="zstd")
@@ -312,6 +317,9 @@ def import_alibaba(src, out, *, catalog_out=None, scenario_out=None, latency_csv
     task = ptype.replace_strict(ALIBABA_TASKS)
     trace = pl.DataFrame({"ts": ts, "model": model, "task": task, "units": units,
                           "input_mb": chars / 1e6 + upload, "_line": df["_line"]})
+    group = df["groupId"].str.strip_chars() if "groupId" in df.columns else None
+    if group is not None and not (group.is_null() | (group == "")).any():
+        trace = trace.with_columns(user=group)  # its only requester field, an anonymised group: kept as the user
     # Tasks per model in a fixed order, models in order of first request.
     order = list(ALIBABA_TASKS.values())
     pairs = trace.select("model", "task").unique(maintain_order=True)
@@ -383,13 +391,16 @@ def import_azure(src, out, *, catalog: Catalog | str | Path | None = None, alpha
 # -- generic CSV ---------------------------------------------------------------------------
 def import_csv(src, out, *, catalog: Catalog | str | Path | None = None, ts: str = "ts", model: str = "model",
                task: str | None = None, units: str | None = None, input_mb: str | None = None,
-               time_format: str = "auto", progress: Progress = None) -> ImportReport:
+               time_format: str = "auto", user: str | None = None, edge: str | None = None,
+               progress: Progress = None) -> ImportReport:
     """Any CSV -> trace, mapping its columns. task/units/input_mb: None means the column of that name if
     present (else the model's first task / the family default). time_format: `seconds`, `ms`, `auto`
     (numbers are seconds, else date-times are recognised) or a strftime format such as %Y-%m-%d %H:%M:%S.
+    user/edge: the columns naming each request's user / home edge server (None: the column of that name if
+    present), kept as `user` / `edge` (README, "Several edge servers").
     """
     cat = _catalog(catalog)
-    optional = {"task": task, "units": units, "input_mb": input_mb}
+    optional = {"task": task, "units": units, "input_mb": input_mb, "user": user, "edge": edge}
     head = _read_csv(src, [ts, model] + [c for c in optional.values() if c])
     df = head.with_row_index("_line", offset=2)
     _step(progress, 1)
@@ -402,6 +413,8 @@ def import_csv(src, out, *, catalog: Catalog | str | Path | None = None, ts: str
             continue
         if name == "task":  # an empty task means the model's first task, as in the trace schema
             cols[name] = df[col].str.strip_chars().replace("", None)
+        elif name in HOME_COLUMNS:  # text, every row (a multi-edge replay needs each request's home)
+            cols[name] = _text(df.with_columns(pl.col(col).cast(pl.String)), col, src)
         else:
             cols[name] = _number(df, col, src)
     trace = pl.DataFrame({**cols, "_line": df["_line"]})
@@ -421,6 +434,7 @@ def import_csv(src, out, *, catalog: Catalog | str | Path | None = None, ts: str
         if name not in trace.columns:
             trace = trace.with_columns(pl.Series(name, default[pair]))
     _step(progress, 2)
-    rows = _write_trace(trace.select("ts", "model", "task", "units", "input_mb", "_line"), out, cat, src, progress,
+    rows = _write_trace(trace.select("ts", "model", "task", "units", "input_mb", "_line",
+                                     *(c for c in HOME_COLUMNS if c in trace.columns)), out, cat, src, progress,
                         {"source": str(src), "importer": "csv"}, epoch)
     return ImportReport(rows, Path(out))
