@@ -148,7 +148,7 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
     # latency is weighted as the edge's inference latency, their energy per kJ. All 0 without a [device].
     device = int(counts[C.C_DEVICE_SERVED])
     device_acc = float(sums[C.S_DEVICE_ACC_COST])
-    acc_cost = acc_cost + device_acc
+    edge_acc, acc_cost = acc_cost, acc_cost + device_acc
     device_lat = float(sums[C.S_DEVICE_LATENCY])
     device_kj = float(sums[C.S_DEVICE_ENERGY]) / 1000.0
     # MODEL.md §4: with w_cloud_latency = 0 (the default) this is the paper's sum exactly.
@@ -188,8 +188,8 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
         "system_cost": system,
         "switching_cost": switching,
         "total_accuracy_cost": acc_cost,
-        # Per request served at the edge or on a device (the cloud has none): how Table II's figures relate.
-        "average_accuracy_cost": acc_cost / (edge + device) if edge + device else 0.0,
+        # Per request served at the edge (the cloud has none): this is how Table II's figures relate.
+        "average_accuracy_cost": edge_acc / edge if edge else 0.0,
         "device_accuracy_cost": device_acc,  # of total_accuracy_cost, the device's (zero-shot)
         "inference_latency_s": inference_lat,
         "edge_latency_s": edge_lat,
@@ -206,7 +206,7 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
         "cloud_latency_per_request_s": per(cloud_lat),
         "cloud_cost_per_request": per(cloud),
         "device_latency_per_request_s": per(device_lat),
-        "device_energy_kj_per_request": per(device_kj),
+        "device_energy_per_request_kj": per(device_kj),
         "load_energy_j": float(sums[C.S_LOAD_ENERGY]) + float(sums[C.S_PRELOAD_ENERGY]),
         "compute_energy_j": float(sums[C.S_COMPUTE_ENERGY]),
         "load_time_s": float(sums[C.S_LOAD_TIME]) + float(sums[C.S_PRELOAD_TIME]),
