@@ -412,7 +412,7 @@ def cloud_price(tab, p, units, input_mb):
     return tab.w_cloud * cost + tab.w_cloud_latency * latency
 
 
-@shared  # inlined in the two compiled functions that call it
+@shared  # inlined in the compiled functions that call it
 def edge_price(tab, p, units, input_mb, k_eff, wait, load):
     """What serving this request at the edge now costs, for the `cheapest` dispatch rule (MODEL.md §4): queue
     wait, load and compute latency, the device -> edge transfer, and its accuracy cost. The load time stands
