@@ -297,6 +297,9 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
     if opt_name and (sc.run.warmup_requests or sc.run.warmup_s):
         raise InputError(f"{opt_name}: not with a warm-up (run.warmup_requests, run.warmup_s): opt searches "
                          "decisions from an empty cache; drop the warm-up or the opt policy")
+    if opt_name and sc.device.memory_gb > 0:
+        raise InputError(f"{opt_name}: not defined with a [device] (its search decides edge loads and offloads "
+                         "only); set device.memory_gb = 0 or drop the opt policy")
 
     def attempt(chunks, writer_path, streamed: bool) -> list[_Runner]:
         nonlocal optc

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-import os
 import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor

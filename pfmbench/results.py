@@ -35,6 +35,9 @@ TABLE_ROWS = [
     ("upgrades", "Upgrades to catalog precision (count)", None),
     ("mean_batch_size", "Batch size (mean requests per edge batch)", None),
     ("partial_serves", "Served by a partial model (count)", None),
+    ("device_served", "Run on the user's device (count)", None),
+    ("device_latency_s", "Device latency: compute (total, s)", "min"),
+    ("device_energy_kj", "Device energy (total, kJ)", "min"),
     ("evictions", "Evictions (count)", "min"),
     ("load_energy_j", "Load energy (total, J)", "min"),
     ("compute_energy_j", "Compute energy (total, J)", "min"),
@@ -141,10 +144,17 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
     off_lat = float(sums[C.S_OFFLOADING_LATENCY])  # device -> edge, requests served at the edge
     cloud_lat = float(sums[C.S_CLOUD_LATENCY])  # requests served in the cloud
     cloud = float(sums[C.S_CLOUD_COST])
+    # Requests run on the user's device (MODEL.md §9.4): their accuracy cost is in the total's, their compute
+    # latency is weighted as the edge's inference latency, their energy per kJ. All 0 without a [device].
+    device = int(counts[C.C_DEVICE_SERVED])
+    device_acc = float(sums[C.S_DEVICE_ACC_COST])
+    edge_acc, acc_cost = acc_cost, acc_cost + device_acc
+    device_lat = float(sums[C.S_DEVICE_LATENCY])
+    device_kj = float(sums[C.S_DEVICE_ENERGY]) / 1000.0
     # MODEL.md §4: with w_cloud_latency = 0 (the default) this is the paper's sum exactly.
     # A load is charged once, in the switching cost: inference latency leaves the request's own load out.
     system = (w.switch * switching + w.accuracy * acc_cost + w.latency * (inference_lat + off_lat) + w.cloud * cloud
-              + w.cloud_latency * cloud_lat)
+              + w.cloud_latency * cloud_lat) + w.latency * device_lat + w.device_energy * device_kj
     per = (lambda x: x / n) if n else (lambda x: 0.0)
     lat_max = float(sums[C.S_EDGE_LAT_MAX])
     row = {
@@ -169,20 +179,25 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
         "partial_serves": int(counts[C.C_PARTIAL_SERVES]),
         "partial_fraction_mean": (float(sums[C.S_PARTIAL_FRACTION]) / int(counts[C.C_PARTIAL_SERVES])
                                   if counts[C.C_PARTIAL_SERVES] else None),
+        "device_served": device,  # run on the user's device (MODEL.md §9.4): in none of the edge's counts
         "admission": admission or scenario.serving.admission,
         "dispatch": scenario.serving.dispatch,
         "hit_ratio": per(hits),
         "edge_execution_ratio": per(edge),
+        "device_execution_ratio": per(device),
         "system_cost": system,
         "switching_cost": switching,
         "total_accuracy_cost": acc_cost,
         # Per request served at the edge (the cloud has none): this is how Table II's figures relate.
-        "average_accuracy_cost": acc_cost / edge if edge else 0.0,
+        "average_accuracy_cost": edge_acc / edge if edge else 0.0,
+        "device_accuracy_cost": device_acc,  # of total_accuracy_cost, the device's (zero-shot)
         "inference_latency_s": inference_lat,
         "edge_latency_s": edge_lat,
         "offloading_latency_s": off_lat,
         "cloud_latency_s": cloud_lat,
         "cloud_cost": cloud,
+        "device_latency_s": device_lat,
+        "device_energy_kj": device_kj,
         "system_cost_per_request": per(system),
         "switching_cost_per_request": per(switching),
         "accuracy_cost_per_request": per(acc_cost),
@@ -190,6 +205,8 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
         "offloading_latency_per_request_s": per(off_lat),
         "cloud_latency_per_request_s": per(cloud_lat),
         "cloud_cost_per_request": per(cloud),
+        "device_latency_per_request_s": per(device_lat),
+        "device_energy_per_request_kj": per(device_kj),
         "load_energy_j": float(sums[C.S_LOAD_ENERGY]) + float(sums[C.S_PRELOAD_ENERGY]),
         "compute_energy_j": float(sums[C.S_COMPUTE_ENERGY]),
         "load_time_s": float(sums[C.S_LOAD_TIME]) + float(sums[C.S_PRELOAD_TIME]),
@@ -206,6 +223,7 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
         "context_discarded": float(sums[C.S_CONTEXT_DISCARDED]),
         "edge_gflop": float(sums[C.S_EDGE_GFLOP]),
         "cloud_gflop": float(sums[C.S_CLOUD_GFLOP]),
+        "device_gflop": float(sums[C.S_DEVICE_GFLOP]),
         "engine": engine,
         "seed": scenario.seed,
         "catalog": catalog_name,
@@ -249,6 +267,8 @@ COST_TERMS = (
     ("offloading_latency_s", "latency"),
     ("cloud_cost", "cloud"),
     ("cloud_latency_s", "cloud_latency"),
+    ("device_latency_s", "latency"),
+    ("device_energy_kj", "device_energy"),
 )
 
 

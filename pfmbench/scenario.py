@@ -1,8 +1,8 @@
 """Scenarios: the edge server, the cloud, the context model, cost weights and the catalog (MODEL.md §2–4).
 
 Every value is a typed field with a documented default and its source. A scenario comes from the
-built-in default, a TOML file (sections [edge], [cloud], [context], [weights], [serving], [catalog], [trace], [run]),
-and overrides by key name (`gpu_memory_gb=40`, `half_life_s=300`, or `cloud.tflops=...`).
+built-in default, a TOML file (sections [edge], [cloud], [context], [weights], [serving], [catalog], [trace], [run],
+[device]), and overrides by key name (`gpu_memory_gb=40`, `half_life_s=300`, or `cloud.tflops=...`).
 """
 
 from __future__ import annotations
@@ -100,6 +100,21 @@ class Weights:
     cloud: float = 1.0
     cloud_latency: float = 0.0  # 0: the paper's sum, where the cloud's latency is reported but not costed
     wear_per_load: float = 0.0  # per-load wear constant added to switching cost (MODEL.md)
+    # per kJ of energy spent on users' devices ([device], MODEL.md §9.4): the device's battery, as the switching
+    # cost charges the edge's load energy in kJ; `--set w_device_energy=...` says it too
+    device_energy: float = 1.0
+
+
+@dataclass
+class Device:
+    """The user's device (MODEL.md §9.4, the paper's §III-C-1 mobile caching and inference): a request whose model
+    fits it may run there, zero-shot, with no radio latency, when that costs least now (docs/model.md, "Devices").
+    memory_gb = 0 (the default): no device, every result as before. The rest is a flagship phone's (docs/model.md)."""
+
+    memory_gb: float = 0.0  # GB a model may take on the device (0: no device); iPhone 15 Pro / A17 Pro: 8 GB
+    tflops: float = 17.0  # FP16: A17 Pro Neural Engine, 35 TOPS as Apple counts (INT8), half that in FP16
+    utilization: float = 0.2  # fraction of peak reached (pfmbench assumption: mobile runtimes reach less than a GPU)
+    power_w: float = 5.0  # W while it computes: a phone's sustained SoC power (pfmbench assumption, docs/model.md)
 
 
 VARIANTS = ("full", "adapter")  # fine-tuned variants: full copies, or adapters on a shared base (MODEL.md §9.5)
@@ -190,6 +205,7 @@ class Scenario:
     catalog: CatalogSpec = field(default_factory=CatalogSpec)
     trace: TraceSpec = field(default_factory=TraceSpec)
     run: Run = field(default_factory=Run)
+    device: Device = field(default_factory=Device)
     seed: int = 0  # seeds the `random` policy
     source: str = "built-in"
     # Several edge servers (MODEL.md §9.4; docs/edges in README): none = one edge, the [edge] section, as always.
@@ -198,7 +214,7 @@ class Scenario:
     # forward's extra latency between two edges (a metro network's round trip; docs/model.md, "Several edge servers")
     edge_rtt_s: float = 0.002
 
-    SECTIONS = ("edge", "cloud", "context", "weights", "serving", "catalog", "trace", "run")
+    SECTIONS = ("edge", "cloud", "context", "weights", "serving", "catalog", "trace", "run", "device")
 
     def validate(self) -> Scenario:
         """Check every value's type and bounds (BOUNDS): finite, physically sensible, every cost finite."""
@@ -275,6 +291,11 @@ class Scenario:
     def cloud_rate(self) -> float:
         """R_cloud, GFLOP/s."""
         return self.cloud.tflops * 1000.0 * self.cloud.utilization
+
+    @property
+    def device_rate(self) -> float:
+        """R_device, GFLOP/s (MODEL.md §9.4)."""
+        return self.device.tflops * 1000.0 * self.device.utilization
 
     def load_catalog(self) -> Catalog:
         cat = load_catalog(self.catalog.path, runtime_overhead=self.catalog.runtime_overhead,
@@ -369,6 +390,11 @@ BOUNDS = {
     ("trace", "seed"): (0, MAX_SEED),
     ("run", "warmup_requests"): (0, 2**62),
     ("run", "warmup_s"): (0.0, 1e15),
+    ("device", "memory_gb"): (0.0, 1e6),
+    ("device", "tflops"): (1e-3, 1e6),
+    ("device", "utilization"): (1e-6, 1.0),
+    ("device", "power_w"): (0.0, 1e6),
+    ("weights", "device_energy"): (0.0, 1e9),
 }
 
 
@@ -395,7 +421,9 @@ def _toml_value(v) -> str:
 
 # Short names the commands' own options use (--warmup, --warmup-s), so that --set, a sweep axis and a
 # calibrated key can say them too.
-KEY_ALIASES = {"warmup": ("run", "warmup_requests")}
+# `power_w` stays the edge's, as before [device] had one (say device.power_w for the device's).
+KEY_ALIASES = {"warmup": ("run", "warmup_requests"), "w_device_energy": ("weights", "device_energy"),
+               "power_w": ("edge", "power_w")}
 TOP_KEYS = ("seed", "name", "cooperation", "edges", "edge_rtt_s")  # top-level keys: bare `seed` is the scenario's (random
 #                                                       policy) seed; `edges = N`: N identical edge servers
 

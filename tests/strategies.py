@@ -96,6 +96,13 @@ def scenarios(draw):
     sc.edge.radio_rtt_s = draw(st.sampled_from([0.0, 0.005]))
     sc.run.warmup_requests = draw(st.sampled_from([0, 0, 0, 1, 7, 60, 500]))
     sc.run.warmup_s = draw(st.sampled_from([0.0, 0.0, 0.0, 5.0, 300.0]))
+    # a user's device (MODEL.md §9.4): none, or one holding some of the catalog's sizes; slow or fast, cheap or
+    # dear energy, so that it wins some requests and loses others
+    sc.device.memory_gb = draw(st.sampled_from([0.0, 0.0, 1.0, 4.0, 16.0]))
+    sc.device.tflops = draw(st.sampled_from([0.5, 17.0, 400.0]))
+    sc.device.utilization = draw(st.sampled_from([0.2, 1.0]))
+    sc.device.power_w = draw(st.sampled_from([0.0, 5.0, 5000.0]))
+    sc.weights.device_energy = draw(st.sampled_from([1.0, 0.0, 100.0]))
     sc.seed = draw(st.integers(0, 2**64 - 1))
     return sc.validate()
 

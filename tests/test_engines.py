@@ -74,7 +74,12 @@ def test_invariants(data, policy):
     c = state.counts
     first = state.measure_from_seq  # the warm-up's requests are in no metric (-1: all of them are warm-up)
     measured = len(trace.ts) - first if first >= 0 else 0
-    assert c[C.C_REQUESTS] == measured == c[C.C_HITS] + c[C.C_LOADS] + c[C.C_OFFLOADS] + c[C.C_SUBSTITUTED]
+    assert c[C.C_REQUESTS] == measured == (c[C.C_HITS] + c[C.C_LOADS] + c[C.C_OFFLOADS] + c[C.C_SUBSTITUTED]
+                                           + c[C.C_DEVICE_SERVED])
+    # only a model that fits the device runs there (MODEL.md §9.4), and none without a device
+    on_device = log["outcome"] == C.DEVICE
+    assert np.all(tables.device_fits[tables.pair_model[trace.pair[on_device]]] == 1)
+    assert tables.device_on or not on_device.any()
     # each eviction made room for a load, a preload or an upgrade (a grown prefix) of the same request
     assert c[C.C_EVICTIONS] <= c[C.C_LOADS] + c[C.C_PRELOADS] + c[C.C_UPGRADES]
     if policy not in ("active", "random-placement"):  # the built-ins that load for no request
@@ -102,7 +107,7 @@ def test_invariants(data, policy):
     too_big = tables.mem_level[pm, tables.n_levels[pm] - 1] > tables.capacity_bytes  # even at its lowest level
     if tables.partial:  # or its smallest prefix (models of a shared base have none)
         too_big &= (tables.part_bytes[pm, 1] > tables.capacity_bytes) | (tables.base_of[pm] >= 0)
-    assert np.all(np.isin(log["outcome"][too_big], [C.CLOUD, C.SUBSTITUTE]))
+    assert np.all(np.isin(log["outcome"][too_big], [C.CLOUD, C.SUBSTITUTE, C.DEVICE]))
     # a substitute is another model that may serve the request's pair (MODEL.md §9.1); any other row names its own
     sub = log["outcome"] == C.SUBSTITUTE
     assert np.all(log["served_pair"][~sub] == trace.pair[~sub])

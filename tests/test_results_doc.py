@@ -40,7 +40,7 @@ def test_names_follow_the_unit_convention():
         if "latency" in n or n.endswith(("_time", "_wait")):
             assert n.endswith("_s"), n
         if "energy" in n:
-            assert n.endswith("_j"), n
+            assert n.endswith(("_j", "_kj")), n
     for old, new in RENAMED.items():
         assert old not in names and new in names
 

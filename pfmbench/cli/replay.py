@@ -175,6 +175,8 @@ def replay(
 
     Example: pfmbench replay --caching partial --gpu l4   # GPT3-13B (30.8 GB) served from 3/4 of its layers
 
+    Example: pfmbench replay --set device.memory_gb=8   # small models run on the user's phone when that costs least
+
     Example: pfmbench replay --format markdown >> "$GITHUB_STEP_SUMMARY"
 
     Example: pfmbench replay t.parquet --scenario edges.toml --workers 2   # several edge servers, per edge and total

@@ -13,6 +13,7 @@ from ..catalog import accuracy_at
 from .jit import shared
 from .record import (
     C_ADAPTER_LOADS,
+    C_DEVICE_SERVED,
     C_HITS,
     C_LOADS,
     C_OFFLOADS,
@@ -24,6 +25,7 @@ from .record import (
     C_UPGRADES,
     C_FORWARDED,
     CLOUD,
+    DEVICE,
     HIT,
     LOAD,
     S_ACC_COST,
@@ -32,6 +34,10 @@ from .record import (
     S_CLOUD_GFLOP,
     S_CLOUD_LATENCY,
     S_COMPUTE_ENERGY,
+    S_DEVICE_ACC_COST,
+    S_DEVICE_ENERGY,
+    S_DEVICE_GFLOP,
+    S_DEVICE_LATENCY,
     S_EDGE_GFLOP,
     S_EDGE_LAT_MAX,
     S_EDGE_LATENCY,
@@ -344,6 +350,44 @@ def forwarded(tab, rec, log_on, log, i, latency, rtt):
         log.latency[i] = latency + rtt
 
 
+@shared
+def device_terms(tab, p, units):
+    """(GFLOP, seconds, energy J) of serving `units` of pair p on the user's device (MODEL.md §9.4): zero-shot (a
+    device serves one user: no demonstrations of others in context), at the device's rate, no queue, no radio."""
+    work = tab.gflops[p] * units
+    seconds = work / tab.device_rate
+    return work, seconds, tab.device_power_w * seconds
+
+
+@shared
+def serve_device(tab, rec, log_on, log, i, p, units):
+    """Account request i, run on the user's device: its latency (weighted as the edge's inference latency), its
+    energy (costed per kJ with w_device_energy) and its zero-shot accuracy cost."""
+    work, latency, energy = device_terms(tab, p, units)
+    accuracy, accuracy_cost = accuracy_of(tab, p, 0.0)
+    rec.counts[C_DEVICE_SERVED] += 1
+    s = rec.sums
+    s[S_DEVICE_LATENCY] += latency
+    s[S_DEVICE_ENERGY] += energy
+    s[S_DEVICE_ACC_COST] += accuracy_cost
+    s[S_DEVICE_GFLOP] += work
+    s[S_ACCURACY] += accuracy
+    if log_on:
+        log.outcome[i] = DEVICE
+        log.served_pair[i] = p
+        log.precision_level[i] = 0
+        log.resident_fraction[i] = 1.0
+        log.latency[i] = latency
+        log.wait[i] = 0.0
+        log.accuracy[i] = accuracy
+        log.accuracy_cost[i] = accuracy_cost
+        log.k_eff[i] = 0.0
+        log.evictions[i] = 0
+        log.switching_cost[i] = 0.0
+        log.cloud_cost[i] = 0.0
+        log.device_energy_j[i] = energy
+
+
 @shared(inline=False)
 def account_block(tab, rec, rq, block, base, lo, hi, log_on, log):
     """Account requests lo..hi-1 of a chunk `rq` (Requests) as the fast loop decided them: block.outcome,
@@ -355,6 +399,8 @@ def account_block(tab, rec, rq, block, base, lo, hi, log_on, log):
         p = rq.pair[i]
         if block.outcome[b] == CLOUD:
             serve_cloud(tab, rec, log_on, log, i, p, rq.units[i], rq.input_mb[i], block.evictions[b])
+        elif block.outcome[b] == DEVICE:
+            serve_device(tab, rec, log_on, log, i, p, rq.units[i])
         else:
             k_eff = block.k_eff[b]
             q = block.served[b]  # p, or a substitute's pair (MODEL.md §9.1)
@@ -387,7 +433,7 @@ def cloud_price(tab, p, units, input_mb):
     return tab.w_cloud * cost + tab.w_cloud_latency * latency
 
 
-@shared  # inlined in the two compiled functions that call it
+@shared  # inlined in the compiled functions that call it
 def edge_price(tab, p, units, input_mb, k_eff, wait, load):
     """What serving this request at the edge now costs, for the `cheapest` dispatch rule (MODEL.md §4): queue
     wait, load and compute latency, the device -> edge transfer, and its accuracy cost. The load time stands
@@ -410,6 +456,26 @@ def substitute_price(tab, p, q, units, input_mb, k_eff, wait):
 def edge_is_dearer(tab, p, units, input_mb, k_eff, wait, load):
     """The `cheapest` dispatch rule: send the request to the cloud when the edge would cost more now."""
     return edge_price(tab, p, units, input_mb, k_eff, wait, load) > cloud_price(tab, p, units, input_mb)
+
+
+@shared
+def device_price(tab, p, units):
+    """What running this request on the user's device adds to the system cost (MODEL.md §9.4)."""
+    _, seconds, energy = device_terms(tab, p, units)
+    _, accuracy_cost = accuracy_of(tab, p, 0.0)
+    return tab.w_latency * seconds + tab.w_device_energy * energy / 1000.0 + tab.w_accuracy * accuracy_cost
+
+
+@shared(inline=False)
+def device_is_cheapest(tab, p, units, input_mb, edge_ok, k_eff, wait, load):
+    """The device rule (MODEL.md §9.4): run a request whose model fits the device there when that costs less now
+    than the cloud and, if the edge could serve it (edge_ok), less than the edge with k_eff examples in context
+    after `wait` s in its queue and `load` s of loading (edge_price, as the `cheapest` dispatch rule prices it).
+    Ties go to the edge or the cloud."""
+    price = device_price(tab, p, units)
+    if price >= cloud_price(tab, p, units, input_mb):
+        return False
+    return not edge_ok or price < edge_price(tab, p, units, input_mb, k_eff, wait, load)
 
 
 @shared(inline=False)

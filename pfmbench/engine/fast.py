@@ -41,6 +41,7 @@ from .costs import (
     account_block,
     account_preload,
     cloud_price,
+    device_is_cheapest,
     edge_is_dearer,
     edge_price,
     first_free_executor,
@@ -58,6 +59,7 @@ from .record import (
     C_DISPATCHED,
     C_EVICTIONS,
     CLOUD,
+    DEVICE,
     HIT,
     LOAD,
     S_CONTEXT_DISCARDED,
@@ -432,6 +434,26 @@ def find_substitute(tab, es, p, units, input_mb, now, bar):
 
 
 @shared
+def device_serves(tab, es, p, units, input_mb, now):
+    """The user's device runs this request (MODEL.md §9.4; docs/model.md, "Devices"): its model fits the device
+    and running it there costs less now than the cloud and than the edge as it stands (device_is_cheapest): a hit
+    with this copy's examples in context after the queue, a miss after the queue and the load, no edge at all
+    for a model that never fits the GPU. Reads the edge's state and changes nothing."""
+    m = tab.pair_model[p]
+    if tab.device_fits[m] == 0:
+        return False
+    j = first_free_executor(es.free_at)
+    if es.cached[m] != 0:
+        _, k_eff, _ = examples_at_service(tab, es.context, p, m, now)
+        return device_is_cheapest(tab, p, units, input_mb, True, k_eff,
+                                  max(now, es.free_at[j], es.ready_at[m]) - now, 0.0)
+    g = tab.base_of[m]
+    load = tab.base_load[g] + tab.load_time[m] if g >= 0 and es.base_in[g] == 0 else tab.load_time[m]
+    return device_is_cheapest(tab, p, units, input_mb, fits_gpu_at_some_level(tab, m), 0.0,
+                              max(now, es.free_at[j]) - now, load)
+
+
+@shared
 def evict_model(tab, es, v, now):
     """Evict cached model v now, for a policy that makes room itself (random-placement's placements)."""
     _evict(tab, es, v, now)
@@ -498,6 +520,11 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 account_block(tab, es.totals, rq, blk, lo, done, i, log_on, log)
                 done = i
                 warmup_ends(tab, es, seq0 + i, now)
+            # The user's device runs it when that costs least now (MODEL.md §9.4): decided before the edge hears
+            # of it, so the edge's cache, policy, context, queue and request counts never see it.
+            if tab.device_on != 0 and device_serves(tab, es, rq.pair[i], rq.units[i], rq.input_mb[i], now):
+                _decided(blk, i - lo, DEVICE, 0.0, 0.0, 0, False, rq.pair[i], 0, 0, 0.0, 0.0)
+                continue
             # The idle time before this request: the policy may preload (preload_model); it sees only the
             # requests before this one (docs/model.md, "Preloading"). A no-op for every built-in but `active`.
             if rq.edge_rtt_s < 0.0:  # a request forwarded here is served on arrival: no idle time before it

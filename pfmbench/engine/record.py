@@ -15,9 +15,10 @@ import numpy as np
 from .jit import shared
 
 # Request outcomes.
-# SUBSTITUTE: served at the edge by a cached equivalent model (MODEL.md §9.1).
-HIT, LOAD, CLOUD, SUBSTITUTE = 0, 1, 2, 3
-OUTCOMES = ("hit", "load", "cloud", "substitute")
+# SUBSTITUTE: served at the edge by a cached equivalent model (MODEL.md §9.1). DEVICE: run on the user's device,
+# zero-shot, never seen by the edge (MODEL.md §9.4).
+HIT, LOAD, CLOUD, SUBSTITUTE, DEVICE = 0, 1, 2, 3, 4
+OUTCOMES = ("hit", "load", "cloud", "substitute", "device")
 
 # Counters (int64) and sums (float64).
 # C_DECLINED: misses that fit but the admission rule offloaded; C_DISPATCHED: requests the dispatch rule sent
@@ -31,8 +32,10 @@ OUTCOMES = ("hit", "load", "cloud", "substitute")
 # C_PARTIAL_SERVES: edge requests served by a prefix of their model's layers (caching = partial, MODEL.md §9.3).
 # C_FORWARDED: requests a neighbour edge served for their home edge (cooperation = forward, MODEL.md §9.4;
 # counted at the serving edge, also in C_HITS there).
+# C_DEVICE_SERVED: requests run on the user's device ([device], MODEL.md §9.4; in none of the edge's counts).
 (C_REQUESTS, C_HITS, C_LOADS, C_EVICTIONS, C_OFFLOADS, C_DECLINED, C_DISPATCHED, C_PRELOADS, C_ADAPTER_LOADS,
- C_SUBSTITUTED, C_REDUCED_LOADS, C_UPGRADES, C_BATCHES, C_PARTIAL_SERVES, C_FORWARDED, N_COUNTS) = range(16)
+ C_SUBSTITUTED, C_REDUCED_LOADS, C_UPGRADES, C_BATCHES, C_PARTIAL_SERVES, C_FORWARDED, C_DEVICE_SERVED,
+ N_COUNTS) = range(17)
 # S_OFFLOADING_LATENCY: device -> edge, per edge-served request; S_CLOUD_LATENCY: per offloaded request.
 # S_EDGE_LATENCY: what a user waits at the edge (queue wait + its own load + compute); S_INFERENCE_LATENCY:
 # the system cost's term (queue wait + compute: the request's own load is in its switching cost already).
@@ -40,10 +43,11 @@ OUTCOMES = ("hit", "load", "cloud", "substitute")
 # sum of a request's terms adds them in request order (the fast engine accounts a block of requests after
 # deciding them); results.py adds them to the loads'.
 # S_PARTIAL_FRACTION: the resident fraction f summed over partial serves (MODEL.md §9.3).
+# S_DEVICE_*: requests run on the device (MODEL.md §9.4): compute latency (s), energy (J), accuracy cost, GFLOP.
 (S_SWITCHING, S_LOAD_ENERGY, S_COMPUTE_ENERGY, S_LOAD_TIME, S_ACC_COST, S_ACCURACY, S_EDGE_LATENCY,
  S_WAIT, S_CLOUD_LATENCY, S_CLOUD_COST, S_K_EFF, S_CONTEXT_DISCARDED, S_EDGE_GFLOP, S_CLOUD_GFLOP,
  S_EDGE_LAT_MAX, S_OFFLOADING_LATENCY, S_PRELOAD_SWITCHING, S_PRELOAD_ENERGY, S_PRELOAD_TIME, S_INFERENCE_LATENCY,
- S_PARTIAL_FRACTION, N_SUMS) = range(22)
+ S_PARTIAL_FRACTION, S_DEVICE_LATENCY, S_DEVICE_ENERGY, S_DEVICE_ACC_COST, S_DEVICE_GFLOP, N_SUMS) = range(26)
 
 # Edge-latency histogram: 1024 buckets per power of two (relative width < 0.1%) from 2^-31 to 2^31 s;
 # percentiles come from it so that memory stays bounded and chunked replays merge exactly.
@@ -81,7 +85,8 @@ LOG_COLUMNS = [("outcome", np.int8), ("latency", np.float64), ("wait", np.float6
                ("switching_cost", np.float64), ("cloud_cost", np.float64),
                ("served_pair", np.int32),  # the (model, task) pair that served it (a substitute's own: §9.1)
                ("precision_level", np.int8),  # 0: its model's catalog precision; k: the k-th rung below (§9.2)
-               ("resident_fraction", np.float64)]  # of the serving model's layers resident (§9.3; 1: whole, cloud)
+               ("resident_fraction", np.float64),  # of the serving model's layers resident (§9.3; 1: whole, cloud)
+               ("device_energy_j", np.float64)]  # energy spent on the user's device (§9.4; 0 unless outcome device)
 RequestLog = namedtuple("RequestLog", [name for name, _ in LOG_COLUMNS])
 
 

@@ -21,6 +21,7 @@ from .context import Context as _Context
 from .costs import (
     account_preload,
     cloud_price,
+    device_is_cheapest,
     edge_is_dearer,
     edge_price,
     edge_work,
@@ -30,6 +31,7 @@ from .costs import (
     prefix_to_grow,
     prefix_to_load,
     serve_cloud,
+    serve_device,
     service_time,
     serve_edge,
     substitute_price,
@@ -345,6 +347,24 @@ class ReferenceEngine:
             self._on_hit(entry, False, now)
         return True
 
+    def device_serves(self, pair: int, units: float, input_mb: float, now: float) -> bool:
+        """The user's device runs this request (MODEL.md §9.4), as fast.device_serves decides it: its model fits
+        the device and running it there costs less now than the cloud and the edge as it stands."""
+        t = self.t
+        m = int(t.pair_model[pair])
+        if not t.device_fits[m]:
+            return False
+        j = first_free_executor(self.free_at)
+        entry = self.entry.get(m)
+        if entry is not None:
+            _, k_eff, _ = examples_at_service(t, self.context, pair, m, now)
+            return device_is_cheapest(t, pair, units, input_mb, True, k_eff,
+                                      max(now, self.free_at[j], entry.ready_at) - now, 0.0)
+        b = int(t.base_of[m])
+        load = t.base_load[b] + t.load_time[m] if b >= 0 and not self.base_in[b] else t.load_time[m]
+        return device_is_cheapest(t, pair, units, input_mb, self.fits_gpu_at_some_level(m), 0.0,
+                                  max(now, self.free_at[j]) - now, load)
+
     def _offload(self, i, now, pair, units, input_mb, log_on, log, evictions) -> None:
         """Request i goes to the cloud, unless a cached equivalent serves it for less (substitute before-cloud)."""
         if self.t.substitute != SUB_NEVER and self.substitute(i, now, pair, units, input_mb, log_on, log, evictions,
@@ -385,6 +405,12 @@ class ReferenceEngine:
             if seq >= t.warmup_requests and now >= self.first_ts + t.warmup_s:
                 self.measure_from = seq
                 clear_totals(self.totals)  # no metric counts the warm-up
+        # The user's device runs it when that costs least now (MODEL.md §9.4): the edge never hears of it.
+        if t.device_on and self.device_serves(pair, units, input_mb, now):
+            self.seq += 1
+            self.totals.counts[C_REQUESTS] += 1
+            serve_device(t, self.totals, log_on, log, i, pair, units)
+            return
         # The idle time before this request: the policy may preload; it sees only the requests before this one.
         if self.forward_rtt < 0.0:  # a request forwarded here is served on arrival: no idle time before it
             self.policy.preload(self, now)

@@ -107,6 +107,12 @@ class Tables(NamedTuple):
     part_bytes: np.ndarray  # int64 [n_models, S + 1]: mem_bytes * s // S (s = S: mem_bytes)
     part_load: np.ndarray  # float64 [n_models, S + 1] s: loading that prefix (load_overhead_s + its GB / load_gbps)
     gamma: np.ndarray  # float64 per pair: a prefix f serves a(K) * f^gamma (catalog.PARTIAL_GAMMA)
+    # the user's device (MODEL.md §9.4; docs/model.md, "Devices"): off when device_on = 0 ([device] memory_gb = 0)
+    device_on: int
+    device_rate: float  # GFLOP/s reached on the device
+    device_power_w: float
+    w_device_energy: float  # per kJ of device energy
+    device_fits: np.ndarray  # int8 per model: its whole catalog size (with its base's weights) fits the device
 
     @property
     def n_models(self) -> int:
@@ -245,7 +251,22 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
         part_bytes=part_bytes,
         part_load=part_bytes / 1e9 / e.load_gbps + e.load_overhead_s,
         gamma=np.array([PARTIAL_GAMMA.get(models[i].family, 1.0) for i, _ in pairs], dtype=np.float64),
+        device_on=int(scenario.device.memory_gb > 0.0),
+        device_rate=float(scenario.device_rate),
+        device_power_w=float(scenario.device.power_w),
+        w_device_energy=float(w.device_energy),
+        device_fits=_device_fits(scenario, models),
     )
+
+
+def _device_fits(scenario: Scenario, models) -> np.ndarray:
+    """Per model: it fits the device ([device] memory_gb, MODEL.md §9.4) at its catalog size, one request at a time
+    (no batch's runtime memory); a variant with its base's weights, as results.never_fit counts it."""
+    cap = round(scenario.device.memory_gb * 1e9)
+    by = {m.name.lower(): m for m in models}
+    size = [by[m.variant_of.lower()].memory_bytes + m.adapter_bytes if m.variant_of else m.memory_bytes
+            for m in models]
+    return np.array([cap > 0 and b <= cap for b in size], dtype=np.int8)
 
 
 def _equivalents(models, pairs):
