@@ -1,9 +1,11 @@
 """The fast engine: the request loop of MODEL.md §4, compiled with numba.
 
 The loop owns find -> admit -> evict until it fits -> insert -> serve and the memory accounting; a
-built-in policy's module supplies up to six hooks, which the loop calls in one place each:
+built-in policy's module supplies up to seven hooks, which the loop calls in one place each:
 
   admit(ps, es, tab, m, now) -> bool   on a miss for model m that fits the GPU: load it, or offload
+  outranks(ps, es, tab, m, now) -> bool  under `outrank` admission, when m needs evictions: m, ranked as if
+                                       loaded now, outranks every model it would displace
   victim(ps, es, tab, now) -> model    the next model to evict (called until m fits); -1: m itself,
                                        which is then offloaded (after the evictions made so far)
   on_evict(ps, es, tab, v)             v is leaving: drop it from the policy's structure
