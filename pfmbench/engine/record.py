@@ -29,8 +29,11 @@ OUTCOMES = ("hit", "load", "cloud", "substitute")
 # C_UPGRADES: hits that first reloaded the rest of a reduced model's weights (costed as loads; also in C_HITS).
 # C_BATCHES: batches started at the edge (MODEL.md §9.2: one per edge request unless batching joins them).
 # C_PARTIAL_SERVES: edge requests served by a prefix of their model's layers (caching = partial, MODEL.md §9.3).
+# C_LOADS_FROM_DRAM, _SSD, _REGISTRY: loads and preloads by the tier their checkpoint was read from (MODEL.md §9.4;
+# C_LOADS_FROM_DRAM + tables.TIER_*); they add up to C_LOADS + C_PRELOADS.
 (C_REQUESTS, C_HITS, C_LOADS, C_EVICTIONS, C_OFFLOADS, C_DECLINED, C_DISPATCHED, C_PRELOADS, C_ADAPTER_LOADS,
- C_SUBSTITUTED, C_REDUCED_LOADS, C_UPGRADES, C_BATCHES, C_PARTIAL_SERVES, N_COUNTS) = range(15)
+ C_SUBSTITUTED, C_REDUCED_LOADS, C_UPGRADES, C_BATCHES, C_PARTIAL_SERVES,
+ C_LOADS_FROM_DRAM, C_LOADS_FROM_SSD, C_LOADS_FROM_REGISTRY, N_COUNTS) = range(18)
 # S_OFFLOADING_LATENCY: device -> edge, per edge-served request; S_CLOUD_LATENCY: per offloaded request.
 # S_EDGE_LATENCY: what a user waits at the edge (queue wait + its own load + compute); S_INFERENCE_LATENCY:
 # the system cost's term (queue wait + compute: the request's own load is in its switching cost already).

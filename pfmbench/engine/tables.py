@@ -29,6 +29,9 @@ DISPATCH_CODES = {"edge": DISPATCH_EDGE, "cheapest": DISPATCH_CHEAPEST}
 # Equivalent models (MODEL.md §9.1): when a cached equivalent may serve a request instead.
 SUB_NEVER, SUB_BEFORE_CLOUD, SUB_BEFORE_LOAD = 0, 1, 2
 SUBSTITUTE_CODES = {"never": SUB_NEVER, "before-cloud": SUB_BEFORE_CLOUD, "before-load": SUB_BEFORE_LOAD}
+# Weight tiers (MODEL.md §9.4): where a load reads a checkpoint from. TIER_DRAM is load_gbps, the tables' load times.
+TIER_DRAM, TIER_SSD, TIER_REGISTRY = 0, 1, 2
+TIER_CODES = {"dram": TIER_DRAM, "ssd": TIER_SSD, "registry": TIER_REGISTRY}
 
 
 class Tables(NamedTuple):
@@ -107,6 +110,13 @@ class Tables(NamedTuple):
     part_bytes: np.ndarray  # int64 [n_models, S + 1]: mem_bytes * s // S (s = S: mem_bytes)
     part_load: np.ndarray  # float64 [n_models, S + 1] s: loading that prefix (load_overhead_s + its GB / load_gbps)
     gamma: np.ndarray  # float64 per pair: a prefix f serves a(K) * f^gamma (catalog.PARTIAL_GAMMA)
+    # weight tiers (MODEL.md §9.4; docs/model.md, "Weight tiers"): every load time above is the DRAM tier's
+    # (load_gbps); a load whose checkpoint the host's DRAM tier does not hold reads from `tier` instead
+    tier: int  # TIER_*: where checkpoints sit (TIER_DRAM: every load from DRAM, the DRAM tier is not modelled)
+    tier_ratio: float  # load_gbps / that tier's GB/s: its load of t s in DRAM takes overhead + (t - overhead) * ratio
+    load_overhead_s: float
+    dram_bytes: int  # the host DRAM that keeps checkpoints (LRU)
+    ckpt_bytes: np.ndarray  # int64 per model: its checkpoint in DRAM, the bytes its whole load moves
 
     @property
     def n_models(self) -> int:
@@ -245,6 +255,13 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
         part_bytes=part_bytes,
         part_load=part_bytes / 1e9 / e.load_gbps + e.load_overhead_s,
         gamma=np.array([PARTIAL_GAMMA.get(models[i].family, 1.0) for i, _ in pairs], dtype=np.float64),
+        tier=TIER_CODES[e.checkpoints_in],
+        tier_ratio=float(e.load_gbps / {"dram": e.load_gbps, "ssd": e.ssd_gbps,
+                                        "registry": e.registry_gbps}[e.checkpoints_in]),
+        load_overhead_s=float(e.load_overhead_s),
+        dram_bytes=round(e.dram_gb * 1e9),
+        ckpt_bytes=np.array([round(g * 1e9) for g in (weights_gb if e.batching else [m.memory_gb for m in models])],
+                            dtype=np.int64),
     )
 
 
