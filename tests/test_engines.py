@@ -77,6 +77,11 @@ def test_invariants(data, policy):
     assert c[C.C_REQUESTS] == measured == c[C.C_HITS] + c[C.C_LOADS] + c[C.C_OFFLOADS] + c[C.C_SUBSTITUTED]
     # each eviction made room for a load, a preload or an upgrade (a grown prefix) of the same request
     assert c[C.C_EVICTIONS] <= c[C.C_LOADS] + c[C.C_PRELOADS] + c[C.C_UPGRADES]
+    # every load and preload read its checkpoint from one tier (MODEL.md §9.4); DRAM holds at most dram_gb
+    assert c[C.C_LOADS_FROM_DRAM] + c[C.C_LOADS_FROM_SSD] + c[C.C_LOADS_FROM_REGISTRY] == c[C.C_LOADS] + c[C.C_PRELOADS]
+    if tables.tier == 0:
+        assert c[C.C_LOADS_FROM_DRAM] == c[C.C_LOADS] + c[C.C_PRELOADS]
+    assert state.state.dram_used[0] == tables.ckpt_bytes[state.state.dram_in.astype(bool)].sum() <= tables.dram_bytes
     if policy not in ("active", "random-placement"):  # the built-ins that load for no request
         assert c[C.C_PRELOADS] == 0
     assert 0 <= state.state.used[0] <= tables.capacity_bytes
