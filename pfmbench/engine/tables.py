@@ -17,6 +17,7 @@ from ..catalog import (
     best_accuracy,
     transformer_shape,
 )
+from ..errors import InputError
 from ..scenario import Scenario
 from .context import UTILITY_CODES
 
@@ -158,6 +159,9 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
             base_bytes[b], base_load[b] = mem_bytes[b], load_time[b]
             mem_bytes[i] = m.adapter_bytes
             load_time[i] = e.adapter_overhead_s + m.adapter_mb / 1000.0 / e.load_gbps
+    if e.checkpoints_in != "dram" and (base_of >= 0).any():  # (scenario validation says so for variants = adapter)
+        raise InputError(f"edge.checkpoints_in = {e.checkpoints_in!r} is not supported with variants served as "
+                         "adapters (a base and its adapter are separate checkpoints); use checkpoints_in = 'dram'")
     for b in {int(base_of[i]) for i in range(n) if base_of[i] >= 0}:  # a base's own tasks (if any) run on
         mem_bytes[b], load_time[b] = 0, 0.0                            # its weights with no adapter
     pairs = catalog.pairs
