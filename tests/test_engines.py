@@ -75,8 +75,10 @@ def test_invariants(data, policy):
     first = state.measure_from_seq  # the warm-up's requests are in no metric (-1: all of them are warm-up)
     measured = len(trace.ts) - first if first >= 0 else 0
     assert c[C.C_REQUESTS] == measured == c[C.C_HITS] + c[C.C_LOADS] + c[C.C_OFFLOADS] + c[C.C_SUBSTITUTED]
-    # each eviction made room for a load, a preload or an upgrade (a grown prefix) of the same request
-    assert c[C.C_EVICTIONS] <= c[C.C_LOADS] + c[C.C_PRELOADS] + c[C.C_UPGRADES]
+    # each eviction made room for a load, a preload or an upgrade (a grown prefix) of the same request; after a
+    # warm-up, a model the warm-up loaded may leave once with no measured load (hypothesis: lc, warm-up of 7)
+    warm = tables.n_models if first != 0 else 0
+    assert c[C.C_EVICTIONS] <= c[C.C_LOADS] + c[C.C_PRELOADS] + c[C.C_UPGRADES] + warm
     # every load and preload read its checkpoint from one tier (MODEL.md §9.4); DRAM holds at most dram_gb
     assert c[C.C_LOADS_FROM_DRAM] + c[C.C_LOADS_FROM_SSD] + c[C.C_LOADS_FROM_REGISTRY] == c[C.C_LOADS] + c[C.C_PRELOADS]
     if tables.tier == 0:
