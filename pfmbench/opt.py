@@ -203,7 +203,7 @@ def _step(tab, st: _State, tr: _Trace, i: int, d: Decision, rec=None, log=None) 
         st.ready_at[m] = start + load
     if rec is not None:
         serve_edge(tab, rec, log is not None, log if log is not None else _NO_LOG, i, p, m, input_mb, k_eff, work,
-                   compute, start - now, loaded, len(d.victims), False, p, 0, 0, 0.0)
+                   compute, start - now, loaded, len(d.victims), False, p, 0, 0, 0.0, 0)
     add_demonstration(tab, st.cx, p, m, now, k_own, f)
     _, accuracy_cost = accuracy_of(tab, p, k_eff)
     # The request's own load is charged once, in the switching cost (MODEL.md §4), not in its latency.
@@ -348,6 +348,9 @@ class OptCollector:
         if tables.substitute != 0:  # tables.SUB_NEVER
             raise InputError("opt: not defined with equivalent models serving in place (serving.substitute); "
                              "use substitute = 'never'")
+        if tables.tier != 0:  # tables.TIER_DRAM
+            raise InputError("opt: not defined with weight tiers (edge.checkpoints_in = ssd or registry: its search "
+                             "prices every load at load_gbps); use checkpoints_in = 'dram'")
         self.tab, self.exact = tables, exact
         self.limits = (max_requests, max_models, max_nodes)
         self.chunks: list | None = [] if exact is not False else None

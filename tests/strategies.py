@@ -103,6 +103,11 @@ def scenarios(draw):
     sc.device.utilization = draw(st.sampled_from([0.2, 1.0]))
     sc.device.power_w = draw(st.sampled_from([0.0, 5.0, 5000.0]))
     sc.weights.device_energy = draw(st.sampled_from([1.0, 0.0, 100.0]))
+    # Weight tiers (MODEL.md §9.4): a DRAM tier from none to more than every checkpoint, slower and faster tiers.
+    sc.edge.checkpoints_in = draw(st.sampled_from(["dram", "dram", "ssd", "registry"]))
+    sc.edge.dram_gb = draw(st.sampled_from([0.0, 0.5, 2.0, 5.0, 8.0, 16.0, 64.0]))
+    sc.edge.ssd_gbps = draw(st.sampled_from([3.5, 0.7, 40.0]))
+    sc.edge.registry_gbps = draw(st.sampled_from([1.25, 0.1]))
     sc.seed = draw(st.integers(0, 2**64 - 1))
     return sc.validate()
 
@@ -129,5 +134,7 @@ def cases(draw):
 
     catalog = draw(catalogs())
     sc = draw(scenarios())
+    if any(m.variant_of for m in catalog.models):  # weight tiers are refused with adapters (scenario validation)
+        sc.edge.checkpoints_in = "dram"
     trace = draw(traces(len(catalog.pairs)))
     return catalog, sc, trace, build_tables(sc, catalog)
