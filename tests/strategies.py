@@ -127,14 +127,19 @@ def traces(draw, n_pairs, max_len=300):
     return TraceArrays(ts, pair, units, input_mb)
 
 
+def for_catalog(sc, catalog):
+    """sc, with what the catalog rules out turned off: weight tiers are refused with adapters (validation)."""
+    if any(m.variant_of for m in catalog.models):
+        sc.edge.checkpoints_in = "dram"
+    return sc
+
+
 @st.composite
 def cases(draw):
     """(catalog, scenario, trace, tables): one replay to run."""
     from pfmbench.engine.tables import build_tables
 
     catalog = draw(catalogs())
-    sc = draw(scenarios())
-    if any(m.variant_of for m in catalog.models):  # weight tiers are refused with adapters (scenario validation)
-        sc.edge.checkpoints_in = "dram"
+    sc = for_catalog(draw(scenarios()), catalog)
     trace = draw(traces(len(catalog.pairs)))
     return catalog, sc, trace, build_tables(sc, catalog)

@@ -576,7 +576,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
             # The user's device runs it when that costs least now (MODEL.md §9.4): decided before the edge hears
             # of it, so the edge's cache, policy, context, queue and request counts never see it.
             if tab.device_on != 0 and device_serves(tab, es, rq.pair[i], rq.units[i], rq.input_mb[i], now):
-                _decided(blk, i - lo, DEVICE, 0.0, 0.0, 0, False, rq.pair[i], 0, 0, 0.0, 0.0)
+                _decided(blk, i - lo, DEVICE, 0.0, 0.0, 0, False, rq.pair[i], 0, 0, 0.0, 0.0, 0)
                 continue
             # The idle time before this request: the policy may preload (preload_model); it sees only the
             # requests before this one (docs/model.md, "Preloading"). A no-op for every built-in but `active`.
