@@ -122,5 +122,15 @@ def cases(draw):
 
     catalog = draw(catalogs())
     sc = draw(scenarios())
+    bases = sorted({m.variant_of for m in catalog.models if m.variant_of})
+    if bases and draw(st.booleans()):
+        # A GPU a little larger than a shared base (MODEL.md §9.5): its variants' adapters, some larger than
+        # the free memory, compete with it and with the full models; bases leave with their variants (cascades)
+        # and are held out while their adapters load.
+        name = draw(st.sampled_from(bases))
+        base = next(m for m in catalog.models if m.name == name)
+        sc.edge.gpu_memory_gb = (base.memory_gb * draw(st.sampled_from([1.0, 1.05, 1.3, 2.0]))
+                                 + draw(st.sampled_from([0.0, 0.05, 0.5, 2.0, 9.0])))
+        sc = sc.validate()
     trace = draw(traces(len(catalog.pairs)))
     return catalog, sc, trace, build_tables(sc, catalog)
