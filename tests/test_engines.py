@@ -52,6 +52,17 @@ def test_fast_engine_agrees_with_reference(data, policy):
     assert_same(state, log, ref)
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), policy=st.sampled_from(POLICIES))
+def test_fast_engine_agrees_with_reference_on_shared_bases(data, policy):
+    """Variants as adapters (MODEL.md §9.5) on a GPU barely larger than a base: bases evicted with their
+    variants (cascades), held out while their adapters load, kept bare; adapters larger than the free memory."""
+    _, sc, trace, tables = data.draw(cases(variants=True))
+    ref = replay_reference(tables, trace, get_policy(policy, sc.seed), sc.seed, log=True)
+    state, log = fast_replay(tables, trace, policy, sc.seed)
+    assert_same(state, log, ref)
+
+
 @settings(max_examples=60, deadline=None)
 @given(data=st.data(), policy=st.sampled_from(POLICIES), chunk=st.integers(1, 50))
 def test_chunked_replay_equals_whole(data, policy, chunk):

@@ -113,7 +113,6 @@ class GDSF(Policy):
     def bind(self, tables):
         self.cost = self.costs(tables)
         self.size = [float(b) for b in tables.mem_bytes]
-        self.base_of = [int(b) for b in tables.base_of]
         self.inflation = 0.0
         self.newcomer = 0.0
         self.admitted = {}  # model -> its priority when last admitted
@@ -125,7 +124,8 @@ class GDSF(Policy):
         for e in cache:
             p = self.placed.get(e.model)
             if p is None or p[0] != e.loaded_at:  # loaded since: the newcomer of the last admit (or its base)
-                p = (e.loaded_at, 1, self.admitted[e.model], e.loaded_at + (0.5 if e.is_base else 0))
+                # (a base put back for an adapter that was then not loaded has served nothing: recomputed below)
+                p = (e.loaded_at, 1, self.admitted.get(e.model, 0.0), e.loaded_at + (0.5 if e.is_base else 0))
             if p[1] != e.requests:
                 p = (e.loaded_at, e.requests,
                      self.inflation + _value(float(e.requests), self.cost[e.model], self.size[e.model]), e.use_order)
@@ -134,10 +134,13 @@ class GDSF(Policy):
     def admit(self, model, now):
         self.newcomer = self.inflation + _value(1.0, self.cost[model.model], self.size[model.model])
         self.admitted[model.model] = self.newcomer  # its priority if it is loaded
-        b = self.base_of[model.model]
-        if b >= 0:  # its base, if loaded (or put back) with it, enters at the same priority (on_insert)
-            self.admitted[b] = self.newcomer
         return True
+
+    def on_hit(self, entry, loaded, now):
+        """A base loaded (or put back) with its variant for this request (MODEL.md §9.5) enters at the newcomer's
+        priority, as the fast on_insert places it; recorded now, before another admit changes the newcomer."""
+        if loaded and entry.is_base and entry.requests == 1:
+            self.placed[entry.model] = (entry.loaded_at, 1, self.newcomer, entry.loaded_at + 0.5)
 
     def victim(self, cache, now, rng):
         self._sync(cache)

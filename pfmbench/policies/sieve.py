@@ -67,7 +67,8 @@ class Sieve(Policy):
     def __init__(self, seed: int = 0):
         super().__init__(seed)
         self.cleared = {}  # model -> (loaded_at, requests when the hand last cleared its visited bit)
-        self.hand = None  # loaded_at of the last victim, or None: the next search starts at the oldest
+        self.hand = None  # load_order of the last victim, or None: the next search starts at the oldest
+        self.newer = set()  # the models newer than the last victim when it was named
 
     def _visited(self, e) -> bool:
         loaded_at, base = self.cleared.get(e.model, (None, 1))
@@ -82,4 +83,12 @@ class Sieve(Policy):
             self.cleared[order[i].model] = (order[i].loaded_at, order[i].requests)
             i = (i + 1) % len(order)
         self.hand = order[i].load_order if i + 1 < len(order) else None
+        self.newer = {e.model for e in order[i + 1:]}  # where the hand may rest
         return order[i]
+
+    def on_drop(self, entry, now):
+        """A variant leaving with the base just named (MODEL.md §9.5): if no model newer than the base is
+        left, the hand is past the newest and starts again from the oldest (as the fast hand, -1)."""
+        self.newer.discard(entry.model)
+        if not self.newer:
+            self.hand = None
