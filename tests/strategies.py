@@ -22,8 +22,9 @@ def tasks(draw, icl: bool):
 
 
 @st.composite
-def catalogs(draw, max_models=8):
-    n = draw(st.integers(1, max_models))
+def catalogs(draw, max_models=8, variants=False):
+    """variants: always some shared bases (MODEL.md §9.5); else drawn or not."""
+    n = draw(st.integers(2 if variants else 1, max_models))
     models = []
     for i in range(n):
         icl = draw(st.booleans())
@@ -34,7 +35,7 @@ def catalogs(draw, max_models=8):
         models.append(Model(f"M{i}", "LFM" if icl else draw(st.sampled_from(["VFM", "MFM"])),
                             100.0, draw(st.floats(0.1, 500)), draw(st.sampled_from(["fp16", "fp16", "int8", "int4"])),
                             mem, window, ts))
-    if n > 1 and draw(st.booleans()):
+    if variants or (n > 1 and draw(st.booleans())):
         models = draw(with_variants(models))
     if n > 1 and draw(st.booleans()):  # equivalent groups (MODEL.md §9.1): tasks t0..t2 are shared by name
         models = [replace(m, equivalent=draw(st.sampled_from(["", "g0", "G0", "g1"]))) for m in models]
@@ -135,11 +136,26 @@ def for_catalog(sc, catalog):
 
 
 @st.composite
-def cases(draw):
-    """(catalog, scenario, trace, tables): one replay to run."""
+def cases(draw, variants=False):
+    """(catalog, scenario, trace, tables): one replay to run. variants: a catalog with shared bases on a GPU
+    barely larger than one (cascades, held-out bases)."""
     from pfmbench.engine.tables import build_tables
 
-    catalog = draw(catalogs())
+    catalog = draw(catalogs(variants=variants))
     sc = for_catalog(draw(scenarios()), catalog)
+    bases = sorted({m.variant_of for m in catalog.models if m.variant_of})
+    if bases and (variants or draw(st.booleans())):
+        # A GPU a little larger than a shared base (MODEL.md §9.5): its variants' adapters, some larger than
+        # the free memory, compete with it and with the full models; bases leave with their variants (cascades)
+        # and are held out while their adapters load.
+        name = draw(st.sampled_from(bases))
+        base = next(m for m in catalog.models if m.name == name)
+        other = draw(st.sampled_from([m.memory_gb for m in catalog.models]))  # room for another model, or not
+        sc.edge.gpu_memory_gb = (base.memory_gb * draw(st.sampled_from([1.0, 1.05, 1.3, 2.0]))
+                                 + other * draw(st.sampled_from([0.0, 0.5, 1.0]))
+                                 + draw(st.sampled_from([0.0, 0.05, 0.5, 2.0, 9.0])))
+        if variants and draw(st.booleans()):  # loads rather than the cloud, from the first request
+            sc.serving.admission, sc.serving.dispatch, sc.run.warmup_requests = "always", "edge", 0
+        sc = sc.validate()
     trace = draw(traces(len(catalog.pairs)))
     return catalog, sc, trace, build_tables(sc, catalog)

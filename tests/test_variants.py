@@ -8,7 +8,7 @@ import pytest
 from pfmbench import api
 from pfmbench.catalog import Catalog, Model, Task, default_adapter_mb, load_catalog
 from pfmbench.engine import record as C
-from pfmbench.engine.fast import FastEngine
+from pfmbench.engine.fast import FastEngine, next_uses
 from pfmbench.engine.record import new_log
 from pfmbench.engine.reference import replay_reference
 from pfmbench.engine.tables import build_tables
@@ -43,7 +43,8 @@ def replay(catalog, sc, pairs, policy="lru"):
     ref = replay_reference(tables, trace, get_policy(policy), 0, log=True)
     engine = FastEngine(tables, get_policy(policy), 0)
     log = new_log(n)
-    engine.run(trace, log)
+    nxt = next_uses(tables.pair_model[trace.pair]) if get_policy(policy).needs_next_use else None
+    engine.run(trace, log, nxt)
     np.testing.assert_array_equal(engine.counts, ref[0])
     np.testing.assert_allclose(engine.sums, ref[1], rtol=1e-12)
     np.testing.assert_array_equal(log.outcome, ref[3]["outcome"])
@@ -72,16 +73,52 @@ def test_the_base_of_the_model_being_loaded_stays():
     assert list(log.outcome) == [C.LOAD, C.LOAD, C.LOAD]
     assert engine.counts[C.C_EVICTIONS] == 1 and engine.counts[C.C_ADAPTER_LOADS] == 2
     es = engine.state
-    assert list(es.cached[:4]) == [0, 0, 1, 1] and es.base_in[0] == 1 and es.used[0] == 10 * GB + 1.2e9
+    assert list(es.cached[:4]) == [1, 0, 1, 1] and es.base_in[0] == 1 and es.used[0] == 10 * GB + 1.2e9
+    assert es.base_ref[0] == 2
 
 
-def test_the_last_adapter_takes_its_base_with_it():
-    # 12 GB: F (6 GB) needs the base's memory; evicting the only adapter frees the base too.
-    tables, engine, log = replay(small_catalog(), scenario(12.0), [0, 3, 1])
-    assert list(log.outcome) == [C.LOAD, C.LOAD, C.LOAD]
+def test_lru_evicts_a_bare_base_in_its_turn():
+    # 12 GB: F (6 GB) needs room; LRU evicts the adapter (its base was used after it), then the bare base.
+    tables, engine, log = replay(small_catalog(), scenario(12.0), [0, 3])
+    assert list(log.outcome) == [C.LOAD, C.LOAD] and list(log.evictions) == [0, 2]
     es = engine.state
-    assert engine.counts[C.C_EVICTIONS] == 2 and engine.counts[C.C_ADAPTER_LOADS] == 0  # t1 reloads the base
-    assert list(es.cached) == [0, 0, 1, 0, 0] and es.used[0] == 10 * GB + 500e6
+    assert engine.counts[C.C_EVICTIONS] == 2
+    assert list(es.cached) == [0, 0, 0, 0, 1] and es.used[0] == 6 * GB and es.base_in[0] == 0
+
+
+@pytest.mark.parametrize("policy", ["lru", "lc", "lfu"])
+def test_a_bare_base_stays_and_takes_an_adapter(policy):
+    # 16.2 GB: F evicts t0 only; the bare base stays, and t1 loads onto it as an adapter. The base, now
+    # least recently used, is held out for its adapter (never evicted for it): F leaves instead.
+    tables, engine, log = replay(small_catalog(), scenario(16.2), [0, 3], policy)
+    assert list(engine.state.cached) == [1, 0, 0, 0, 1] and engine.state.base_ref[0] == 0
+    assert engine.state.used[0] == 16 * GB
+    tables, engine, log = replay(small_catalog(), scenario(16.2), [0, 3, 1], policy)
+    assert list(log.outcome) == [C.LOAD, C.LOAD, C.LOAD] and list(log.evictions) == [0, 1, 1]
+    assert engine.counts[C.C_ADAPTER_LOADS] == 1
+    assert list(engine.state.cached) == [1, 0, 1, 0, 0] and engine.state.used[0] == 10 * GB + 500e6
+
+
+def test_fifo_evicting_a_base_cascades():
+    # 16.5 GB: the base (loaded first, with t0) and two adapters hold 11 GB; F (6 GB) needs room. FIFO's
+    # oldest is the base: it leaves with both its adapters, three evictions for one load. LRU evicts t0 only.
+    pairs = [0, 1, 3, 2]
+    tables, engine, log = replay(small_catalog(), scenario(16.5), pairs, "fifo")
+    assert list(log.outcome) == [C.LOAD] * 4 and list(log.evictions) == [0, 0, 3, 0]
+    assert engine.counts[C.C_EVICTIONS] == 3 and engine.counts[C.C_ADAPTER_LOADS] == 1  # t2 reloads the base
+    es = engine.state
+    assert list(es.cached) == [1, 0, 0, 1, 1] and es.used[0] == 16.5 * GB and es.base_ref[0] == 1
+    _, lru, lru_log = replay(small_catalog(), scenario(16.5), pairs, "lru")
+    assert list(lru_log.evictions) == [0, 0, 1, 1] and lru.counts[C.C_ADAPTER_LOADS] == 2
+
+
+@pytest.mark.parametrize("policy", ["fifo", "random", "sieve", "s3fifo", "gdsf", "lfuda", "belady", "belady-size",
+                                    "lc-cost", "active", "random-placement"])
+def test_every_policy_on_shared_bases(policy):
+    """Both engines agree (replay checks) on a trace that makes bases leave, cascade and be held out."""
+    rng = np.random.default_rng(3)
+    pairs = list(rng.integers(0, 4, 200))
+    replay(small_catalog(2000.0), scenario(14.0), pairs, policy)
 
 
 def test_a_variant_that_never_fits_with_its_base_is_offloaded():

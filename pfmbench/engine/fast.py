@@ -122,10 +122,12 @@ class EngineState(NamedTuple):
     last_ts: np.ndarray  # float64 [1]: its arrival time (-inf: none yet); no preload starts before it
     first_ts: np.ndarray  # float64 [1]: the first request's arrival time (the warm-up's `warmup_s` counts from it)
     measure_from: np.ndarray  # int64 [1]: sequence number of the first measured request (-1: still warming up)
-    # Shared bases (MODEL.md §9.5): a base's weights are resident while any model of it is cached (base_ref > 0),
-    # or while it is pinned: the base of the model being loaded, which its evictions must not free.
-    base_ref: np.ndarray  # int32 per base: its models cached
-    base_in: np.ndarray  # int8 per base: its weights are in GPU memory (counted once in `used`)
+    # Shared bases (MODEL.md §9.5): a base is a cache entry of its own (its weights, counted once in `used`),
+    # inserted before its first variant and evicted with all its variants (a cascade); a bare base (no variant
+    # cached) stays until a policy picks it. The pinned base is that of the adapter being loaded: held out of
+    # the policy's choice while room is made for it.
+    base_ref: np.ndarray  # int32 per base: its variants cached
+    base_in: np.ndarray  # int8 per base: its weights are in GPU memory (= cached[b])
     base_ready: np.ndarray  # float64 per base: when the load of its weights finished
     pinned: np.ndarray  # int64 [1]: the pinned base (-1: none)
     level: np.ndarray  # int8 per model: its precision level while cached (MODEL.md §9.2; 0 otherwise)
@@ -209,7 +211,7 @@ def next_uses(models: np.ndarray, start: int = 0) -> np.ndarray:
 def fits_gpu(tab, m):
     """Model m fits the GPU at all: its own bytes, and its base's weights if it has a base (MODEL.md §9.5)."""
     b = tab.base_of[m]
-    if b < 0:
+    if b < 0 or b == m:
         return tab.mem_bytes[m] <= tab.capacity_bytes
     return tab.mem_bytes[m] + tab.base_bytes[b] <= tab.capacity_bytes
 
@@ -241,19 +243,54 @@ def resident_bytes(tab, es, m):
 def load_bytes(tab, es, m):
     """The bytes that loading m now adds: its own, and its base's weights unless they are resident."""
     b = tab.base_of[m]
-    if b >= 0 and es.base_in[b] == 0:
+    if b >= 0 and b != m and es.base_in[b] == 0:
         return tab.mem_bytes[m] + tab.base_bytes[b]
     return tab.mem_bytes[m]
 
 
 @shared
+def needs_base(tab, es, m):
+    """Loading m loads its base's weights first: m is a variant whose base is not resident (MODEL.md §9.5)."""
+    b = tab.base_of[m]
+    return b >= 0 and b != m and es.base_in[b] == 0
+
+
+@shared
+def use_order(tab, m, last_use):
+    """last_use as policies break ties with it: a base is touched after the variant that used it, so among
+    models used by the same request it ranks after them (+0.5; MODEL.md §9.5)."""
+    if tab.base_of[m] == m:
+        return last_use + 0.5
+    return last_use + 0.0
+
+
+@shared
 def _unpin(tab, es):
-    """The load is done (or given up): the pinned base is an ordinary one again, freed if nothing uses it."""
-    b = es.pinned[0]
+    """The load is done (or given up): no base is held out any more."""
     es.pinned[0] = -1
-    if b >= 0 and es.base_ref[b] == 0 and es.base_in[b] != 0:
-        es.base_in[b] = 0
-        es.used[0] -= tab.base_bytes[b]
+
+
+@shared
+def _hold_out(es, b):
+    """The pinned base b, named by the policy, leaves the list of cached models (not GPU memory) while room is
+    made for its adapter: it cannot be named again."""
+    n = es.n_cached[0] - 1
+    last = es.clist[n]
+    es.clist[es.clist_pos[b]] = last
+    es.clist_pos[last] = es.clist_pos[b]
+    es.clist_pos[b] = -1
+    es.n_cached[0] = n
+
+
+@shared
+def _put_back(es, b, seq):
+    """The held-out base re-enters the list, as if loaded by this request (the policy's on_insert follows)."""
+    n = es.n_cached[0]
+    es.clist[n] = b
+    es.clist_pos[b] = n
+    es.n_cached[0] = n + 1
+    es.last_use[b] = seq
+    es.requests[b] = 0
 
 
 @shared
@@ -265,12 +302,13 @@ def _insert(tab, es, m, seq, now):
     es.last_use[m] = seq
     es.requests[m] = 0
     es.ready_at[m] = now  # the end of its load once an executor takes it
+    es.next_use[m] = np.inf  # known once it serves (a base loaded with its variant has not)
     b = tab.base_of[m]
-    if b >= 0:
-        if es.base_in[b] == 0:
-            es.base_in[b] = 1
-            es.used[0] += tab.base_bytes[b]
-        elif es.base_ready[b] > now:  # an adapter loads once its base is in memory
+    if b == m:  # a base: its weights, loading from now (the caller sets when they are in)
+        es.base_in[b] = 1
+        es.base_ready[b] = now
+    elif b >= 0:  # a variant, inserted after its base
+        if es.base_ready[b] > now:  # an adapter loads once its base is in memory
             es.ready_at[m] = es.base_ready[b]
         es.base_ref[b] += 1
     start_context(es.context, m, now)
@@ -295,11 +333,10 @@ def _evict(tab, es, v, now):
     es.level[v] = 0
     es.part[v] = 0
     b = tab.base_of[v]
-    if b >= 0:  # the last model of a base frees its weights, unless the model being loaded needs them
+    if b == v:  # its weights (resident_bytes above); its variants have left before it (_evict_with_variants)
+        es.base_in[b] = 0
+    elif b >= 0:
         es.base_ref[b] -= 1
-        if es.base_ref[b] == 0 and b != es.pinned[0]:
-            es.base_in[b] = 0
-            es.used[0] -= tab.base_bytes[b]
     es.totals.counts[C_EVICTIONS] += 1
 
 
@@ -339,6 +376,29 @@ def touch_checkpoint(tab, es, m):
     """m leaves GPU memory: its checkpoint, if the DRAM tier still holds it, becomes the most recent there."""
     if tab.tier != 0 and es.dram_in[m] != 0:
         dlist_to_tail(es.dram_lru, m)
+
+
+@shared
+def _evict_with_variants(tab, es, v, now):
+    """Evict v; a base takes its cached variants with it first, in catalog order (a cascade, MODEL.md §9.5).
+    For evictions no policy hook hears of (preloads, random-placement's); returns the models evicted."""
+    k = 0
+    if tab.base_of[v] == v:
+        for q in range(tab.base_of.shape[0]):
+            if tab.base_of[q] == v and q != v and es.cached[q] != 0:
+                _evict(tab, es, q, now)
+                k += 1
+    _evict(tab, es, v, now)
+    return k + 1
+
+
+@shared
+def _listed(victims, k, q):
+    """q is among victims[0..k-1]."""
+    for r in range(k):
+        if victims[r] == q:
+            return True
+    return False
 
 
 @shared
@@ -383,8 +443,7 @@ def preload_model(tab, es, m, victims, now):
     if t >= now or es.cached[m] != 0:
         return False
     b = tab.base_of[m]
-    with_base = b >= 0 and es.base_in[b] == 0
-    pin = b if b >= 0 and not with_base else -1
+    pin = b if b >= 0 and b != m and es.base_in[b] != 0 else -1  # m's resident base is skipped, never evicted
     need = es.used[0] + load_bytes(tab, es, m) - tab.capacity_bytes
     k = 0
     room = True
@@ -393,24 +452,22 @@ def preload_model(tab, es, m, victims, now):
             room = False
             break
         q = victims[k]
-        need -= resident_bytes(tab, es, q)
         h = tab.base_of[q]
-        if h >= 0:  # tentatively: does evicting q free its base's weights too?
-            es.base_ref[h] -= 1
-            if es.base_ref[h] == 0 and h != pin:
-                need -= tab.base_bytes[h]
+        # counted once: a variant whose base is an earlier victim leaves with it; a base takes its variants
+        if q != pin and not (h >= 0 and h != q and h != pin and _listed(victims, k, h)):
+            need -= resident_bytes(tab, es, q)
+            if h == q:
+                for w in range(tab.base_of.shape[0]):
+                    if tab.base_of[w] == q and w != q and es.cached[w] != 0 and not _listed(victims, k, w):
+                        need -= resident_bytes(tab, es, w)
         k += 1
-    for r in range(k):  # undo the tentative counts
-        h = tab.base_of[victims[r]]
-        if h >= 0:
-            es.base_ref[h] += 1
     if not room:
         return False
-    es.pinned[0] = pin
-    for q in range(k):
-        _evict(tab, es, victims[q], t)
+    for r in range(k):
+        q = victims[r]
+        if q != pin and es.cached[q] != 0:
+            _evict_with_variants(tab, es, q, t)
     _load_for_no_request(tab, es, m, j, t)
-    es.pinned[0] = -1
     return True
 
 
@@ -419,8 +476,10 @@ def _load_for_no_request(tab, es, m, j, t):
     """Cache m with an empty context and load it on executor j from t (an adapter once its base is in),
     costed as a load with the preloads: a preload, or random-placement's placement."""
     b = tab.base_of[m]
-    with_base = b >= 0 and es.base_in[b] == 0
+    with_base = needs_base(tab, es, m)
     tier = checkpoint_tier(tab, es, m)
+    if with_base:  # the base enters first, with its weights
+        _insert(tab, es, b, es.last_request[0], t)
     _insert(tab, es, m, es.last_request[0], t)
     start = max(t, es.ready_at[m])  # an adapter waits for its base
     load = account_preload(tab, es.totals, m, with_base, tier)
@@ -429,6 +488,9 @@ def _load_for_no_request(tab, es, m, j, t):
     es.ready_at[m] = start + load
     if with_base:
         es.base_ready[b] = start + tab.base_load[b]
+        es.ready_at[b] = es.base_ready[b]
+    elif b == m:
+        es.base_ready[b] = es.ready_at[m]
 
 
 @shared
@@ -500,15 +562,16 @@ def device_serves(tab, es, p, units, input_mb, now):
         return device_is_cheapest(tab, p, units, input_mb, True, k_eff,
                                   max(now, es.free_at[j], es.ready_at[m]) - now, 0.0)
     g = tab.base_of[m]
-    load = tab.base_load[g] + tab.load_time[m] if g >= 0 and es.base_in[g] == 0 else tab.load_time[m]
+    load = tab.base_load[g] + tab.load_time[m] if needs_base(tab, es, m) else tab.load_time[m]
     return device_is_cheapest(tab, p, units, input_mb, fits_gpu_at_some_level(tab, m), 0.0,
                               max(now, es.free_at[j]) - now, load)
 
 
 @shared
 def evict_model(tab, es, v, now):
-    """Evict cached model v now, for a policy that makes room itself (random-placement's placements)."""
-    _evict(tab, es, v, now)
+    """Evict cached model v now (a base with its variants), for a policy that makes room itself
+    (random-placement's placements)."""
+    _evict_with_variants(tab, es, v, now)
 
 
 @shared
@@ -590,6 +653,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
             es.seen[m] += 1
             evictions = 0
             with_base = False  # a load of m's base's weights too (MODEL.md §9.5)
+            held = -1  # m's base, held out of the policy's choice while room was made for m (put back)
             cached = es.cached[m] != 0
             if cached:
                 admitted = True
@@ -606,7 +670,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 if admitted:
                     admitted = admit(code, pss, es, tab, m, now)
                     g = tab.base_of[m]
-                    if g >= 0 and es.base_in[g] == 0:  # its base is not resident: base and adapter load
+                    if needs_base(tab, es, m):  # its base is not resident: base and adapter load
                         with_base = True
                         load = tab.base_load[g] + tab.load_time[m]
                     if (admitted and tab.admission == ADMIT_OUTRANK
@@ -642,15 +706,28 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                     if load_part > 0:
                         need = tab.part_bytes[m, load_part]
                         load = tier_time(tab, tab.part_load[m, load_part], tier)
-                if tab.base_of[m] >= 0 and not with_base:
+                if tab.base_of[m] >= 0 and tab.base_of[m] != m and not with_base:
                     es.pinned[0] = tab.base_of[m]  # its resident base stays while room is made for its adapter
                 while es.used[0] + need > tab.capacity_bytes:
                     v = victim(code, pss, es, tab, now)
                     if v < 0:
                         break  # the policy ranks the newcomer itself lowest (GDSF): offloaded after these evictions
                     on_evict(code, pss, es, tab, v)
+                    if v == es.pinned[0]:  # the base the adapter needs: held out, put back below
+                        _hold_out(es, v)
+                        held = v
+                        continue
+                    if tab.base_of[v] == v:  # a base: its cached variants leave first (a cascade)
+                        for q in range(tab.base_of.shape[0]):
+                            if tab.base_of[q] == v and q != v and es.cached[q] != 0:
+                                on_evict(code, pss, es, tab, q)
+                                _evict(tab, es, q, now)
+                                evictions += 1
                     _evict(tab, es, v, now)
                     evictions += 1
+                if held >= 0:  # back in the policy's order, as if loaded by this request
+                    _put_back(es, held, seq0 + i)
+                    on_insert(code, pss, es, tab, held)
                 if es.used[0] + need > tab.capacity_bytes:
                     es.totals.counts[C_DECLINED] += 1
                     admitted = False
@@ -668,6 +745,11 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 es.last_use[e] = seq0 + i
                 es.requests[e] += 1
                 on_hit(code, pss, es, tab, e, False)
+                g = tab.base_of[e]
+                if g >= 0 and g != e:  # its base served too
+                    es.last_use[g] = seq0 + i
+                    es.requests[g] += 1
+                    on_hit(code, pss, es, tab, g, False)
                 continue
             if not admitted:
                 _decided(blk, i - lo, CLOUD, 0.0, 0.0, evictions, False, p, 0, 0, 0.0, 0.0, 0)
@@ -675,6 +757,10 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
             if loaded:
                 es.level[m] = load_level
                 es.part[m] = load_part
+                if with_base:  # its base enters first (its weights), then its adapter
+                    g = tab.base_of[m]
+                    _insert(tab, es, g, seq0 + i, now)
+                    on_insert(code, pss, es, tab, g)
                 _insert(tab, es, m, seq0 + i, now)
                 _unpin(tab, es)
                 keep_checkpoint(tab, es, m)
@@ -708,6 +794,9 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 es.ready_at[m] = start + load
                 if with_base:
                     es.base_ready[tab.base_of[m]] = start + tab.base_load[tab.base_of[m]]
+                    es.ready_at[tab.base_of[m]] = es.base_ready[tab.base_of[m]]
+                elif tab.base_of[m] == m:  # a base loaded for its own task: its variants wait for it
+                    es.base_ready[m] = es.ready_at[m]
             _decided(blk, i - lo, LOAD if loaded else HIT, k_eff, start - now, evictions, with_base, p, level, part,
                      upgrade_s, compute, tier)
             add_demonstration(tab, cx, p, m, now, k_own, f)
@@ -716,6 +805,12 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 es.next_use[m] = rq.next_use[i]
             es.requests[m] += 1
             on_hit(code, pss, es, tab, m, loaded)
+            g = tab.base_of[m]
+            if g >= 0 and g != m:  # a variant served: its base is used too, after it (loaded with it, or put back)
+                es.last_use[g] = seq0 + i
+                es.requests[g] += 1
+                base_loaded = with_base or held >= 0
+                on_hit(code, pss, es, tab, g, base_loaded)
         account_block(tab, es.totals, rq, blk, lo, done, min(hi, stop), log_on, log)
         if stop < n:
             break

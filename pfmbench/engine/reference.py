@@ -74,6 +74,33 @@ class CacheEntry:
         self.level = 0  # its precision level (MODEL.md §9.2): what it holds is mem_level[model, level] bytes
         self.part = 0  # the prefix of its layers resident (MODEL.md §9.3): part_bytes[model, part]; 0: whole
 
+    @property
+    def is_base(self) -> bool:
+        """A shared base (MODEL.md §9.5): its weights, which its cached variants need (they leave with it)."""
+        return int(self._engine.t.base_of[self.model]) == self.model
+
+    @property
+    def use_order(self):
+        """last_use as policies break ties with it (fast.use_order): a base is touched after the variant that
+        used it, so it ranks after the models used by the same request."""
+        return self.last_use + 0.5 if self.is_base else self.last_use
+
+    @property
+    def load_order(self):
+        """loaded_at as load-order policies see it: a base enters before the variant it was loaded with."""
+        return self.loaded_at - 0.5 if self.is_base else self.loaded_at
+
+    def variants(self) -> list:
+        """A base's cached variants, in catalog order (empty for any other model)."""
+        e = self._engine
+        if not self.is_base:
+            return []
+        return [e.entry[q] for q in sorted(e.entry) if q != self.model and int(e.t.base_of[q]) == self.model]
+
+    def cached_flags(self) -> list:
+        """1 per cached model, 0 otherwise (what the fast engine's `cached` array holds)."""
+        return [1 if q in self._engine.entry else 0 for q in range(self._engine.t.n_models)]
+
     def context(self, now: float) -> float:
         """C_m(now): the examples in context of all its tasks, decayed to now."""
         return context_now(self._engine.t, self._engine.context, self.model, now)
@@ -177,7 +204,7 @@ class ReferenceEngine:
     def fits_gpu(self, m: int) -> bool:
         """m fits the GPU at all, with its base's weights if it has a base (as fast.fits_gpu)."""
         t, b = self.t, int(self.t.base_of[m])
-        return int(t.mem_bytes[m]) + (int(t.base_bytes[b]) if b >= 0 else 0) <= t.capacity_bytes
+        return int(t.mem_bytes[m]) + (int(t.base_bytes[b]) if b >= 0 and b != m else 0) <= t.capacity_bytes
 
     def fits_gpu_at_some_level(self, m: int) -> bool:
         """fits_gpu(m), or m fits at its smallest precision under "ladder" (as fast.fits_gpu_at_some_level)."""
@@ -199,13 +226,15 @@ class ReferenceEngine:
     def load_bytes(self, m: int) -> int:
         """The bytes that loading m now adds: its own, and its base's weights unless resident (fast.load_bytes)."""
         t, b = self.t, int(self.t.base_of[m])
-        return int(t.mem_bytes[m]) + (int(t.base_bytes[b]) if b >= 0 and not self.base_in[b] else 0)
+        return int(t.mem_bytes[m]) + (int(t.base_bytes[b]) if self.needs_base(m) else 0)
+
+    def needs_base(self, m: int) -> bool:
+        """Loading m loads its base's weights first (as fast.needs_base)."""
+        b = int(self.t.base_of[m])
+        return b >= 0 and b != m and not self.base_in[b]
 
     def _unpin(self) -> None:
-        b, self.pinned = self.pinned, -1
-        if b >= 0 and self.base_ref[b] == 0 and self.base_in[b]:
-            self.base_in[b] = False
-            self.used -= int(self.t.base_bytes[b])
+        self.pinned = -1
 
     def checkpoint_tier(self, m: int) -> int:
         """Where loading m now reads its checkpoint from (as fast.checkpoint_tier): DRAM (0) if it holds it."""
@@ -238,11 +267,11 @@ class ReferenceEngine:
         self.entry[m] = entry
         self.used += self.resident(entry)
         b = int(self.t.base_of[m])
-        if b >= 0:
-            if not self.base_in[b]:
-                self.base_in[b] = True
-                self.used += int(self.t.base_bytes[b])
-            elif self.base_ready[b] > now:  # an adapter loads once its base is in memory
+        if b == m:  # a base: its weights, loading from now (the caller sets when they are in)
+            self.base_in[b] = True
+            self.base_ready[b] = now
+        elif b >= 0:  # a variant, added after its base
+            if self.base_ready[b] > now:  # an adapter loads once its base is in memory
                 entry.ready_at = self.base_ready[b]
             self.base_ref[b] += 1
         start_context(self.context, m, now)
@@ -258,13 +287,47 @@ class ReferenceEngine:
         if self.t.tier != 0 and entry.model in self.dram:  # its checkpoint stays in DRAM, now the most recent
             self.dram.move_to_end(entry.model)
         b = int(self.t.base_of[entry.model])
-        if b >= 0:  # the last model of a base frees its weights, unless the model being loaded needs them
+        if b == entry.model:  # its weights; its variants have left before it
+            self.base_in[b] = False
+        elif b >= 0:
             self.base_ref[b] -= 1
-            if self.base_ref[b] == 0 and b != self.pinned:
-                self.base_in[b] = False
-                self.used -= int(self.t.base_bytes[b])
         self.totals.counts[C_EVICTIONS] += 1
 
+    def _evict_with_variants(self, entry: CacheEntry, now: float, tell=False) -> int:
+        """Evict entry; a base takes its cached variants with it first, in catalog order (a cascade, as
+        fast._evict_with_variants and the fast loop). tell: the policy hears of each variant (on_drop), which
+        its victim() did not name. Returns the models evicted."""
+        k = 0
+        for v in entry.variants():
+            if tell:
+                self.policy.on_drop(v, now)
+            self._evict(v, now)
+            k += 1
+        self._evict(entry, now)
+        return k + 1
+
+    def _hold_out(self, entry: CacheEntry) -> None:
+        """The pinned base, named by the policy, leaves the list of cached models (not GPU memory) while room is
+        made for its adapter (as fast._hold_out)."""
+        i = self.cache.index(entry)
+        self.cache[i] = self.cache[-1]
+        self.cache.pop()
+
+    def _put_back(self, entry: CacheEntry, seq: int) -> None:
+        """The held-out base re-enters the list, as if loaded by this request (as fast._put_back)."""
+        self.cache.append(entry)
+        entry.loaded_at = entry.last_use = seq
+        entry.requests = 0
+
+    def _touch_base(self, m: int, seq: int, loaded: bool, now: float) -> None:
+        """Variant m served a request: its base served it too, after it (MODEL.md §9.5)."""
+        b = int(self.t.base_of[m])
+        if b >= 0 and b != m:
+            base = self.entry[b]
+            base.last_use = seq
+            base.requests += 1
+            if self._on_hit is not None:
+                self._on_hit(base, loaded, now)
     def preload_start(self) -> tuple[int, float]:
         """(executor, time) of the next preload: the first free executor, from when it is free but not before
         the last request arrived (as fast.preload_start)."""
@@ -279,25 +342,25 @@ class ReferenceEngine:
         if start >= now or m in self.entry:
             return False
         b = int(t.base_of[m])
-        pin = b if b >= 0 and self.base_in[b] else -1
+        pin = b if b >= 0 and b != m and self.base_in[b] else -1  # m's resident base is skipped, never evicted
         need = self.used + self.load_bytes(m) - t.capacity_bytes
-        left = list(self.base_ref)  # each base's models still cached after the victims so far
         k = 0
         while need > 0:
             if k == len(victims) or victims[k] not in self.entry:
                 return False
-            need -= self.resident(self.entry[victims[k]])
-            h = int(t.base_of[victims[k]])
-            if h >= 0:
-                left[h] -= 1
-                if left[h] == 0 and h != pin:  # the victim frees its base's weights too
-                    need -= int(t.base_bytes[h])
+            q = victims[k]
+            h = int(t.base_of[q])
+            # counted once: a variant whose base is an earlier victim leaves with it; a base takes its variants
+            if q != pin and not (h >= 0 and h != q and h != pin and h in victims[:k]):
+                need -= self.resident(self.entry[q])
+                for w in self.entry[q].variants():
+                    if w.model not in victims[:k]:
+                        need -= self.resident(w)
             k += 1
-        self.pinned = pin
-        for v in victims[:k]:
-            self._evict(self.entry[v], start)
+        for q in victims[:k]:
+            if q != pin and q in self.entry:
+                self._evict_with_variants(self.entry[q], start)
         self._load_for_no_request(m, j, start)
-        self.pinned = -1
         return True
 
     def _load_for_no_request(self, m: int, j: int, start: float) -> None:
@@ -305,8 +368,10 @@ class ReferenceEngine:
         preloads (a preload, or random-placement's placement)."""
         t = self.t
         b = int(t.base_of[m])
-        with_base = b >= 0 and not self.base_in[b]
+        with_base = self.needs_base(m)
         tier = self.checkpoint_tier(m)
+        if with_base:  # the base enters first, with its weights
+            self._add(b, self.last_request[0], start)
         entry = self._add(m, self.last_request[0], start)
         begin = max(start, entry.ready_at)  # an adapter waits for its base
         load = account_preload(t, self.totals, m, with_base, tier)
@@ -315,10 +380,13 @@ class ReferenceEngine:
         entry.ready_at = begin + load
         if with_base:
             self.base_ready[b] = begin + t.base_load[b]
+            self.entry[b].ready_at = self.base_ready[b]
+        elif b == m:
+            self.base_ready[b] = entry.ready_at
 
     def evict_model(self, m: int, now: float) -> None:
-        """Evict cached model m now (as fast.evict_model)."""
-        self._evict(self.entry[m], now)
+        """Evict cached model m now, a base with its variants (as fast.evict_model)."""
+        self._evict_with_variants(self.entry[m], now)
 
     def place_model(self, m: int, now: float) -> None:
         """Load model m for no request on a miss at `now`, once there is room (as fast.place_model)."""
@@ -378,6 +446,7 @@ class ReferenceEngine:
         entry.requests += 1
         if self._on_hit is not None:
             self._on_hit(entry, False, now)
+        self._touch_base(entry.model, self.seq - 1, False, now)
         return True
 
     def device_serves(self, pair: int, units: float, input_mb: float, now: float) -> bool:
@@ -394,7 +463,7 @@ class ReferenceEngine:
             return device_is_cheapest(t, pair, units, input_mb, True, k_eff,
                                       max(now, self.free_at[j], entry.ready_at) - now, 0.0)
         b = int(t.base_of[m])
-        load = t.base_load[b] + t.load_time[m] if b >= 0 and not self.base_in[b] else t.load_time[m]
+        load = t.base_load[b] + t.load_time[m] if self.needs_base(m) else t.load_time[m]
         return device_is_cheapest(t, pair, units, input_mb, self.fits_gpu_at_some_level(m), 0.0,
                                   max(now, self.free_at[j]) - now, load)
 
@@ -455,6 +524,7 @@ class ReferenceEngine:
         entry = self.entry.get(m)
         evictions = 0
         with_base = False  # a load of m's base's weights too (MODEL.md §9.5)
+        held = None  # m's base, held out of the policy's choice while room was made for m (put back)
         loaded = entry is None
         tier = 0  # where a load of m reads its checkpoint from (MODEL.md §9.4)
         if not loaded:
@@ -477,7 +547,7 @@ class ReferenceEngine:
                 info.need_bytes = self.used + self.load_bytes(m) - t.capacity_bytes
                 admitted = self.policy.admit(info, now)
                 b = int(t.base_of[m])
-                with_base = b >= 0 and not self.base_in[b]  # its base is not resident: base and adapter load
+                with_base = self.needs_base(m)  # its base is not resident: base and adapter load
                 load = t.base_load[b] + t.load_time[m] if with_base else tier_time(t, t.load_time[m], tier)
                 if admitted and t.admission == ADMIT_OUTRANK and self.used + self.load_bytes(m) > t.capacity_bytes:
                     admitted = self.policy.outranks(info, self.cache, now)
@@ -508,17 +578,26 @@ class ReferenceEngine:
                 part = prefix_to_load(t, m, t.capacity_bytes - self.used)
                 if part > 0:
                     need = int(t.part_bytes[m, part])
-            if t.base_of[m] >= 0 and not with_base:
+            if t.base_of[m] >= 0 and t.base_of[m] != m and not with_base:
                 self.pinned = int(t.base_of[m])  # its resident base stays while room is made for its adapter
             while self.used + need > t.capacity_bytes:
                 v = self.policy.victim(self.cache, now, self._rng)
                 if v is None:  # the policy ranks the newcomer itself lowest (GDSF): offloaded after these evictions
+                    if held is not None:
+                        self._put_back(held, seq)
                     self.totals.counts[C_DECLINED] += 1
                     self._unpin()
                     self._offload(i, now, pair, units, input_mb, log_on, log, evictions)
                     return
-                self._evict(v, now)
-                evictions += 1
+                if v.model == self.pinned:  # the base the adapter needs: held out, put back below
+                    self._hold_out(v)
+                    held = v
+                    continue
+                evictions += self._evict_with_variants(v, now, tell=True)
+            if held is not None:  # back in the policy's order, as if loaded by this request
+                self._put_back(held, seq)
+            if with_base:  # its base enters first (its weights), then its adapter
+                self._add(b, seq, now)
             entry = self._add(m, seq, now, level, part)
             self._unpin()
             self.keep_checkpoint(m)
@@ -557,6 +636,9 @@ class ReferenceEngine:
             entry.ready_at = start + load
             if with_base:
                 self.base_ready[t.base_of[m]] = start + t.base_load[t.base_of[m]]
+                self.entry[int(t.base_of[m])].ready_at = self.base_ready[t.base_of[m]]
+            elif t.base_of[m] == m:  # a base loaded for its own task: its variants wait for it
+                self.base_ready[m] = entry.ready_at
         latency = serve_edge(t, self.totals, log_on, log, i, pair, m, input_mb, k_eff, work, compute, start - now,
                              loaded, evictions, with_base, pair, level, part, upgrade_s, tier)
         if self.forward_rtt >= 0.0 and not loaded:  # served for a neighbour's request (cooperation forward)
@@ -568,6 +650,7 @@ class ReferenceEngine:
         entry.requests += 1
         if self._on_hit is not None:
             self._on_hit(entry, loaded, now)
+        self._touch_base(m, seq, with_base or held is not None, now)
 
 
 def replay_reference(tables: Tables, trace, policy, seed: int = 0, names=None, families=None, log: bool = False):

@@ -294,6 +294,22 @@ def heap_pop_top(h):
 
 
 @jit
+def heap_remove(h, m):
+    """Remove any model m (a base's variants leave with it, MODEL.md §9.5); on the top it is heap_pop_top."""
+    i = h.pos[m]
+    n = h.size[0] - 1
+    h.size[0] = n
+    h.pos[m] = -1
+    if i < n:
+        q = h.heap[n]
+        h.heap[i] = q
+        h.pos[q] = i
+        _sift_down(h, i)
+        if h.pos[q] == i:
+            _sift_up(h, i)
+
+
+@jit
 def heap_update(h, m, key1, key2):
     """m's current keys are now (key1, key2). A larger key waits (lazy); a smaller one is placed at once."""
     if key1 < h.hkey1[m] or (key1 == h.hkey1[m] and key2 < h.hkey2[m]):

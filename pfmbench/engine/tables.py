@@ -67,16 +67,16 @@ class Tables(NamedTuple):
     warmup_requests: int  # the first N requests
     warmup_s: float  # and those before the first request's time + this
     # per model
-    mem_bytes: np.ndarray  # int64: what caching m takes itself (a variant: its adapter; a base: 0, see base_bytes)
+    mem_bytes: np.ndarray  # int64: what caching m takes itself (a variant: its adapter; a base: its weights)
     load_time: np.ndarray  # float64 s: load_overhead_s + memory_gb / load_gbps (a variant: its adapter's,
-    #                        adapter_overhead_s + adapter GB / load_gbps; a base: 0)
+    #                        adapter_overhead_s + adapter GB / load_gbps; a base: its weights)
     window: np.ndarray  # float64 context window (0: no in-context learning)
     first_pair: np.ndarray  # int32 [n_models + 1]: pairs of model m are first_pair[m]..first_pair[m+1]-1
     # shared bases (MODEL.md §9.5, variants = "adapter"): a model whose base_of is b >= 0 needs b's weights
     # resident (a variant of b, or b itself); every model is -1 under variants = "full"
     base_of: np.ndarray  # int32
-    base_bytes: np.ndarray  # int64 per base b: its weights, held once while any model of b is cached
-    base_load: np.ndarray  # float64 s per base b: loading its weights, load_overhead_s + memory_gb / load_gbps
+    base_bytes: np.ndarray  # int64 per base b: its weights (= mem_bytes[b]: the base is a cache entry, counted once)
+    base_load: np.ndarray  # float64 s per base b: loading its weights (= load_time[b])
     # per (model, task) pair
     pair_model: np.ndarray  # int32
     gflops: np.ndarray  # float64 GFLOP per unit
@@ -168,8 +168,8 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
     if e.checkpoints_in != "dram" and (base_of >= 0).any():  # (scenario validation says so for variants = adapter)
         raise InputError(f"edge.checkpoints_in = {e.checkpoints_in!r} is not supported with variants served as "
                          "adapters (a base and its adapter are separate checkpoints); use checkpoints_in = 'dram'")
-    for b in {int(base_of[i]) for i in range(n) if base_of[i] >= 0}:  # a base's own tasks (if any) run on
-        mem_bytes[b], load_time[b] = 0, 0.0                            # its weights with no adapter
+    # A base keeps its own bytes and load time: it is a cache entry of its own (its weights), which its own
+    # tasks (if any) run on with no adapter.
     pairs = catalog.pairs
     first = np.zeros(len(models) + 1, dtype=np.int32)
     for i, m in enumerate(models):

@@ -9,7 +9,8 @@ all memory accounting. A policy only answers two questions:
   time, until the new model fits. Include ``entry.last_use`` (unique per model) to break ties.
 
 ``entry`` (a CacheEntry) has: ``model`` (catalog index), ``name``, ``memory_gb``, ``loaded_at`` and
-``last_use`` (request sequence numbers), ``requests`` (served since it was loaded), ``context(now)``
+``last_use`` (request sequence numbers; ``use_order`` and ``load_order`` break ties between a shared base and
+its variants as the fast engine does, ``is_base`` and ``variants()`` under catalog.variants = "adapter"), ``requests`` (served since it was loaded), ``context(now)``
 (C_m, the examples in context decayed to now) and ``context_rank(now)`` (a number in the same order as
 C_m(now) that is cheaper to keep). ``model`` (in admit) has ``name``, ``memory_gb``, ``family``.
 
@@ -107,6 +108,11 @@ class Policy:
     def victim(self, cache: list, now: float, rng):
         """The entry to evict next. `cache` is in the engine's insertion order (swap-remove on eviction)."""
         return min(cache, key=lambda e: self.key(e, now))
+
+    def on_drop(self, entry, now: float) -> None:
+        """A cached model leaves that victim() did not name: a variant of the base it named, which takes its
+        cached variants with it (MODEL.md §9.5; called for each, in catalog order, after victim() returned the
+        base). A policy that keeps its own structure removes it here. Default: nothing."""
 
 
 REGISTRY: dict[str, type[Policy]] = {}

@@ -42,6 +42,7 @@ from ..engine.fast import fits_gpu as _fits_gpu_py
 from ..engine.fast import load_bytes as _load_bytes_py
 from ..engine.fast import preload_model as _preload_model_py
 from ..engine.fast import preload_start as _preload_start_py
+from ..engine.fast import use_order as _use_order_py
 from ..engine.jit import compiled, shared
 from . import Policy, register
 
@@ -95,6 +96,7 @@ def pays(tab, m, d, victims_price):
 _observe, _demand, _pays, _reload_price = compiled(observe), compiled(demand), compiled(pays), compiled(reload_price)
 _preload_model, _preload_start = compiled(_preload_model_py), compiled(_preload_start_py)
 _fits_gpu, _load_bytes = compiled(_fits_gpu_py), compiled(_load_bytes_py)
+_use_order = compiled(_use_order_py)
 
 
 class State(NamedTuple):
@@ -110,29 +112,30 @@ def new_state(tables, seed):
 
 
 @njit(inline="always")
-def _before(ps, es, a, b):
+def _before(ps, es, tab, a, b):
     """a goes before b (evicted first): lower forecast, then less recently used, then lower index."""
     if ps.rank[a] != ps.rank[b]:
         return ps.rank[a] < ps.rank[b]
-    if es.last_use[a] != es.last_use[b]:
-        return es.last_use[a] < es.last_use[b]
+    ua, ub = _use_order(tab, a, es.last_use[a]), _use_order(tab, b, es.last_use[b])
+    if ua != ub:
+        return ua < ub
     return a < b
 
 
 @njit(inline="always")
-def _next_victim(ps, es, after):
+def _next_victim(ps, es, tab, after):
     """The cached model that goes first among those after `after` (-1: from the start); -1 if none."""
     v = -1
     for k in range(es.n_cached[0]):
         q = es.clist[k]
-        if (after < 0 or _before(ps, es, after, q)) and (v < 0 or _before(ps, es, q, v)):
+        if (after < 0 or _before(ps, es, tab, after, q)) and (v < 0 or _before(ps, es, tab, q, v)):
             v = q
     return v
 
 
 @njit(inline="always")
 def victim(ps, es, tab, now):
-    return _next_victim(ps, es, -1)
+    return _next_victim(ps, es, tab, -1)
 
 
 @njit(inline="always")
@@ -141,6 +144,9 @@ def preload(ps, es, tab, now):
     last = es.last_request[1]
     if last >= 0:
         _observe(ps.count, ps.at, ps.rank, last, es.last_ts[0], h)
+        g = tab.base_of[last]
+        if g >= 0 and g != last:  # a variant's request is demand for its base too (MODEL.md §9.5)
+            _observe(ps.count, ps.at, ps.rank, g, es.last_ts[0], h)
     while True:
         _, t = _preload_start(es)
         if t >= now:
@@ -159,7 +165,7 @@ def preload(ps, es, tab, now):
         k = 0
         v = -1
         while need > 0:
-            v = _next_victim(ps, es, v)
+            v = _next_victim(ps, es, tab, v)
             if v < 0:  # every cached model (their bytes leave out a shared base's): preload_model counts exactly
                 break
             need -= tab.mem_bytes[v]
@@ -190,13 +196,16 @@ class Active(Policy):
         self.count, self.at, self.rank = [0.0] * n, [0.0] * n, [-math.inf] * n
 
     def key(self, entry, now):
-        return (self.rank[entry.model], entry.last_use, entry.model)
+        return (self.rank[entry.model], entry.use_order, entry.model)
 
     def preload(self, engine, now):
         tab, h = self.tables, self.tables.cost_horizon_s
         last = engine.last_request[1]
         if last >= 0:
             observe(self.count, self.at, self.rank, last, engine.last_ts, h)
+            g = int(tab.base_of[last])
+            if g >= 0 and g != last:  # a variant's request is demand for its base too
+                observe(self.count, self.at, self.rank, g, engine.last_ts, h)
         while self.preloads:
             _, t = engine.preload_start()
             if t >= now:

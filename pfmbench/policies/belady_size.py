@@ -22,7 +22,12 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from ..engine.fast import use_order
+from ..engine.jit import compiled
 from . import Policy, register
+from .belady import base_next_use
+
+_base_next_use, _use_order = compiled(base_next_use), compiled(use_order)
 
 
 class State(NamedTuple):
@@ -50,8 +55,11 @@ def victim(ps, es, tab, now):
     best = 0.0
     for j in range(es.n_cached[0]):
         q = es.clist[j]
-        s = _score(float(tab.mem_bytes[q]), es.next_use[q], seq)
-        if v < 0 or s > best or (s == best and es.last_use[q] < es.last_use[v]):
+        nxt = es.next_use[q]
+        if tab.base_of[q] == q:  # a base: its variants' soonest next use (MODEL.md §9.5)
+            nxt = _base_next_use(tab, es.next_use, es.cached, q, -1)
+        s = _score(float(tab.mem_bytes[q]), nxt, seq)
+        if v < 0 or s > best or (s == best and _use_order(tab, q, es.last_use[q]) < _use_order(tab, v, es.last_use[v])):
             v, best = q, s
     return v
 
@@ -68,4 +76,6 @@ class BeladySize(Policy):
 
     def key(self, entry, now):
         d = entry.next_use_in  # its next use minus this request's sequence number
-        return (-(np.inf if d == np.inf else self.bytes[entry.model] * d), entry.last_use)
+        if entry.is_base:  # its variants' soonest (MODEL.md §9.5)
+            d = min([entry.next_use] + [v.next_use for v in entry.variants()]) - (entry._engine.seq - 1)
+        return (-(np.inf if d == np.inf else self.bytes[entry.model] * d), entry.use_order)

@@ -11,4 +11,4 @@ class FIFO(Policy):
     name = "fifo"
 
     def key(self, entry, now):
-        return entry.loaded_at
+        return entry.load_order  # loaded_at; a base before the variant loaded with it (MODEL.md §9.5)

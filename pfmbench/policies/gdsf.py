@@ -17,7 +17,11 @@ from numba import njit
 
 from ..engine import structures as S
 from ..engine.costs import switching
+from ..engine.fast import use_order
+from ..engine.jit import compiled
 from . import Policy, register
+
+_use_order = compiled(use_order)
 
 
 class State(NamedTuple):
@@ -73,13 +77,13 @@ def victim(ps, es, tab, now):
 
 @njit(inline="always")
 def on_evict(ps, es, tab, v):
-    S.heap_pop_top(ps.heap)  # victim left v at the top
+    S.heap_remove(ps.heap, v)  # the top victim() named, or a variant leaving with its base (MODEL.md §9.5)
 
 
 @njit(inline="always")
 def on_insert(ps, es, tab, m):
     ps.pri[m] = ps.inflation[1]
-    ps.at[m] = es.last_use[m]
+    ps.at[m] = _use_order(tab, m, es.last_use[m])  # a base loaded with its variant: set after it
     S.heap_push(ps.heap, m, ps.pri[m], ps.at[m])
 
 
@@ -87,7 +91,7 @@ def on_insert(ps, es, tab, m):
 def on_hit(ps, es, tab, m, loaded):
     if not loaded:  # the priority only grows: the heap re-places it when it reaches the top (lazy)
         ps.pri[m] = ps.inflation[0] + value(float(es.requests[m]), ps.cost[m], ps.size[m])
-        ps.at[m] = es.last_use[m]
+        ps.at[m] = _use_order(tab, m, es.last_use[m])
 
 
 def _value(requests, cost, size):
@@ -119,17 +123,24 @@ class GDSF(Policy):
         since: it changes only in victim, which calls this first)."""
         for e in cache:
             p = self.placed.get(e.model)
-            if p is None or p[0] != e.loaded_at:  # loaded since: the newcomer of the last admit
-                p = (e.loaded_at, 1, self.admitted[e.model], e.loaded_at)
+            if p is None or p[0] != e.loaded_at:  # loaded since: the newcomer of the last admit (or its base)
+                # (a base put back for an adapter that was then not loaded has served nothing: recomputed below)
+                p = (e.loaded_at, 1, self.admitted.get(e.model, 0.0), e.loaded_at + (0.5 if e.is_base else 0))
             if p[1] != e.requests:
                 p = (e.loaded_at, e.requests,
-                     self.inflation + _value(float(e.requests), self.cost[e.model], self.size[e.model]), e.last_use)
+                     self.inflation + _value(float(e.requests), self.cost[e.model], self.size[e.model]), e.use_order)
             self.placed[e.model] = p
 
     def admit(self, model, now):
         self.newcomer = self.inflation + _value(1.0, self.cost[model.model], self.size[model.model])
         self.admitted[model.model] = self.newcomer  # its priority if it is loaded
         return True
+
+    def on_hit(self, entry, loaded, now):
+        """A base loaded (or put back) with its variant for this request (MODEL.md §9.5) enters at the newcomer's
+        priority, as the fast on_insert places it; recorded now, before another admit changes the newcomer."""
+        if loaded and entry.is_base and entry.requests == 1:
+            self.placed[entry.model] = (entry.loaded_at, 1, self.newcomer, entry.loaded_at + 0.5)
 
     def victim(self, cache, now, rng):
         self._sync(cache)

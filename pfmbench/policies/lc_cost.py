@@ -16,7 +16,9 @@ What evicting model m at time t loses, in system-cost units (MODEL.md §4's weig
   rate so far), the chance that a reload's switching cost (its load time included) is paid.
 
 The key is loss_m(t) / memory_gb (a model of 0 bytes frees nothing: never evicted before another); the
-smallest goes first, ties → least recently used. Under `outrank` admission a newcomer is ranked the same
+smallest goes first, ties → least recently used. A shared base (MODEL.md §9.5) frees its weights and its
+cached variants, and loses their losses with its own (its reload: E from the requests of all its models, its
+own tasks' context if any): key = (loss_b + Σ loss_v) / (its GB + Σ theirs), after its variants on ties. Under `outrank` admission a newcomer is ranked the same
 way with its empty context. The key moves with time (decay, rates), so each eviction scans the cached
 models: O(models cached) per eviction.
 """
@@ -29,7 +31,7 @@ from numba import njit
 
 from ..engine.context import examples_now
 from ..engine.costs import accuracy_of, switching
-from ..engine.fast import load_bytes
+from ..engine.fast import load_bytes, use_order
 from ..engine.jit import compiled, shared
 from . import Policy, register
 
@@ -39,6 +41,12 @@ def loss_per_gb(tab, cx, requests_so_far, m, now):
     """What evicting model m now loses (loss_m above) per GB it frees; inf for a model of 0 bytes."""
     if tab.mem_bytes[m] == 0:
         return np.inf
+    return loss(tab, cx, requests_so_far, m, now) / (tab.mem_bytes[m] / 1e9)
+
+
+@shared
+def loss(tab, cx, requests_so_far, m, now):
+    """What evicting model m now loses (loss_m above)."""
     horizon = tab.cost_horizon_s
     expected = requests_so_far / max(now, horizon) * horizon
     a, b = tab.first_pair[m], tab.first_pair[m + 1]
@@ -51,14 +59,35 @@ def loss_per_gb(tab, cx, requests_so_far, m, now):
         k_eff = min(k + tab.relevance * (total - k), tab.window[m])
         if k_eff > 0.0:
             gain += accuracy_of(tab, q, 0.0)[1] - accuracy_of(tab, q, k_eff)[1]
-    gain /= b - a
+    if b > a:  # a shared base may have no task of its own
+        gain /= b - a
     _, _, switching_cost = switching(tab, m)
     # A reload is charged once, in the switching cost (MODEL.md §4: the load is not in the latency term).
-    loss = tab.w_accuracy * expected * gain + (1.0 - math.exp(-expected)) * tab.w_switch * switching_cost
-    return loss / (tab.mem_bytes[m] / 1e9)
+    return tab.w_accuracy * expected * gain + (1.0 - math.exp(-expected)) * tab.w_switch * switching_cost
+
+
+@shared
+def cost_key(tab, cx, seen, cached, m, now):
+    """The key of model m (loss_per_gb); a shared base's counts its cached variants, which leave with it."""
+    if tab.base_of[m] != m:
+        return loss_per_gb(tab, cx, seen[m], m, now)
+    requests = seen[m]
+    for q in range(tab.base_of.shape[0]):  # its reload is paid when any of its models is requested
+        if tab.base_of[q] == m and q != m:
+            requests += seen[q]
+    total = loss(tab, cx, requests, m, now)
+    size = tab.mem_bytes[m]
+    for q in range(tab.base_of.shape[0]):
+        if tab.base_of[q] == m and q != m and cached[q] != 0:
+            total += loss(tab, cx, seen[q], q, now)
+            size += tab.mem_bytes[q]
+    if size == 0:
+        return np.inf
+    return total / (size / 1e9)
 
 
 _loss_per_gb, _load_bytes = compiled(loss_per_gb), compiled(load_bytes)
+_cost_key, _use_order = compiled(cost_key), compiled(use_order)
 
 
 class State(NamedTuple):
@@ -75,8 +104,8 @@ def _first_victim(es, tab, now):
     best = 0.0
     for j in range(es.n_cached[0]):
         q = es.clist[j]
-        k = _loss_per_gb(tab, es.context, es.seen[q], q, now)
-        if v < 0 or k < best or (k == best and es.last_use[q] < es.last_use[v]):
+        k = _cost_key(tab, es.context, es.seen, es.cached, q, now)
+        if v < 0 or k < best or (k == best and _use_order(tab, q, es.last_use[q]) < _use_order(tab, v, es.last_use[v])):
             v, best = q, k
     return v, best
 
@@ -94,11 +123,11 @@ def outranks(ps, es, tab, m, now):
     # If they do not (by their own bytes: a base leaving with its last adapter is not counted), every cached
     # model is displaced in turn, as Policy.displaced lists them in the reference engine: m must outrank all.
     need = es.used[0] + _load_bytes(tab, es, m) - tab.capacity_bytes
-    km = _loss_per_gb(tab, es.context, es.seen[m], m, now)
+    km = _cost_key(tab, es.context, es.seen, es.cached, m, now)
     above = False
     for j in range(es.n_cached[0]):
         q = es.clist[j]
-        if _loss_per_gb(tab, es.context, es.seen[q], q, now) <= km:
+        if _cost_key(tab, es.context, es.seen, es.cached, q, now) <= km:
             need -= tab.mem_bytes[q]
         else:
             above = True
@@ -116,11 +145,13 @@ class LCCost(Policy):
         self.tables = tables
 
     def key(self, entry, now):
-        return (loss_per_gb(self.tables, entry.examples, entry.requests_total, entry.model, now), entry.last_use)
+        return (cost_key(self.tables, entry.examples, entry._engine.seen, entry.cached_flags(), entry.model, now),
+                entry.use_order)
 
     def outranks(self, model, cache, now):
         if not cache:
             return True
         # Not cached: its pairs' examples are 0 (discarded, or never loaded): its key with an empty context.
-        mine = loss_per_gb(self.tables, cache[0].examples, model.requests_total, model.model, now)
+        e = cache[0]._engine
+        mine = cost_key(self.tables, cache[0].examples, e.seen, cache[0].cached_flags(), model.model, now)
         return all(self.key(e, now)[0] <= mine for e in self.displaced(model, cache, now))

@@ -55,6 +55,9 @@ def on_insert(ps, es, tab, m):
 def on_hit(ps, es, tab, m, loaded):
     if not loaded:
         S.buckets_increment(ps.counts, m, es.requests[m])
+    elif tab.base_of[m] == m:  # a base loaded (or put back) with its variant reached count 1 after it
+        S.buckets_remove(ps.counts, m)
+        S.buckets_insert(ps.counts, m, 1)
 
 
 @register
@@ -68,7 +71,7 @@ class LFU(Policy):
     name = "lfu"
 
     def key(self, entry, now):
-        return (entry.requests, entry.last_use)
+        return (entry.requests, entry.use_order)
 
     def outranks(self, model, cache, now):
         # `outrank` ranks by requests over the whole trace so far (counts that survive eviction), against

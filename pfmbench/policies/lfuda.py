@@ -21,7 +21,11 @@ import numpy as np
 from numba import njit
 
 from ..engine import structures as S
+from ..engine.fast import use_order
+from ..engine.jit import compiled
 from . import Policy, register
+
+_use_order = compiled(use_order)
 
 
 class State(NamedTuple):
@@ -43,7 +47,8 @@ def victim(ps, es, tab, now):
 
 @njit(inline="always")
 def on_evict(ps, es, tab, v):
-    S.heap_pop_top(ps.heap)
+    # the top victim() named, or a variant leaving with its base (MODEL.md §9.5): L as for a victim either way
+    S.heap_remove(ps.heap, v)
     ps.age[0] = ps.pri[v]
     if ps.heap.size[0] > 0:
         ps.age[0] = ps.heap.hkey1[ps.heap.heap[0]]
@@ -52,7 +57,7 @@ def on_evict(ps, es, tab, v):
 @njit(inline="always")
 def on_insert(ps, es, tab, m):
     ps.pri[m] = ps.age[0] + 1.0
-    ps.at[m] = es.last_use[m]
+    ps.at[m] = _use_order(tab, m, es.last_use[m])  # a base loaded with its variant: reached it after it
     S.heap_push(ps.heap, m, ps.pri[m], ps.at[m])
 
 
@@ -62,7 +67,7 @@ def on_hit(ps, es, tab, m, loaded):
         return
     old = ps.pri[m]
     ps.pri[m] = old + ps.age[0]
-    ps.at[m] = es.last_use[m]
+    ps.at[m] = _use_order(tab, m, es.last_use[m])
     S.heap_raise(ps.heap, m, ps.pri[m], ps.at[m])
     if old == ps.age[0]:  # L's queue may have emptied: L moves to the least of the others
         least = ps.heap.hkey1[ps.heap.heap[0]] if ps.heap.heap[0] != m else S.heap_second_key1(ps.heap)
@@ -83,7 +88,7 @@ class LFUDA(Policy):
 
     def on_hit(self, entry, loaded, now):
         m = entry.model
-        self.at[m] = entry.last_use
+        self.at[m] = entry.use_order
         if loaded:
             self.pri[m] = self.age + 1.0
             return
@@ -96,8 +101,12 @@ class LFUDA(Policy):
 
     def victim(self, cache, now, rng):
         v = min(cache, key=lambda e: (self.pri[e.model], self.at[e.model]))
-        self.age = self.pri.pop(v.model)
-        del self.at[v.model]
+        self.on_drop(v, now)
+        return v
+
+    def on_drop(self, entry, now):
+        """A model leaves (the victim, or a variant with its base): L = its priority, then the least left."""
+        self.age = self.pri.pop(entry.model)
+        del self.at[entry.model]
         if self.pri:
             self.age = min(self.pri.values())
-        return v

@@ -43,4 +43,4 @@ class LRU(Policy):
     name = "lru"
 
     def key(self, entry, now):
-        return entry.last_use
+        return entry.use_order  # last_use; a base after the variant that used it (MODEL.md §9.5)

@@ -43,19 +43,20 @@ class State(NamedTuple):
     freq: np.ndarray  # int64 per model
     cap: np.ndarray  # int64 [3]: small, main, ghost bytes
     used: np.ndarray  # int64 [3]: bytes in the small and main queues, and of ids in the ghost
-    flags: np.ndarray  # int64 [2]: anything evicted yet; this miss's model was in the ghost
+    flags: np.ndarray  # int64 [3]: anything evicted yet; this miss's model was in the ghost; that model
 
 
 def new_state(tables, seed):
     n = tables.n_models
     return State(S.new_dlist(n), S.new_dlist(n), S.new_dlist(n), np.zeros(n, np.int8), np.zeros(n, np.int8),
                  np.zeros(n, np.int64), np.array(sizes(int(tables.capacity_bytes)), np.int64),
-                 np.zeros(3, np.int64), np.zeros(2, np.int64))
+                 np.zeros(3, np.int64), np.array([0, 0, -1], np.int64))
 
 
 @njit(inline="always")
 def admit(ps, es, tab, m, now):
     ps.flags[1] = 0
+    ps.flags[2] = m
     if ps.in_ghost[m]:
         ps.in_ghost[m] = 0
         ps.used[CAP_GHOST] -= tab.mem_bytes[m]
@@ -119,7 +120,13 @@ def on_evict(ps, es, tab, v):
 @njit(inline="always")
 def on_insert(ps, es, tab, m):
     size = tab.mem_bytes[m]
-    if ps.flags[1] or (ps.flags[0] == 0 and ps.used[CAP_SMALL] >= ps.cap[CAP_SMALL]):
+    ghost = ps.flags[1] != 0 and ps.flags[2] == m
+    if ps.in_ghost[m]:  # a base loaded with its variant (MODEL.md §9.5) while in the ghost: a ghost hit too
+        ps.in_ghost[m] = 0
+        ps.used[CAP_GHOST] -= size
+        S.dlist_remove(ps.ghost, m)
+        ghost = True
+    if ghost or (ps.flags[0] == 0 and ps.used[CAP_SMALL] >= ps.cap[CAP_SMALL]):
         S.dlist_push(ps.main, m)
         ps.used[CAP_MAIN] += size
         ps.where[m] = MAIN
@@ -127,7 +134,8 @@ def on_insert(ps, es, tab, m):
         S.dlist_push(ps.small, m)
         ps.used[CAP_SMALL] += size
         ps.where[m] = SMALL
-    ps.flags[1] = 0
+    if ps.flags[2] == m:
+        ps.flags[1] = 0
     ps.freq[m] = 0
 
 
@@ -145,6 +153,7 @@ class S3FIFO(Policy):
 
     def bind(self, tables):
         self.mem = [int(b) for b in tables.mem_bytes]
+        self.base_of = [int(b) for b in tables.base_of]
         self.cap = sizes(int(tables.capacity_bytes))
         self.queues = {SMALL: [], MAIN: []}  # models, oldest first
         self.used = {SMALL: 0, MAIN: 0}
@@ -157,9 +166,15 @@ class S3FIFO(Policy):
     def _place(self, cache):
         """Place the models loaded since the last call, in load order (no eviction since, so the engine's
         list is in load order for them)."""
-        for e in sorted(cache, key=lambda e: e.loaded_at):
+        for e in sorted(cache, key=lambda e: e.load_order):
             if self.where.get(e.model, (0, None))[1] != e.loaded_at:
-                hit = self.ghost_hit.get(e.model, False)
+                # a base loaded with its variant (MODEL.md §9.5) was not the model admitted: the ghost alone says
+                with_variant = self.base_of[e.model] == e.model and any(
+                    c.loaded_at == e.loaded_at and c.model != e.model for c in cache)
+                hit = not with_variant and self.ghost_hit.get(e.model, False)
+                if e.model in self.ghost:
+                    self.ghost.remove(e.model)
+                    hit = True
                 q = MAIN if hit or (not self.evicted and self.used[SMALL] >= self.cap[CAP_SMALL]) else SMALL
                 self.queues[q].append(e.model)
                 self.used[q] += self.mem[e.model]
@@ -213,6 +228,15 @@ class S3FIFO(Policy):
                     self.used[MAIN] += self.mem[e.model]
                     self.where[e.model] = (MAIN, e.loaded_at)
                     self.count[e.model] = (0, e.requests)
+
+    def on_drop(self, entry, now):
+        """A variant leaving with its base: out of its queue, and into the ghost from the small one (on_evict)."""
+        m = entry.model
+        q = self.where.pop(m)[0]
+        self.queues[q].remove(m)
+        self.used[q] -= self.mem[m]
+        if q == SMALL:
+            self._to_ghost(m)
 
     def _to_ghost(self, m):
         size, cap = self.mem[m], self.cap[CAP_GHOST]
