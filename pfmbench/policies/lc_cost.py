@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from ..engine.context import examples_now
-from ..engine.costs import accuracy_of, switching
+from ..engine.costs import accuracy_of, accuracy_price, load_price, switching
 from ..engine.fast import load_bytes
 from ..engine.jit import compiled, shared
 from . import Policy, register
@@ -52,9 +52,8 @@ def loss_per_gb(tab, cx, requests_so_far, m, now):
         if k_eff > 0.0:
             gain += accuracy_of(tab, q, 0.0)[1] - accuracy_of(tab, q, k_eff)[1]
     gain /= b - a
-    _, _, switching_cost = switching(tab, m)
     # A reload is charged once, in the switching cost (MODEL.md §4: the load is not in the latency term).
-    loss = tab.w_accuracy * expected * gain + (1.0 - math.exp(-expected)) * tab.w_switch * switching_cost
+    loss = accuracy_price(tab, expected * gain) + (1.0 - math.exp(-expected)) * load_price(tab, switching(tab, m))
     return loss / (tab.mem_bytes[m] / 1e9)
 
 
