@@ -270,7 +270,7 @@ _BOUND_KEEPS = {"trace", "scenario", "policy", "n_requests", "admission", "dispa
 
 
 def opt_row(result, scenario: Scenario, trace_name: str, catalog_name: str, catalog=None) -> dict:
-    """The summary row of `opt` (pfmbench/opt.py): the replay of its decisions when exact; when only a lower
+    """The summary row of `opt` (pfmbench/opt/): the replay of its decisions when exact; when only a lower
     bound, its system cost and nothing it cannot know (the other metrics are empty)."""
     from .engine.record import new_totals
 
