@@ -287,13 +287,7 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
     if isinstance(source, str):
         total = open_parquet(source).metadata.num_rows  # schema errors first, with the file's name
         stream = total >= STREAM_MIN_ROWS
-    tables = build_tables(sc, cat)
-    pair_names = tuple(pa.array(list(x), pa.string()) for x in zip(*cat.pair_names(), strict=True))
-    # Each pair's shared base (MODEL.md §9.5: the log names the variant and its base), null for a full model.
-    pair_names += (pa.array([cat.models[i].variant_of or None for i, _ in cat.pairs], pa.string()),)
-
     opt_name = next((n for n in names if n in OPT_NAMES), None)
-    optc = None
     if opt_name and (sc.run.warmup_requests or sc.run.warmup_s):
         raise InputError(f"{opt_name}: not with a warm-up (run.warmup_requests, run.warmup_s): opt searches "
                          "decisions from an empty cache; drop the warm-up or the opt policy")
@@ -301,56 +295,91 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
         raise InputError(f"{opt_name}: not defined with a [device] (its search decides edge loads and offloads "
                          "only); set device.memory_gb = 0 or drop the opt policy")
 
-    def attempt(chunks, writer_path, streamed: bool) -> list[_Runner]:
-        nonlocal optc
-        runners = [_Runner(n, tables, sc, cat, engine) for n in names if n not in OPT_NAMES]
-        optc = OptCollector(tables, exact=True if opt_name == "opt-exact" else None) if opt_name else None
-        writer = None
-        index = None
+    rp = Replay(sc, cat, names, opt_name, source, synthetic, stream, total, engine, chunk_rows, progress,
+                policy_timeout)
+    if requests_out is not None:
+        with atomic_path(requests_out) as tmp:
+            runners = rp.run(tmp)
+    else:
+        runners = rp.run()
+    rows = [summarize(*r.totals(), sc, r.name, trace_name, cat_name, "fast" if r.fast else "reference",
+                      catalog=cat, admission=r.admission) for r in runners]
+    if rp.optc is not None:
+        rows = with_opt(rows, rp.optc.result, names.index(opt_name), sc, trace_name, cat_name, cat)
+    return rows
+
+
+class Replay:
+    """One replay of a trace (one edge) under a list of policies: their runners over the trace's chunks, the
+    request log, and opt's collector. `run` reads the trace streamed when large and in time order, else
+    sorted in memory (sorted_chunks may then call `attempt` a second time, with the whole sorted read)."""
+
+    def __init__(self, sc: Scenario, cat: Catalog, names: list[str], opt_name: str | None, source, synthetic: bool,
+                 stream: bool, total: int | None, engine: str, chunk_rows: int, progress, policy_timeout):
+        self.sc, self.cat, self.names, self.opt_name = sc, cat, names, opt_name
+        self.source, self.synthetic, self.stream, self.total = source, synthetic, stream, total
+        self.engine, self.chunk_rows, self.progress, self.policy_timeout = engine, chunk_rows, progress, policy_timeout
+        self.tables = build_tables(sc, cat)
+        names_ = tuple(pa.array(list(x), pa.string()) for x in zip(*cat.pair_names(), strict=True))
+        # Each pair's shared base (MODEL.md §9.5: the log names the variant and its base), null for a full model.
+        self.pair_names = names_ + (pa.array([cat.models[i].variant_of or None for i, _ in cat.pairs], pa.string()),)
+        self.optc = None
+
+    def run(self, writer_path=None) -> list[_Runner]:
+        if self.synthetic:  # in time order by construction
+            return self.attempt(prefetch(scenario_chunks(self.sc, self.cat, self.chunk_rows)), writer_path, True)
+        streamed = iter([self.stream])
+        return sorted_chunks(self.source, self.cat, self.chunk_rows, self.stream,
+                             lambda chunks: self.attempt(chunks, writer_path, next(streamed, False)))
+
+    def _next_uses(self, chunks, streamed: bool):
+        """(chunks, next uses of a whole in-memory trace, or an on-disk index of a streamed one): offline
+        policies (belady) see each request's next use. A streamed trace is read twice: once to index its next
+        uses (bounded memory), once to replay it."""
+        sc, cat, rows = self.sc, self.cat, self.chunk_rows
+        if streamed:
+            index = StreamedNextUses(chunks, self.tables.pair_model, self.tables.n_models, rows)
+            return prefetch(scenario_chunks(sc, cat, rows) if self.synthetic
+                            else stream_chunks(self.source, cat, rows)), None, index
+        chunks = list(chunks)
+        nxt = next_uses(np.concatenate([self.tables.pair_model[c.pair] for c in chunks])) if chunks else None
+        return chunks, nxt, None
+
+    def attempt(self, chunks, writer_path, streamed: bool) -> list[_Runner]:
+        tables, progress = self.tables, self.progress
+        runners = [_Runner(n, tables, self.sc, self.cat, self.engine) for n in self.names if n not in OPT_NAMES]
+        self.optc = optc = (OptCollector(tables, exact=True if self.opt_name == "opt-exact" else None)
+                            if self.opt_name else None)
+        writer = index = nxt = None
         guard = contextlib.ExitStack()
         if any(r.drop_in for r in runners):  # what a drop-in writes to fd 1 goes to stderr (nothing else
             guard.enter_context(stdout_fd_to_stderr())  # writes stdout until the replay is over)
         try:
             done = 0
             if progress:
-                progress(0, total)
-            nxt = None
+                progress(0, self.total)
             if any(getattr(r.policy, "needs_next_use", False) for r in runners):
-                # Offline policies (belady) see each request's next use. A streamed trace is read twice: once
-                # to index its next uses on disk (bounded memory), once to replay it.
-                if streamed:
-                    index = StreamedNextUses(chunks, tables.pair_model, tables.n_models, chunk_rows)
-                    chunks = prefetch(scenario_chunks(sc, cat, chunk_rows) if synthetic
-                                      else stream_chunks(source, cat, chunk_rows))
-                else:
-                    chunks = list(chunks)
-                    if chunks:
-                        nxt = next_uses(np.concatenate([tables.pair_model[c.pair] for c in chunks]))
+                chunks, nxt, index = self._next_uses(chunks, streamed)
             for chunk in chunks:
                 log = writer_path is not None
                 part = (nxt[done:done + len(chunk)] if nxt is not None
                         else index.part(done, len(chunk)) if index is not None else None)
                 # Policies are independent and the kernel releases the GIL: replay them side by side.
-                results = run_side_by_side(runners, chunk, log, part, policy_timeout)
+                results = run_side_by_side(runners, chunk, log, part, self.policy_timeout)
                 if optc is not None:
                     optc.add(chunk)
                 for r, cols in zip(runners, results, strict=True):
                     if cols is not None:
-                        t = _log_frame(r.name, chunk, done, cols, pair_names, r.engine.measure_from_seq)
-                        if writer is None:
-                            writer = pq.ParquetWriter(writer_path, t.schema)
-                        writer.write_table(t)
+                        writer = _write_log(writer, writer_path, _log_frame(r.name, chunk, done, cols, self.pair_names,
+                                                                            r.engine.measure_from_seq))
                 done += len(chunk)
                 if progress:
-                    progress(done, total or done)
+                    progress(done, self.total or done)
             if optc is not None:
                 optc.result = optc.solve()
                 if writer_path is not None:  # opt's decisions, replayed request by request (none for a bound)
                     trace, cols = optc.request_log()
-                    t = _log_frame("opt", trace, 0, cols, pair_names)
-                    if writer is None:
-                        writer = pq.ParquetWriter(writer_path, t.schema)
-                    writer.write_table(t)
+                    writer = _write_log(writer, writer_path, _log_frame("opt", trace, 0, cols, self.pair_names))
         finally:
             if not any(r.abandoned for r in runners):  # else fd 1 stays on stderr: the policy may still write
                 guard.close()
@@ -360,25 +389,13 @@ def replay_many(trace=None, policies=DEFAULT_POLICIES, scenario=None, catalog=No
                 index.close()
         return runners
 
-    def run(writer_path=None) -> list[_Runner]:
-        # Streamed when large and in time order; otherwise (or if it turns out unsorted) sorted in memory:
-        # sorted_chunks calls attempt a second time only with the whole, sorted read.
-        if synthetic:  # in time order by construction
-            return attempt(prefetch(scenario_chunks(sc, cat, chunk_rows)), writer_path, True)
-        streamed = iter([stream])
-        return sorted_chunks(source, cat, chunk_rows, stream,
-                             lambda chunks: attempt(chunks, writer_path, next(streamed, False)))
 
-    if requests_out is not None:
-        with atomic_path(requests_out) as tmp:
-            runners = run(tmp)
-    else:
-        runners = run()
-    rows = [summarize(*r.totals(), sc, r.name, trace_name, cat_name, "fast" if r.fast else "reference",
-                      catalog=cat, admission=r.admission) for r in runners]
-    if optc is not None:
-        rows = with_opt(rows, optc.result, names.index(opt_name), sc, trace_name, cat_name, cat)
-    return rows
+def _write_log(writer, path, t: pa.Table):
+    """Append t to the request log at `path` (opened with t's schema on the first table)."""
+    if writer is None:
+        writer = pq.ParquetWriter(path, t.schema)
+    writer.write_table(t)
+    return writer
 
 
 def replay(trace=None, policy: str = "lc", scenario=None, catalog=None, *, engine: str = "auto",

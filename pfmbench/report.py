@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from .results import OPT_TABLE_ROWS, TABLE_ROWS
+from .results import OPT_TABLE_ROWS, TABLE_ROWS, TIER_TABLE_ROWS
 
 
 PERCENT_KEYS = ("edge_execution_ratio", "hit_ratio", "queueing_share")
@@ -38,6 +38,8 @@ def comparison_cells(rows: list[dict]) -> tuple[list[str], list[tuple[str, list[
     for r in rows:  # opt says whether it is the exact minimum or a lower bound
         headers.append(f"{r['policy']} ({r['opt_kind']})" if r["engine"] == "opt" else r["policy"])
     shown = TABLE_ROWS + (OPT_TABLE_ROWS if any("gap_to_opt" in r for r in rows) else [])
+    if any(r.get("setting_edge_checkpoints_in", "dram") != "dram" for r in rows):  # weight tiers (MODEL.md §9.4)
+        shown = shown + TIER_TABLE_ROWS
     body = []
     no_edge = [r.get("edge_hits") == 0 and r.get("loads") == 0 and not r.get("substituted") for r in rows]
     for key, label, better in shown:

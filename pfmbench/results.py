@@ -49,6 +49,12 @@ TABLE_ROWS = [
     ("examples_in_context_mean_edge", "Examples in context (mean per edge request)", "max"),
 ]
 
+# Rows the report adds when a row's loads come from weight tiers (MODEL.md §9.4: edge.checkpoints_in = ssd or
+# registry); kept out of TABLE_ROWS so that `check` against an older baseline finds every metric it names.
+TIER_TABLE_ROWS = [("loads_from_dram", "Loads from host DRAM (count)", None),
+                   ("loads_from_ssd", "Loads from SSD (count)", None),
+                   ("loads_from_registry", "Loads from the registry (count)", None)]
+
 # Old summary keys (before units were part of every name) -> the current ones; docs/results.md lists them.
 RENAMED = {
     "inference_latency": "inference_latency_s",
@@ -167,6 +173,10 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
         "substituted": substituted,
         "reduced_precision_loads": int(counts[C.C_REDUCED_LOADS]),  # of `loads`, below catalog precision (§9.2)
         "upgrades": int(counts[C.C_UPGRADES]),  # reduced copies reloaded to their catalog precision (as loads)
+        # loads and preloads by the tier their checkpoint came from (MODEL.md §9.4): they add up to loads + preloads
+        "loads_from_dram": int(counts[C.C_LOADS_FROM_DRAM]),
+        "loads_from_ssd": int(counts[C.C_LOADS_FROM_SSD]),
+        "loads_from_registry": int(counts[C.C_LOADS_FROM_REGISTRY]),
         # edge-served requests per batch started (MODEL.md §9.2); 1 without batching
         "mean_batch_size": edge / int(counts[C.C_BATCHES]) if counts[C.C_BATCHES] else None,
         # served by a prefix of their model's layers (caching = partial, MODEL.md §9.3), and its mean fraction

@@ -44,6 +44,14 @@ class Edge:
     max_batch: int = 8
     mem_gbps: float = 1935.0  # GPU memory bandwidth, GB/s: NVIDIA A100 80GB PCIe datasheet
     runtime_mb_per_request: float = 0.0
+    # Where the weights come from (MODEL.md §9.4; docs/model.md, "Weight tiers"): the tier a checkpoint sits in when
+    # host DRAM does not hold it. dram (default): every load at load_gbps, which is the DRAM tier (results stand);
+    # ssd or registry: a load reads at ssd_gbps / registry_gbps unless the model's checkpoint is in the host's
+    # DRAM tier of dram_gb (LRU), filled by loads.
+    checkpoints_in: str = "dram"
+    dram_gb: float = 0.0
+    ssd_gbps: float = 3.5  # a PCIe 3.0 x4 NVMe SSD's sequential read (Samsung 970 EVO Plus datasheet: 3,500 MB/s)
+    registry_gbps: float = 1.25  # a remote model registry over a 10 Gb/s link (pfmbench choice; docs/model.md)
 
 
 # Edge GPUs: memory, peak dense FP16 tensor TFLOPS and board power from NVIDIA's datasheets (dense = half
@@ -123,6 +131,7 @@ DISPATCHES = ("edge", "cheapest")
 SUBSTITUTES = ("never", "before-cloud", "before-load")  # equivalent models (MODEL.md §9.1)
 PRECISION_MODES = ("fixed", "ladder")  # MODEL.md §9.2
 CACHINGS = ("binary", "partial")  # MODEL.md §9.3
+CHECKPOINT_TIERS = ("dram", "ssd", "registry")  # where a checkpoint sits when DRAM does not hold it (MODEL.md §9.4)
 
 
 @dataclass
@@ -262,6 +271,12 @@ class Scenario:
         if self.serving.caching == "partial" and self.serving.precision_mode == "ladder":
             raise InputError(f"{where}: serving.caching = 'partial' with precision_mode = 'ladder' is not supported "
                              "(a copy is either a prefix or a lower precision); choose one")
+        need(self.edge.checkpoints_in in CHECKPOINT_TIERS, "edge.checkpoints_in",
+             f"one of {', '.join(CHECKPOINT_TIERS)}, not {self.edge.checkpoints_in!r}")
+        if self.edge.checkpoints_in != "dram" and self.catalog.variants == "adapter":
+            raise InputError(f"{where}: edge.checkpoints_in = {self.edge.checkpoints_in!r} with catalog.variants = "
+                             "'adapter' is not supported (a base and its adapter are separate checkpoints that may sit "
+                             "in different tiers); use variants = 'full' or checkpoints_in = 'dram'")
         need(self.cooperation in COOPERATIONS, "cooperation", f"one of {', '.join(COOPERATIONS)}, not "
              f"{self.cooperation!r}")
         need(isinstance(self.edge_rtt_s, float) and 0.0 <= self.edge_rtt_s <= 1e6, "edge_rtt_s",
@@ -384,6 +399,9 @@ BOUNDS = {
     ("serving", "partial_steps"): (1, 64),
     ("edge", "mem_gbps"): (1e-3, 1e6),
     ("edge", "runtime_mb_per_request"): (0.0, 1e9),
+    ("edge", "dram_gb"): (0.0, 1e9),
+    ("edge", "ssd_gbps"): (1e-6, 1e6),
+    ("edge", "registry_gbps"): (1e-6, 1e6),
     ("trace", "requests"): (1, 10**8),
     ("trace", "rate"): (1e-9, 1e9),
     ("trace", "alpha"): (0.0, 100.0),

@@ -1,4 +1,6 @@
+import os
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -36,3 +38,8 @@ def _wide_terminal(monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     yield
     sys.stdout.flush()
+
+
+# The full public traces (docs/traces.md says where to download them): downloads/ in the project, or the
+# folder PFMBENCH_TRACES names. Tests that need them skip without; tests/data holds their first 300 rows.
+PUBLIC_TRACES = Path(os.environ.get("PFMBENCH_TRACES") or Path(__file__).resolve().parent.parent / "downloads")

@@ -103,6 +103,11 @@ def scenarios(draw):
     sc.device.utilization = draw(st.sampled_from([0.2, 1.0]))
     sc.device.power_w = draw(st.sampled_from([0.0, 5.0, 5000.0]))
     sc.weights.device_energy = draw(st.sampled_from([1.0, 0.0, 100.0]))
+    # Weight tiers (MODEL.md §9.4): a DRAM tier from none to more than every checkpoint, slower and faster tiers.
+    sc.edge.checkpoints_in = draw(st.sampled_from(["dram", "dram", "ssd", "registry"]))
+    sc.edge.dram_gb = draw(st.sampled_from([0.0, 0.5, 2.0, 5.0, 8.0, 16.0, 64.0]))
+    sc.edge.ssd_gbps = draw(st.sampled_from([3.5, 0.7, 40.0]))
+    sc.edge.registry_gbps = draw(st.sampled_from([1.25, 0.1]))
     sc.seed = draw(st.integers(0, 2**64 - 1))
     return sc.validate()
 
@@ -122,12 +127,19 @@ def traces(draw, n_pairs, max_len=300):
     return TraceArrays(ts, pair, units, input_mb)
 
 
+def for_catalog(sc, catalog):
+    """sc, with what the catalog rules out turned off: weight tiers are refused with adapters (validation)."""
+    if any(m.variant_of for m in catalog.models):
+        sc.edge.checkpoints_in = "dram"
+    return sc
+
+
 @st.composite
 def cases(draw):
     """(catalog, scenario, trace, tables): one replay to run."""
     from pfmbench.engine.tables import build_tables
 
     catalog = draw(catalogs())
-    sc = draw(scenarios())
+    sc = for_catalog(draw(scenarios()), catalog)
     trace = draw(traces(len(catalog.pairs)))
     return catalog, sc, trace, build_tables(sc, catalog)

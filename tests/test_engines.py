@@ -43,8 +43,10 @@ def assert_same(fast_state, fast_log, ref):
         np.testing.assert_allclose(fast_log[name], cols[name], rtol=1e-9, atol=1e-12, err_msg=name)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), policy=st.sampled_from(POLICIES))
+# Every built-in gets its own examples (test_registry checks that POLICIES is every built-in): about 400 in all.
+@pytest.mark.parametrize("policy", POLICIES)
+@settings(max_examples=max(20, 400 // len(POLICIES)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
 def test_fast_engine_agrees_with_reference(data, policy):
     _, sc, trace, tables = data.draw(cases())
     ref = replay_reference(tables, trace, get_policy(policy, sc.seed), sc.seed, log=True)
@@ -80,8 +82,15 @@ def test_invariants(data, policy):
     on_device = log["outcome"] == C.DEVICE
     assert np.all(tables.device_fits[tables.pair_model[trace.pair[on_device]]] == 1)
     assert tables.device_on or not on_device.any()
-    # each eviction made room for a load, a preload or an upgrade (a grown prefix) of the same request
-    assert c[C.C_EVICTIONS] <= c[C.C_LOADS] + c[C.C_PRELOADS] + c[C.C_UPGRADES]
+    # each eviction made room for a load, a preload or an upgrade (a grown prefix) of the same request; after a
+    # warm-up, a model the warm-up loaded may leave once with no measured load (hypothesis: lc, warm-up of 7)
+    warm = tables.n_models if first != 0 else 0
+    assert c[C.C_EVICTIONS] <= c[C.C_LOADS] + c[C.C_PRELOADS] + c[C.C_UPGRADES] + warm
+    # every load and preload read its checkpoint from one tier (MODEL.md §9.4); DRAM holds at most dram_gb
+    assert c[C.C_LOADS_FROM_DRAM] + c[C.C_LOADS_FROM_SSD] + c[C.C_LOADS_FROM_REGISTRY] == c[C.C_LOADS] + c[C.C_PRELOADS]
+    if tables.tier == 0:
+        assert c[C.C_LOADS_FROM_DRAM] == c[C.C_LOADS] + c[C.C_PRELOADS]
+    assert state.state.dram_used[0] == tables.ckpt_bytes[state.state.dram_in.astype(bool)].sum() <= tables.dram_bytes
     if policy not in ("active", "random-placement"):  # the built-ins that load for no request
         assert c[C.C_PRELOADS] == 0
     assert 0 <= state.state.used[0] <= tables.capacity_bytes

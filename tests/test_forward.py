@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import catalogs, scenarios, traces
+from strategies import catalogs, for_catalog, scenarios, traces
 
 import pfmbench
 from pfmbench import api
@@ -49,7 +49,7 @@ def test_forward_fast_agrees_with_reference(data, policy):
     """Two or three edges of different memory, requests homed at random: both engines stop before the same
     forward candidates, forward them to the same neighbour, and every edge's totals agree."""
     catalog = data.draw(catalogs())
-    sc = data.draw(scenarios())
+    sc = for_catalog(data.draw(scenarios()), catalog)
     n_edges = data.draw(st.integers(2, 3))
     sites = [EdgeSite(f"e{k}", (("gpu_memory_gb", data.draw(st.sampled_from([0.0, 4.0, 10.0, 16.0, 50.0]))),
                                 ("executors", data.draw(st.integers(1, 2)))))

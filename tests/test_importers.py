@@ -8,6 +8,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import PUBLIC_TRACES
 
 from pfmbench.catalog import load_catalog
 from pfmbench.errors import InputError
@@ -18,10 +19,10 @@ from pfmbench.trace.schema import read_trace
 from pfmbench.trace.synth import write_synth
 
 ROOT = Path(__file__).resolve().parent.parent
-TRACES = ROOT / "../shared/traces"
+TRACES = PUBLIC_TRACES
 ALIBABA = TRACES / "alibaba-genai-2026/lora_request_trace.csv"
 AZURE_CODE = TRACES / "azure-llm-2023/AzureLLMInferenceTrace_code.csv"
-real = pytest.mark.skipif(not ALIBABA.is_file() or not AZURE_CODE.is_file(), reason="shared traces not present")
+real = pytest.mark.skipif(not ALIBABA.is_file() or not AZURE_CODE.is_file(), reason="the full public traces are not here (docs/traces.md says where to download them; or set PFMBENCH_TRACES)")
 CAT = load_catalog()
 
 

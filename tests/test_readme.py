@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import PUBLIC_TRACES
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -38,7 +39,7 @@ def project(tmp_path):
         shutil.copy(f, proj / "reports" / f.name)  # the sweep files and the baseline the README runs
     # The README reads the public traces from downloads/ (docs/traces.md says where to get them): the full
     # files where this machine has them, else the committed samples of their first rows.
-    full = ROOT.parent / "shared" / "traces"
+    full = PUBLIC_TRACES
     (proj / "downloads").symlink_to(full if full.is_dir() else ROOT / "tests" / "data")
     return proj
 

@@ -8,12 +8,13 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import PUBLIC_TRACES
 
 from pfmbench.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
-ALIBABA = ROOT / "../shared/traces/alibaba-genai-2026/lora_request_trace.csv"
-AZURE = ROOT / "../shared/traces/azure-llm-2023/AzureLLMInferenceTrace_conv.csv"
+ALIBABA = PUBLIC_TRACES / "alibaba-genai-2026/lora_request_trace.csv"
+AZURE = PUBLIC_TRACES / "azure-llm-2023/AzureLLMInferenceTrace_conv.csv"
 real = pytest.mark.skipif(not ALIBABA.is_file() or not AZURE.is_file(),
                           reason="the full public traces are not here (docs/traces.md says where to download them); "
                                  "the samples in tests/data are tested instead")

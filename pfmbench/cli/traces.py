@@ -87,7 +87,7 @@ def import_(
 ) -> None:
     """Import a real or custom trace into pfmbench's Parquet schema.
 
-    Example: pfmbench import alibaba-genai ../shared/traces/alibaba-genai-2026/lora_request_trace.csv
+    Example: pfmbench import alibaba-genai downloads/alibaba-genai-2026/lora_request_trace.csv
     -o ali.parquet --catalog-out ali.csv --scenario-out ali.toml
     """
     if fmt not in IMPORT_FORMATS:

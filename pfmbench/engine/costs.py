@@ -17,6 +17,7 @@ from .record import (
     C_DEVICE_SERVED,
     C_HITS,
     C_LOADS,
+    C_LOADS_FROM_DRAM,
     C_OFFLOADS,
     C_PARTIAL_SERVES,
     C_PRELOADS,
@@ -181,6 +182,23 @@ def switching_time(tab, load):
 
 
 @shared
+def tier_time(tab, load, tier):
+    """The time of a load that takes `load` s from the DRAM tier (load_overhead_s + GB / load_gbps) when its
+    checkpoint is read from `tier` instead (MODEL.md §9.4): load_overhead_s + GB / that tier's GB/s."""
+    if tier == 0:
+        return load
+    return tab.load_overhead_s + (load - tab.load_overhead_s) * tab.tier_ratio
+
+
+@shared
+def switching_tier(tab, m, with_base, tier):
+    """switching_load(tab, m, with_base) of loading m's whole checkpoint from `tier` (MODEL.md §9.4)."""
+    if tier == 0:
+        return switching_load(tab, m, with_base)
+    return switching_time(tab, tier_time(tab, tab.load_time[m], tier))
+
+
+@shared
 def ladder_level(tab, m, free, requests_so_far, now):
     """The precision level to load m at under precision_mode = "ladder" (MODEL.md §9.2; docs/model.md,
     "Precision"): the level of least expected loss, where a level's loss is its accuracy penalty over m's
@@ -235,21 +253,25 @@ def prefix_to_grow(tab, m, part, free):
 
 @shared
 def serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, wait, loaded, evictions, with_base, q,
-               level, part, upgrade_s):
+               level, part, upgrade_s, tier):
     """Account request i, served at the edge by model m (loaded for it if `loaded`, with its base's weights
     if `with_base`), after `wait` s in the queue; returns its latency. q: the pair that served it, p itself
     or, for a substitute (MODEL.md §9.1), a cached equivalent's pair (k_eff, work and compute are then q's).
     level: the precision level q's model served at (MODEL.md §9.2); part: the prefix of its layers it served
     with (MODEL.md §9.3, s of partial_steps; 0: whole; `compute` is already the prefix's); upgrade_s > 0: m
-    was first reloaded up to that (a precision upgrade, a prefix grown), costed as a load of that many s."""
+    was first reloaded up to that (a precision upgrade, a prefix grown), costed as a load of that many s.
+    tier: where a load read m's checkpoint from (MODEL.md §9.4; tables.TIER_*, 0: DRAM at load_gbps)."""
     load = 0.0
     switching_cost = 0.0
     if loaded:
         if part > 0:  # a prefix of its layers
-            load, load_energy, switching_cost = switching_time(tab, tab.part_load[m, part])
+            load, load_energy, switching_cost = switching_time(tab, tier_time(tab, tab.part_load[m, part], tier))
+        elif tier != 0:  # from a slower tier than DRAM
+            load, load_energy, switching_cost = switching_time(tab, tier_time(tab, tab.load_level[m, level], tier))
         else:
             load, load_energy, switching_cost = switching_level(tab, m, with_base, level)
         rec.counts[C_LOADS] += 1
+        rec.counts[C_LOADS_FROM_DRAM + tier] += 1
         if level > 0:
             rec.counts[C_REDUCED_LOADS] += 1
         if not with_base and tab.base_of[m] >= 0 and tab.base_of[m] != m:  # an adapter onto its resident base
@@ -409,17 +431,18 @@ def account_block(tab, rec, rq, block, base, lo, hi, log_on, log):
             compute = block.compute[b]  # service_time when decided (its batch, MODEL.md §9.2)
             latency = serve_edge(tab, rec, log_on, log, i, p, tab.pair_model[p], rq.input_mb[i], k_eff, work,
                                  compute, block.wait[b], block.outcome[b] == LOAD, block.evictions[b],
-                                 block.with_base[b] != 0, q, block.level[b], block.part[b], block.upgrade_s[b])
+                                 block.with_base[b] != 0, q, block.level[b], block.part[b], block.upgrade_s[b], block.tier[b])
             if rq.edge_rtt_s >= 0.0 and block.outcome[b] == HIT:  # served for a neighbour (cooperation forward)
                 forwarded(tab, rec, log_on, log, i, latency, rq.edge_rtt_s)
 
 
 @shared
-def account_preload(tab, rec, m, with_base):
-    """Account a preload of model m (with its base's weights if `with_base`), costed as a load (in the
-    S_PRELOAD_* sums); returns its load time."""
-    load, energy, switching_cost = switching_load(tab, m, with_base)
+def account_preload(tab, rec, m, with_base, tier):
+    """Account a preload of model m (with its base's weights if `with_base`), costed as a load from `tier`
+    (MODEL.md §9.4; in the S_PRELOAD_* sums); returns its load time."""
+    load, energy, switching_cost = switching_tier(tab, m, with_base, tier)
     rec.counts[C_PRELOADS] += 1
+    rec.counts[C_LOADS_FROM_DRAM + tier] += 1
     rec.sums[S_PRELOAD_SWITCHING] += switching_cost
     rec.sums[S_PRELOAD_ENERGY] += energy
     rec.sums[S_PRELOAD_TIME] += load
@@ -507,13 +530,14 @@ def device_is_cheapest(tab, p, units, input_mb, edge_ok, k_eff, wait, load):
 
 
 @shared(inline=False)
-def worth_loading(tab, requests_so_far, p, m, now, units, input_mb, with_base):
+def worth_loading(tab, requests_so_far, p, m, now, units, input_mb, with_base, tier):
     """The `cost` admission rule: load m only if what its expected requests within the horizon save at the
     edge (zero-shot, a pessimistic bound) repays the switching cost (which carries the load's time).
 
     Expected requests: m's rate so far (its requests over the time since the trace began, at least one
-    horizon) times the horizon; this request stands for the size of the next ones."""
+    horizon) times the horizon; this request stands for the size of the next ones. The switching cost is this
+    load's, from the tier its checkpoint is read from now (MODEL.md §9.4)."""
     horizon = tab.cost_horizon_s
     expected = requests_so_far / max(now, horizon) * horizon
     saving = cloud_price(tab, p, units, input_mb) - edge_price(tab, p, units, input_mb, 0.0, 0.0, 0.0)
-    return expected * saving > load_price(tab, switching_load(tab, m, with_base))
+    return expected * saving > load_price(tab, switching_tier(tab, m, with_base, tier))

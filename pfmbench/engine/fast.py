@@ -1,9 +1,11 @@
 """The fast engine: the request loop of MODEL.md §4, compiled with numba.
 
 The loop owns find -> admit -> evict until it fits -> insert -> serve and the memory accounting; a
-built-in policy's module supplies up to six hooks, which the loop calls in one place each:
+built-in policy's module supplies up to seven hooks, which the loop calls in one place each:
 
   admit(ps, es, tab, m, now) -> bool   on a miss for model m that fits the GPU: load it, or offload
+  outranks(ps, es, tab, m, now) -> bool  under `outrank` admission, when m needs evictions: m, ranked as if
+                                       loaded now, outranks every model it would displace
   victim(ps, es, tab, now) -> model    the next model to evict (called until m fits); -1: m itself,
                                        which is then offloaded (after the evictions made so far)
   on_evict(ps, es, tab, v)             v is leaving: drop it from the policy's structure
@@ -50,9 +52,11 @@ from .costs import (
     prefix_to_load,
     service_time,
     substitute_price,
+    tier_time,
     worth_loading,
 )
 from .jit import compiling, shared
+from .structures import DList, dlist_head, dlist_push, dlist_remove, dlist_to_tail, new_dlist
 from .record import (
     C_BATCHES,
     C_DECLINED,
@@ -89,12 +93,13 @@ class Block(NamedTuple):
     part: np.ndarray  # int8: the prefix of that model's layers that served it (MODEL.md §9.3; 0: whole)
     upgrade_s: np.ndarray  # float64 s: that model was first reloaded up (a precision upgrade, a prefix grown)
     compute: np.ndarray  # float64 s: its service time (service_time, in the batch it joined)
+    tier: np.ndarray  # int8: the tier its load read the checkpoint from (MODEL.md §9.4; tables.TIER_*)
 
 
 def new_block() -> Block:
     return Block(np.zeros(BLOCK, np.int8), np.zeros(BLOCK), np.zeros(BLOCK), np.zeros(BLOCK, np.int32),
                  np.zeros(BLOCK, np.int8), np.zeros(BLOCK, np.int32), np.zeros(BLOCK, np.int8),
-                 np.zeros(BLOCK, np.int8), np.zeros(BLOCK), np.zeros(BLOCK))
+                 np.zeros(BLOCK, np.int8), np.zeros(BLOCK), np.zeros(BLOCK), np.zeros(BLOCK, np.int8))
 
 
 class EngineState(NamedTuple):
@@ -133,6 +138,11 @@ class EngineState(NamedTuple):
     context: Context
     totals: Totals
     block: Block
+    # The host's DRAM tier of checkpoints (MODEL.md §9.4; unused under checkpoints_in = dram): which it holds, its
+    # bytes, and their order of last load or eviction from the GPU (least recent at the head: the next to go).
+    dram_in: np.ndarray  # int8 per model
+    dram_used: np.ndarray  # int64 [1]
+    dram_lru: DList
 
 
 def new_engine_state(tables: Tables) -> EngineState:
@@ -145,7 +155,8 @@ def new_engine_state(tables: Tables) -> EngineState:
                        np.zeros(n, np.int32), np.zeros(n, np.int8), np.zeros(n), np.full(1, -1, np.int64),
                        np.zeros(n, np.int8), np.zeros(n, np.int8), np.full(n, -1, np.int64), np.zeros(n), np.zeros(n),
                        np.zeros(n, np.int64),
-                       new_context(n, k), new_totals(), new_block())
+                       new_context(n, k), new_totals(), new_block(),
+                       np.zeros(n, np.int8), np.zeros(1, np.int64), new_dlist(n))
 
 
 class Requests(NamedTuple):
@@ -280,6 +291,7 @@ def _evict(tab, es, v, now):
     es.n_cached[0] = n
     es.cached[v] = 0
     es.used[0] -= resident_bytes(tab, es, v)
+    touch_checkpoint(tab, es, v)
     es.level[v] = 0
     es.part[v] = 0
     b = tab.base_of[v]
@@ -289,6 +301,44 @@ def _evict(tab, es, v, now):
             es.base_in[b] = 0
             es.used[0] -= tab.base_bytes[b]
     es.totals.counts[C_EVICTIONS] += 1
+
+
+@shared
+def checkpoint_tier(tab, es, m):
+    """Where loading m now reads its checkpoint from (MODEL.md §9.4): 0 (DRAM, at load_gbps) if checkpoints_in =
+    dram or the host's DRAM tier holds it, else tab.tier (SSD, registry)."""
+    if tab.tier == 0 or es.dram_in[m] != 0:
+        return 0
+    return tab.tier
+
+
+@shared
+def keep_checkpoint(tab, es, m):
+    """m's checkpoint was just read for a load: the DRAM tier keeps it as its most recent, first dropping its
+    least recently used checkpoints until it fits (one larger than the whole tier is never kept)."""
+    if tab.tier == 0:
+        return
+    if es.dram_in[m] != 0:
+        dlist_to_tail(es.dram_lru, m)
+        return
+    size = tab.ckpt_bytes[m]
+    if size > tab.dram_bytes:
+        return
+    while es.dram_used[0] + size > tab.dram_bytes:
+        v = dlist_head(es.dram_lru)
+        dlist_remove(es.dram_lru, v)
+        es.dram_in[v] = 0
+        es.dram_used[0] -= tab.ckpt_bytes[v]
+    dlist_push(es.dram_lru, m)
+    es.dram_in[m] = 1
+    es.dram_used[0] += size
+
+
+@shared
+def touch_checkpoint(tab, es, m):
+    """m leaves GPU memory: its checkpoint, if the DRAM tier still holds it, becomes the most recent there."""
+    if tab.tier != 0 and es.dram_in[m] != 0:
+        dlist_to_tail(es.dram_lru, m)
 
 
 @shared
@@ -370,9 +420,11 @@ def _load_for_no_request(tab, es, m, j, t):
     costed as a load with the preloads: a preload, or random-placement's placement."""
     b = tab.base_of[m]
     with_base = b >= 0 and es.base_in[b] == 0
+    tier = checkpoint_tier(tab, es, m)
     _insert(tab, es, m, es.last_request[0], t)
     start = max(t, es.ready_at[m])  # an adapter waits for its base
-    load = account_preload(tab, es.totals, m, with_base)
+    load = account_preload(tab, es.totals, m, with_base, tier)
+    keep_checkpoint(tab, es, m)
     es.free_at[j] = start + load
     es.ready_at[m] = start + load
     if with_base:
@@ -483,8 +535,9 @@ def preload(code, pss, es, tab, now): ...
 
 
 @shared
-def _decided(block, b, outcome, k_eff, wait, evictions, with_base, served, level, part, upgrade_s, compute):
+def _decided(block, b, outcome, k_eff, wait, evictions, with_base, served, level, part, upgrade_s, compute, tier):
     """Request b of the block was decided: account_block accounts it with the block."""
+    block.tier[b] = tier
     block.compute[b] = compute
     block.part[b] = part
     block.served[b] = served
@@ -523,7 +576,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
             # The user's device runs it when that costs least now (MODEL.md §9.4): decided before the edge hears
             # of it, so the edge's cache, policy, context, queue and request counts never see it.
             if tab.device_on != 0 and device_serves(tab, es, rq.pair[i], rq.units[i], rq.input_mb[i], now):
-                _decided(blk, i - lo, DEVICE, 0.0, 0.0, 0, False, rq.pair[i], 0, 0, 0.0, 0.0)
+                _decided(blk, i - lo, DEVICE, 0.0, 0.0, 0, False, rq.pair[i], 0, 0, 0.0, 0.0, 0)
                 continue
             # The idle time before this request: the policy may preload (preload_model); it sees only the
             # requests before this one (docs/model.md, "Preloading"). A no-op for every built-in but `active`.
@@ -542,11 +595,13 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 admitted = True
                 k_own, k_eff, f = examples_at_service(tab, cx, p, m, now)
                 load = 0.0
+                tier = 0
             else:
                 # A model larger than the GPU is always offloaded; otherwise the policy and the admission
                 # rule decide (MODEL.md §4). A model loaded now serves zero-shot: its context is empty.
                 k_own, k_eff, f = 0.0, 0.0, 1.0
-                load = tab.load_time[m]
+                tier = checkpoint_tier(tab, es, m)  # where m's checkpoint is read from (MODEL.md §9.4)
+                load = tier_time(tab, tab.load_time[m], tier)
                 admitted = fits_gpu_at_some_level(tab, m)
                 if admitted:
                     admitted = admit(code, pss, es, tab, m, now)
@@ -558,7 +613,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                             and es.used[0] + load_bytes(tab, es, m) > tab.capacity_bytes):
                         admitted = outranks(code, pss, es, tab, m, now)
                     if admitted and tab.admission == ADMIT_COST:
-                        admitted = worth_loading(tab, es.seen[m], p, m, now, units, input_mb, with_base)
+                        admitted = worth_loading(tab, es.seen[m], p, m, now, units, input_mb, with_base, tier)
                     if not admitted:
                         es.totals.counts[C_DECLINED] += 1
             if admitted and tab.dispatch == DISPATCH_CHEAPEST:  # the edge may still cost more than the cloud now
@@ -581,12 +636,12 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 if tab.n_levels[m] > 1:
                     load_level = ladder_level(tab, m, tab.capacity_bytes - es.used[0], es.seen[m], now)
                     need = tab.mem_level[m, load_level]
-                    load = tab.load_level[m, load_level]
+                    load = tier_time(tab, tab.load_level[m, load_level], tier)
                 if tab.partial != 0 and tab.base_of[m] < 0 and es.used[0] + need > tab.capacity_bytes:
                     load_part = prefix_to_load(tab, m, tab.capacity_bytes - es.used[0])  # MODEL.md §9.3
                     if load_part > 0:
                         need = tab.part_bytes[m, load_part]
-                        load = tab.part_load[m, load_part]
+                        load = tier_time(tab, tab.part_load[m, load_part], tier)
                 if tab.base_of[m] >= 0 and not with_base:
                     es.pinned[0] = tab.base_of[m]  # its resident base stays while room is made for its adapter
                 while es.used[0] + need > tab.capacity_bytes:
@@ -608,20 +663,21 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 start, compute = take_executor(tab, es, e, sub, units, k_eff, now, es.ready_at[e], 0.0,
                                                es.part[e] / tab.partial_steps if es.part[e] > 0 else 1.0)
                 _decided(blk, i - lo, SUBSTITUTE, k_eff, start - now, evictions, False, sub, es.level[e], es.part[e],
-                         0.0, compute)
+                         0.0, compute, 0)
                 add_demonstration(tab, cx, sub, e, now, k_own, f)
                 es.last_use[e] = seq0 + i
                 es.requests[e] += 1
                 on_hit(code, pss, es, tab, e, False)
                 continue
             if not admitted:
-                _decided(blk, i - lo, CLOUD, 0.0, 0.0, evictions, False, p, 0, 0, 0.0, 0.0)
+                _decided(blk, i - lo, CLOUD, 0.0, 0.0, evictions, False, p, 0, 0, 0.0, 0.0, 0)
                 continue
             if loaded:
                 es.level[m] = load_level
                 es.part[m] = load_part
                 _insert(tab, es, m, seq0 + i, now)
                 _unpin(tab, es)
+                keep_checkpoint(tab, es, m)
                 on_insert(code, pss, es, tab, m)
             level = es.level[m]
             upgrade_s = 0.0  # a hit on a reduced copy reloads the rest of its weights first, once they fit
@@ -629,19 +685,21 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                                               <= tab.capacity_bytes):
                 es.used[0] += tab.mem_level[m, 0] - tab.mem_level[m, level]
                 es.level[m] = 0
-                upgrade_s = tab.upgrade_time[m, level]
+                upgrade_s = tier_time(tab, tab.upgrade_time[m, level], checkpoint_tier(tab, es, m))
                 level = 0
             part = es.part[m]
             if not loaded and part > 0:  # a prefix grows by what fits the free memory now (MODEL.md §9.3)
                 grow = prefix_to_grow(tab, m, part, tab.capacity_bytes - es.used[0])
                 if grow != part:
                     es.used[0] += tab.part_bytes[m, grow] - tab.part_bytes[m, part]
-                    upgrade_s = tab.part_load[m, 0] + (tab.part_load[m, grow] - tab.part_load[m, part])
+                    upgrade_s = tier_time(tab, tab.part_load[m, 0] + (tab.part_load[m, grow] - tab.part_load[m, part]),
+                                          checkpoint_tier(tab, es, m))
                     part = grow if grow < tab.partial_steps else 0
                     es.part[m] = part
             upgraded = upgrade_s > 0.0
             if upgraded:
                 load = upgrade_s
+                keep_checkpoint(tab, es, m)
             # Served at the edge with the examples in context this copy has, on the first free executor,
             # once the model is in memory.
             start, compute = take_executor(tab, es, m, p, units, k_eff, now, es.ready_at[m], load,
@@ -651,7 +709,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 if with_base:
                     es.base_ready[tab.base_of[m]] = start + tab.base_load[tab.base_of[m]]
             _decided(blk, i - lo, LOAD if loaded else HIT, k_eff, start - now, evictions, with_base, p, level, part,
-                     upgrade_s, compute)
+                     upgrade_s, compute, tier)
             add_demonstration(tab, cx, p, m, now, k_own, f)
             es.last_use[m] = seq0 + i
             if rq.next_use.shape[0] > 0:

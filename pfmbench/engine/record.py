@@ -33,9 +33,11 @@ OUTCOMES = ("hit", "load", "cloud", "substitute", "device")
 # C_FORWARDED: requests a neighbour edge served for their home edge (cooperation = forward, MODEL.md §9.4;
 # counted at the serving edge, also in C_HITS there).
 # C_DEVICE_SERVED: requests run on the user's device ([device], MODEL.md §9.4; in none of the edge's counts).
+# C_LOADS_FROM_DRAM, _SSD, _REGISTRY: loads and preloads by the tier their checkpoint was read from (MODEL.md §9.4;
+# C_LOADS_FROM_DRAM + tables.TIER_*); they add up to C_LOADS + C_PRELOADS.
 (C_REQUESTS, C_HITS, C_LOADS, C_EVICTIONS, C_OFFLOADS, C_DECLINED, C_DISPATCHED, C_PRELOADS, C_ADAPTER_LOADS,
  C_SUBSTITUTED, C_REDUCED_LOADS, C_UPGRADES, C_BATCHES, C_PARTIAL_SERVES, C_FORWARDED, C_DEVICE_SERVED,
- N_COUNTS) = range(17)
+ C_LOADS_FROM_DRAM, C_LOADS_FROM_SSD, C_LOADS_FROM_REGISTRY, N_COUNTS) = range(20)
 # S_OFFLOADING_LATENCY: device -> edge, per edge-served request; S_CLOUD_LATENCY: per offloaded request.
 # S_EDGE_LATENCY: what a user waits at the edge (queue wait + its own load + compute); S_INFERENCE_LATENCY:
 # the system cost's term (queue wait + compute: the request's own load is in its switching cost already).

@@ -8,6 +8,8 @@ checks that both engines agree on every request.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from .context import (
     UTIL_LINEAR,
     add_demonstration,
@@ -35,6 +37,7 @@ from .costs import (
     service_time,
     serve_edge,
     substitute_price,
+    tier_time,
     worth_loading,
 )
 from .fast import next_uses
@@ -145,6 +148,10 @@ class ReferenceEngine:
         # The first measured request's sequence number, -1 while warming up (MODEL.md §4, "Warm-up").
         self.measure_from = 0 if tables.warmup_requests == 0 and tables.warmup_s == 0.0 else -1
         self.totals = new_totals()
+        # The host's DRAM tier of checkpoints (MODEL.md §9.4), as fast.EngineState's: model -> its checkpoint's bytes,
+        # least recently loaded or evicted from the GPU first.
+        self.dram: OrderedDict[int, int] = OrderedDict()
+        self.dram_used = 0
 
     @property
     def counts(self):
@@ -200,6 +207,28 @@ class ReferenceEngine:
             self.base_in[b] = False
             self.used -= int(self.t.base_bytes[b])
 
+    def checkpoint_tier(self, m: int) -> int:
+        """Where loading m now reads its checkpoint from (as fast.checkpoint_tier): DRAM (0) if it holds it."""
+        return 0 if self.t.tier == 0 or m in self.dram else int(self.t.tier)
+
+    def keep_checkpoint(self, m: int) -> None:
+        """m's checkpoint was just read for a load: DRAM keeps it as the most recent, dropping its least recently
+        used until it fits; one larger than the whole tier is never kept (as fast.keep_checkpoint)."""
+        t = self.t
+        if t.tier == 0:
+            return
+        if m in self.dram:
+            self.dram.move_to_end(m)
+            return
+        size = int(t.ckpt_bytes[m])
+        if size > t.dram_bytes:
+            return
+        while self.dram_used + size > t.dram_bytes:
+            _, dropped = self.dram.popitem(last=False)
+            self.dram_used -= dropped
+        self.dram[m] = size
+        self.dram_used += size
+
     def _add(self, m: int, seq: int, now: float, level: int = 0, part: int = 0) -> CacheEntry:
         """m enters GPU memory with an empty context, with its base's weights if they were not resident, at
         precision level `level` (MODEL.md §9.2)."""
@@ -226,6 +255,8 @@ class ReferenceEngine:
         self.cache.pop()
         del self.entry[entry.model]
         self.used -= self.resident(entry)
+        if self.t.tier != 0 and entry.model in self.dram:  # its checkpoint stays in DRAM, now the most recent
+            self.dram.move_to_end(entry.model)
         b = int(self.t.base_of[entry.model])
         if b >= 0:  # the last model of a base frees its weights, unless the model being loaded needs them
             self.base_ref[b] -= 1
@@ -275,9 +306,11 @@ class ReferenceEngine:
         t = self.t
         b = int(t.base_of[m])
         with_base = b >= 0 and not self.base_in[b]
+        tier = self.checkpoint_tier(m)
         entry = self._add(m, self.last_request[0], start)
         begin = max(start, entry.ready_at)  # an adapter waits for its base
-        load = account_preload(t, self.totals, m, with_base)
+        load = account_preload(t, self.totals, m, with_base, tier)
+        self.keep_checkpoint(m)
         self.free_at[j] = begin + load
         entry.ready_at = begin + load
         if with_base:
@@ -339,7 +372,7 @@ class ReferenceEngine:
         start, compute = self.take_executor(entry.model, best, units, k_eff, now, entry.ready_at, 0.0,
                                             entry.part / t.partial_steps if entry.part > 0 else 1.0)
         serve_edge(t, self.totals, log_on, log, i, pair, int(t.pair_model[pair]), input_mb, k_eff, work, compute,
-                   start - now, False, evictions, False, best, entry.level, entry.part, 0.0)
+                   start - now, False, evictions, False, best, entry.level, entry.part, 0.0, 0)
         add_demonstration(t, self.context, best, entry.model, now, k_own, f)  # it joins the equivalent's context
         entry.last_use = self.seq - 1
         entry.requests += 1
@@ -423,6 +456,7 @@ class ReferenceEngine:
         evictions = 0
         with_base = False  # a load of m's base's weights too (MODEL.md §9.5)
         loaded = entry is None
+        tier = 0  # where a load of m reads its checkpoint from (MODEL.md §9.4)
         if not loaded:
             k_own, k_eff, f = examples_at_service(t, self.context, pair, m, now)
             if t.dispatch == DISPATCH_CHEAPEST:
@@ -436,6 +470,7 @@ class ReferenceEngine:
             # A model larger than the GPU is always offloaded; otherwise the policy and the admission rule
             # decide (MODEL.md §4), and the dispatch rule may still prefer the cloud.
             admitted = self.fits_gpu_at_some_level(m)
+            tier = self.checkpoint_tier(m)
             if admitted:
                 info = ModelInfo(t, m, self.names[m] if self.names else str(m),
                                  self.families[m] if self.families else "", self.seen[m])
@@ -443,11 +478,11 @@ class ReferenceEngine:
                 admitted = self.policy.admit(info, now)
                 b = int(t.base_of[m])
                 with_base = b >= 0 and not self.base_in[b]  # its base is not resident: base and adapter load
-                load = t.base_load[b] + t.load_time[m] if with_base else t.load_time[m]
+                load = t.base_load[b] + t.load_time[m] if with_base else tier_time(t, t.load_time[m], tier)
                 if admitted and t.admission == ADMIT_OUTRANK and self.used + self.load_bytes(m) > t.capacity_bytes:
                     admitted = self.policy.outranks(info, self.cache, now)
                 if admitted and t.admission == ADMIT_COST:
-                    admitted = worth_loading(t, self.seen[m], pair, m, now, units, input_mb, with_base)
+                    admitted = worth_loading(t, self.seen[m], pair, m, now, units, input_mb, with_base, tier)
                 if not admitted:
                     self.totals.counts[C_DECLINED] += 1
                 elif t.dispatch == DISPATCH_CHEAPEST:
@@ -486,6 +521,7 @@ class ReferenceEngine:
                 evictions += 1
             entry = self._add(m, seq, now, level, part)
             self._unpin()
+            self.keep_checkpoint(m)
             k_own, k_eff, f = examples_at_service(t, self.context, pair, m, now)  # zero-shot: an empty context
 
         # Served at the edge with the examples in context this copy has (zero-shot right after a load), on
@@ -494,25 +530,27 @@ class ReferenceEngine:
         load = 0.0
         if loaded:
             load = (t.base_load[t.base_of[m]] + t.load_time[m] if with_base else
-                    t.part_load[m, entry.part] if entry.part > 0 else t.load_level[m, entry.level])
+                    tier_time(t, t.part_load[m, entry.part] if entry.part > 0 else t.load_level[m, entry.level], tier))
         level = entry.level
         upgrade_s = 0.0  # a hit on a reduced copy reloads the rest of its weights first, once they fit
         if not loaded and level > 0 and self.used + int(t.mem_level[m, 0]) - int(t.mem_level[m, level]) <= t.capacity_bytes:
             self.used += int(t.mem_level[m, 0]) - int(t.mem_level[m, level])
             entry.level = 0
-            upgrade_s = t.upgrade_time[m, level]
+            upgrade_s = tier_time(t, t.upgrade_time[m, level], self.checkpoint_tier(m))
             level = 0
         part = entry.part
         if not loaded and part > 0:  # a prefix grows by what fits the free memory now (MODEL.md §9.3)
             grow = prefix_to_grow(t, m, part, t.capacity_bytes - self.used)
             if grow != part:
                 self.used += int(t.part_bytes[m, grow]) - int(t.part_bytes[m, part])
-                upgrade_s = t.part_load[m, 0] + (t.part_load[m, grow] - t.part_load[m, part])
+                upgrade_s = tier_time(t, t.part_load[m, 0] + (t.part_load[m, grow] - t.part_load[m, part]),
+                                      self.checkpoint_tier(m))
                 part = grow if grow < t.partial_steps else 0
                 entry.part = part
         upgraded = upgrade_s > 0.0
         if upgraded:
             load = upgrade_s
+            self.keep_checkpoint(m)
         start, compute = self.take_executor(m, pair, units, k_eff, now, entry.ready_at, load,
                                             part / t.partial_steps if part > 0 else 1.0)
         if loaded or upgraded:
@@ -520,7 +558,7 @@ class ReferenceEngine:
             if with_base:
                 self.base_ready[t.base_of[m]] = start + t.base_load[t.base_of[m]]
         latency = serve_edge(t, self.totals, log_on, log, i, pair, m, input_mb, k_eff, work, compute, start - now,
-                             loaded, evictions, with_base, pair, level, part, upgrade_s)
+                             loaded, evictions, with_base, pair, level, part, upgrade_s, tier)
         if self.forward_rtt >= 0.0 and not loaded:  # served for a neighbour's request (cooperation forward)
             forwarded(t, self.totals, log_on, log, i, latency, self.forward_rtt)
         # The request leaves one demonstration in this copy's context.

@@ -17,6 +17,7 @@ from ..catalog import (
     best_accuracy,
     transformer_shape,
 )
+from ..errors import InputError
 from ..scenario import Scenario
 from .context import UTILITY_CODES
 
@@ -29,6 +30,9 @@ DISPATCH_CODES = {"edge": DISPATCH_EDGE, "cheapest": DISPATCH_CHEAPEST}
 # Equivalent models (MODEL.md §9.1): when a cached equivalent may serve a request instead.
 SUB_NEVER, SUB_BEFORE_CLOUD, SUB_BEFORE_LOAD = 0, 1, 2
 SUBSTITUTE_CODES = {"never": SUB_NEVER, "before-cloud": SUB_BEFORE_CLOUD, "before-load": SUB_BEFORE_LOAD}
+# Weight tiers (MODEL.md §9.4): where a load reads a checkpoint from. TIER_DRAM is load_gbps, the tables' load times.
+TIER_DRAM, TIER_SSD, TIER_REGISTRY = 0, 1, 2
+TIER_CODES = {"dram": TIER_DRAM, "ssd": TIER_SSD, "registry": TIER_REGISTRY}
 
 
 class Tables(NamedTuple):
@@ -113,6 +117,13 @@ class Tables(NamedTuple):
     device_power_w: float
     w_device_energy: float  # per kJ of device energy
     device_fits: np.ndarray  # int8 per model: its whole catalog size (with its base's weights) fits the device
+    # weight tiers (MODEL.md §9.4; docs/model.md, "Weight tiers"): every load time above is the DRAM tier's
+    # (load_gbps); a load whose checkpoint the host's DRAM tier does not hold reads from `tier` instead
+    tier: int  # TIER_*: where checkpoints sit (TIER_DRAM: every load from DRAM, the DRAM tier is not modelled)
+    tier_ratio: float  # load_gbps / that tier's GB/s: its load of t s in DRAM takes overhead + (t - overhead) * ratio
+    load_overhead_s: float
+    dram_bytes: int  # the host DRAM that keeps checkpoints (LRU)
+    ckpt_bytes: np.ndarray  # int64 per model: its checkpoint in DRAM, the bytes its whole load moves
 
     @property
     def n_models(self) -> int:
@@ -154,6 +165,9 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
             base_bytes[b], base_load[b] = mem_bytes[b], load_time[b]
             mem_bytes[i] = m.adapter_bytes
             load_time[i] = e.adapter_overhead_s + m.adapter_mb / 1000.0 / e.load_gbps
+    if e.checkpoints_in != "dram" and (base_of >= 0).any():  # (scenario validation says so for variants = adapter)
+        raise InputError(f"edge.checkpoints_in = {e.checkpoints_in!r} is not supported with variants served as "
+                         "adapters (a base and its adapter are separate checkpoints); use checkpoints_in = 'dram'")
     for b in {int(base_of[i]) for i in range(n) if base_of[i] >= 0}:  # a base's own tasks (if any) run on
         mem_bytes[b], load_time[b] = 0, 0.0                            # its weights with no adapter
     pairs = catalog.pairs
@@ -256,6 +270,13 @@ def build_tables(scenario: Scenario, catalog: Catalog) -> Tables:
         device_power_w=float(scenario.device.power_w),
         w_device_energy=float(w.device_energy),
         device_fits=_device_fits(scenario, models),
+        tier=TIER_CODES[e.checkpoints_in],
+        tier_ratio=float(e.load_gbps / {"dram": e.load_gbps, "ssd": e.ssd_gbps,
+                                        "registry": e.registry_gbps}[e.checkpoints_in]),
+        load_overhead_s=float(e.load_overhead_s),
+        dram_bytes=round(e.dram_gb * 1e9),
+        ckpt_bytes=np.array([round(g * 1e9) for g in (weights_gb if e.batching else [m.memory_gb for m in models])],
+                            dtype=np.int64),
     )
 
 

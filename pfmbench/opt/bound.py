@@ -42,6 +42,9 @@ def check_defined(tables) -> None:
     if tables.substitute != 0:  # tables.SUB_NEVER
         raise InputError("opt: not defined with equivalent models serving in place (serving.substitute); "
                          "use substitute = 'never'")
+    if tables.tier != 0:  # tables.TIER_DRAM
+        raise InputError("opt: not defined with weight tiers (edge.checkpoints_in = ssd or registry: its search "
+                         "prices every load at load_gbps); use checkpoints_in = 'dram'")
 
 
 def _edge_floor(tab, tr: _Trace, cx: Context, pieces: int = 1) -> list:

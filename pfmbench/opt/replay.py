@@ -108,7 +108,7 @@ def _step(tab, st: _State, tr: _Trace, i: int, d: Decision, rec=None, log=None) 
         st.ready_at[m] = start + load[0]
     if rec is not None:
         serve_edge(tab, rec, log is not None, log if log is not None else _NO_LOG, i, p, m, input_mb, k_eff, work,
-                   compute, start - now, loaded, len(d.victims), False, p, 0, 0, 0.0)
+                   compute, start - now, loaded, len(d.victims), False, p, 0, 0, 0.0, 0)
     add_demonstration(tab, st.cx, p, m, now, k_own, f)
     # The request's own load is charged once, in the switching cost (MODEL.md §4), not in its latency.
     cost = edge_price(tab, p, units, input_mb, k_eff, start - now, 0.0)
