@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import polars as pl
 
 DEFAULT_POLICIES = (*PAPER_POLICIES, "lru", "random")  # the paper's five, lru and random eviction
-# Pseudo-policies: the minimum system cost over every decision sequence (pfmbench/opt.py), exact within its
+# Pseudo-policies: the minimum system cost over every decision sequence (pfmbench/opt/), exact within its
 # instance limit and a lower bound beyond (`opt`), or exact or refused (`opt-exact`).
 OPT_NAMES = ("opt", "opt-exact")
 MAX_POLICY_TIMEOUT_S = 1e9  # --policy-timeout's ceiling (about 32 years)

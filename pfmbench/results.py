@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from .engine import record as C
+from .engine.terms import TERMS, scenario_weights, system_cost, term_values
 from .fileio import write_parquet_atomic
 from .scenario import Scenario
 from .version import __version__
@@ -143,24 +144,17 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
     hits, loads, offloads = int(counts[C.C_HITS]), int(counts[C.C_LOADS]), int(counts[C.C_OFFLOADS])
     substituted = int(counts[C.C_SUBSTITUTED])  # served by a cached equivalent model (MODEL.md §9.1)
     edge = hits + loads + substituted
-    switching = float(sums[C.S_SWITCHING]) + float(sums[C.S_PRELOAD_SWITCHING])
-    acc_cost = float(sums[C.S_ACC_COST])
     edge_lat = float(sums[C.S_EDGE_LATENCY])  # what users wait at the edge: queue wait + own load + compute
-    inference_lat = float(sums[C.S_INFERENCE_LATENCY])  # the system cost's term: queue wait + compute
-    off_lat = float(sums[C.S_OFFLOADING_LATENCY])  # device -> edge, requests served at the edge
-    cloud_lat = float(sums[C.S_CLOUD_LATENCY])  # requests served in the cloud
-    cloud = float(sums[C.S_CLOUD_COST])
-    # Requests run on the user's device (MODEL.md §9.4): their accuracy cost is in the total's, their compute
-    # latency is weighted as the edge's inference latency, their energy per kJ. All 0 without a [device].
-    device = int(counts[C.C_DEVICE_SERVED])
-    device_acc = float(sums[C.S_DEVICE_ACC_COST])
-    edge_acc, acc_cost = acc_cost, acc_cost + device_acc
-    device_lat = float(sums[C.S_DEVICE_LATENCY])
-    device_kj = float(sums[C.S_DEVICE_ENERGY]) / 1000.0
-    # MODEL.md §4: with w_cloud_latency = 0 (the default) this is the paper's sum exactly.
-    # A load is charged once, in the switching cost: inference latency leaves the request's own load out.
-    system = (w.switch * switching + w.accuracy * acc_cost + w.latency * (inference_lat + off_lat) + w.cloud * cloud
-              + w.cloud_latency * cloud_lat) + w.latency * device_lat + w.device_energy * device_kj
+    # The system cost's terms (engine/terms.py: their sums and weights), each a column of the row.
+    terms = term_values(sums)
+    switching, acc_cost = terms["switching_cost"], terms["total_accuracy_cost"]
+    inference_lat, off_lat = terms["inference_latency_s"], terms["offloading_latency_s"]
+    cloud_lat, cloud = terms["cloud_latency_s"], terms["cloud_cost"]
+    device_lat, device_kj = terms["device_latency_s"], terms["device_energy_kj"]
+    device = int(counts[C.C_DEVICE_SERVED])  # run on the user's device (MODEL.md §9.4): 0 without a [device]
+    device_acc = float(sums[C.S_DEVICE_ACC_COST])  # of total_accuracy_cost, the device's
+    edge_acc = float(sums[C.S_ACC_COST])
+    system = system_cost(scenario_weights(w), sums)
     per = (lambda x: x / n) if n else (lambda x: 0.0)
     lat_max = float(sums[C.S_EDGE_LAT_MAX])
     row = {
@@ -239,6 +233,8 @@ def summarize(counts, sums, hist, scenario: Scenario, policy: str, trace_name: s
         "catalog": catalog_name,
         "pfmbench_version": __version__,
     }
+    for k, v in terms.items():  # a term added to engine/terms.py is a column with no edit here
+        row.setdefault(k, v)
     row["never_fit_models"] = ",".join(never_fit(scenario, catalog)) if catalog is not None else ""
     row["notes"] = "; ".join(run_notes(row, scenario, catalog))
     for k, v in scenario.as_dict().items():
@@ -268,18 +264,9 @@ def to_json(rows: list[dict]) -> str:
 # Metrics `pfmbench check` and `compare` use unless told otherwise: every row of the report (TABLE_ROWS:
 # the cost terms, ratios, counts and latencies), so that a rename there reaches them.
 REPORT_METRICS = tuple(key for key, _, _ in TABLE_ROWS)
-# The summands of system_cost as summarize() adds them: (column, weight in scenario [weights]). `pfmbench
-# plot` stacks them; tests/test_plot.py checks that they add up to system_cost.
-COST_TERMS = (
-    ("switching_cost", "switch"),
-    ("total_accuracy_cost", "accuracy"),
-    ("inference_latency_s", "latency"),
-    ("offloading_latency_s", "latency"),
-    ("cloud_cost", "cloud"),
-    ("cloud_latency_s", "cloud_latency"),
-    ("device_latency_s", "latency"),
-    ("device_energy_kj", "device_energy"),
-)
+# The summands of system_cost: (column, weight in scenario [weights]), read off engine/terms.py's TERMS.
+# `pfmbench plot` stacks them; tests/test_plot.py checks that they add up to system_cost.
+COST_TERMS = tuple((t.column, t.weight) for t in TERMS)
 
 
 # Columns every row of a replay gets when opt was computed (docs/results.md, "Gap to opt").
@@ -293,7 +280,7 @@ _BOUND_KEEPS = {"trace", "scenario", "policy", "n_requests", "admission", "dispa
 
 
 def opt_row(result, scenario: Scenario, trace_name: str, catalog_name: str, catalog=None) -> dict:
-    """The summary row of `opt` (pfmbench/opt.py): the replay of its decisions when exact; when only a lower
+    """The summary row of `opt` (pfmbench/opt/): the replay of its decisions when exact; when only a lower
     bound, its system cost and nothing it cannot know (the other metrics are empty)."""
     from .engine.record import new_totals
 

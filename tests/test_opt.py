@@ -1,4 +1,4 @@
-"""opt (pfmbench/opt.py): never above any policy, equal to a search of every decision sequence with no
+"""opt (pfmbench/opt/): never above any policy, equal to a search of every decision sequence with no
 pruning, reproduced by replaying its decisions; its lower bound never above opt or any policy."""
 
 import itertools

@@ -1,8 +1,9 @@
 """The cost of serving one request (MODEL.md §4), written once: both engines call these functions.
 
 Written in the subset of Python that numba compiles, so the reference engine runs them as Python and the
-fast kernel as machine code: the same arithmetic in the same order. A new cost term belongs here (and in
-the scenario, the tables and results.py); neither engine changes.
+fast kernel as machine code: the same arithmetic in the same order. The system cost's terms are listed
+in engine/terms.py; docs/engine.md ("Adding a cost term") says what a new one touches here (its price in
+"deciding", its sum in serve_*): neither engine changes.
 """
 
 from __future__ import annotations
@@ -206,15 +207,15 @@ def ladder_level(tab, m, free, requests_so_far, now):
     Levels larger than the GPU are never chosen; ties go to the higher precision."""
     horizon = tab.cost_horizon_s
     expected = requests_so_far / max(now, horizon) * horizon
-    _, _, reload = switching(tab, m)
+    reload = load_price(tab, switching(tab, m))
     best = 0
     best_loss = math.inf
     for lv in range(tab.n_levels[m]):
         if tab.mem_level[m, lv] > tab.capacity_bytes:
             continue
-        loss = tab.w_accuracy * tab.pen_level[m, lv] / 100.0 * expected
+        loss = accuracy_price(tab, tab.pen_level[m, lv] / 100.0 * expected)
         if tab.mem_level[m, lv] > free:
-            loss += tab.w_switch * reload
+            loss += reload
         if loss < best_loss:
             best = lv
             best_loss = loss
@@ -449,6 +450,33 @@ def account_preload(tab, rec, m, with_base, tier):
 
 
 # -- deciding (MODEL.md §4) --------------------------------------------------------------------------------
+# What one request adds to the system cost, for the rules that decide, the policies that price decisions and
+# opt. Each weight multiplies its term in one function here (the totals' weighting: engine/terms.py).
+@shared
+def latency_price(tab, seconds):
+    """w_latency x seconds: an edge request's wait, compute and transfer, a device's compute."""
+    return tab.w_latency * seconds
+
+
+@shared
+def accuracy_price(tab, accuracy_cost):
+    return tab.w_accuracy * accuracy_cost
+
+
+@shared
+def load_price(tab, load):
+    """What a load adds: w_switch x its switching cost. load: (time s, energy J, switching cost), as the
+    switching functions return it."""
+    return tab.w_switch * load[2]
+
+
+@shared
+def edge_service_price(tab, wait, compute, radio, accuracy_cost):
+    """What a request served at the edge adds, its load aside (load_price): its latency (queue wait, compute,
+    the device -> edge transfer) and its accuracy cost."""
+    return latency_price(tab, wait + compute + radio) + accuracy_price(tab, accuracy_cost)
+
+
 @shared  # inlined in the two compiled functions that call it (and opt's Python)
 def cloud_price(tab, p, units, input_mb):
     """What offloading this request adds to the system cost."""
@@ -463,7 +491,7 @@ def edge_price(tab, p, units, input_mb, k_eff, wait, load):
     for the load's switching cost (which the system cost charges instead of the latency: once)."""
     _, compute = edge_work(tab, p, units, k_eff)
     _, accuracy_cost = accuracy_of(tab, p, k_eff)
-    return tab.w_latency * (wait + load + compute + radio_latency(tab, input_mb)) + tab.w_accuracy * accuracy_cost
+    return edge_service_price(tab, wait + load, compute, radio_latency(tab, input_mb), accuracy_cost)
 
 
 @shared
@@ -472,7 +500,7 @@ def substitute_price(tab, p, q, units, input_mb, k_eff, wait):
     edge_price, with q's compute and accuracy against p's a_ref, and no load."""
     _, compute = edge_work(tab, q, units, k_eff)
     _, accuracy_cost = substitute_accuracy(tab, p, q, k_eff)
-    return tab.w_latency * (wait + compute + radio_latency(tab, input_mb)) + tab.w_accuracy * accuracy_cost
+    return edge_service_price(tab, wait, compute, radio_latency(tab, input_mb), accuracy_cost)
 
 
 @shared(inline=False)
@@ -486,7 +514,7 @@ def device_price(tab, p, units):
     """What running this request on the user's device adds to the system cost (MODEL.md §9.4)."""
     _, seconds, energy = device_terms(tab, p, units)
     _, accuracy_cost = accuracy_of(tab, p, 0.0)
-    return tab.w_latency * seconds + tab.w_device_energy * energy / 1000.0 + tab.w_accuracy * accuracy_cost
+    return latency_price(tab, seconds) + tab.w_device_energy * energy / 1000.0 + accuracy_price(tab, accuracy_cost)
 
 
 @shared(inline=False)
@@ -512,5 +540,4 @@ def worth_loading(tab, requests_so_far, p, m, now, units, input_mb, with_base, t
     horizon = tab.cost_horizon_s
     expected = requests_so_far / max(now, horizon) * horizon
     saving = cloud_price(tab, p, units, input_mb) - edge_price(tab, p, units, input_mb, 0.0, 0.0, 0.0)
-    _, _, switching_cost = switching_tier(tab, m, with_base, tier)
-    return expected * saving > tab.w_switch * switching_cost
+    return expected * saving > load_price(tab, switching_tier(tab, m, with_base, tier))

@@ -37,7 +37,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from ..engine.costs import switching
+from ..engine.costs import latency_price, load_price, switching
 from ..engine.fast import fits_gpu as _fits_gpu_py
 from ..engine.fast import load_bytes as _load_bytes_py
 from ..engine.fast import preload_model as _preload_model_py
@@ -73,8 +73,8 @@ def demand(count, at, m, t, half_life):
 @shared
 def switching_price(tab, m):
     """w_switch·switching cost of loading m, and w_latency·its load time."""
-    load, _, switching_cost = switching(tab, m)
-    return tab.w_switch * switching_cost, tab.w_latency * load
+    load = switching(tab, m)
+    return load_price(tab, load), latency_price(tab, load[0])
 
 
 @shared

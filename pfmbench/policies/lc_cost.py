@@ -2,7 +2,7 @@
 
 What evicting model m at time t loses, in system-cost units (MODEL.md §4's weights):
 
-    loss_m(t) = w_acc · E_m · gain_m(t)  +  (1 − e^(−E_m)) · (w_switch · switching_m + w_lat · load_m)
+    loss_m(t) = w_acc · E_m · gain_m(t)  +  (1 − e^(−E_m)) · w_switch · switching_m   (the reload is charged once: MODEL.md §4)
 
 - E_m: m's expected requests within the cost horizon (`serving.cost_horizon_s`), estimated as the `cost`
   admission rule does (costs.worth_loading): its requests so far over the time since the trace began (at
@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit
 
 from ..engine.context import examples_now
-from ..engine.costs import accuracy_of, switching
+from ..engine.costs import accuracy_of, accuracy_price, load_price, switching
 from ..engine.fast import load_bytes, use_order
 from ..engine.jit import compiled, shared
 from . import Policy, register
@@ -61,9 +61,8 @@ def loss(tab, cx, requests_so_far, m, now):
             gain += accuracy_of(tab, q, 0.0)[1] - accuracy_of(tab, q, k_eff)[1]
     if b > a:  # a shared base may have no task of its own
         gain /= b - a
-    _, _, switching_cost = switching(tab, m)
     # A reload is charged once, in the switching cost (MODEL.md §4: the load is not in the latency term).
-    return tab.w_accuracy * expected * gain + (1.0 - math.exp(-expected)) * tab.w_switch * switching_cost
+    return accuracy_price(tab, expected * gain) + (1.0 - math.exp(-expected)) * load_price(tab, switching(tab, m))
 
 
 @shared
