@@ -15,6 +15,7 @@ from .jit import shared
 from .record import (
     C_ADAPTER_LOADS,
     C_DEVICE_SERVED,
+    C_FORWARDED,
     C_HITS,
     C_LOADS,
     C_LOADS_FROM_DRAM,
@@ -25,7 +26,6 @@ from .record import (
     C_REQUESTS,
     C_SUBSTITUTED,
     C_UPGRADES,
-    C_FORWARDED,
     CLOUD,
     DEVICE,
     HIT,
