@@ -145,6 +145,24 @@ def serve_edge(tab, rec, log_on, log, i, p, m, input_mb, k_eff, work, compute, w
 
 
 @shared
+def _log_away(log, i, outcome, p, latency, accuracy, accuracy_cost, evictions, cloud_cost):
+    """The log row of request i served away from the edge (the cloud, the user's device): the whole model,
+    no queue, no context, no load."""
+    log.outcome[i] = outcome
+    log.served_pair[i] = p
+    log.precision_level[i] = 0
+    log.resident_fraction[i] = 1.0
+    log.latency[i] = latency
+    log.wait[i] = 0.0
+    log.accuracy[i] = accuracy
+    log.accuracy_cost[i] = accuracy_cost
+    log.k_eff[i] = 0.0
+    log.evictions[i] = evictions
+    log.switching_cost[i] = 0.0
+    log.cloud_cost[i] = cloud_cost
+
+
+@shared
 def serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, evictions):
     """Account request i, offloaded: the cloud keeps full context and serves at a_ref."""
     work, latency, cloud_cost = cloud_terms(tab, p, units, input_mb)
@@ -156,18 +174,7 @@ def serve_cloud(tab, rec, log_on, log, i, p, units, input_mb, evictions):
     s[S_CLOUD_GFLOP] += work
     s[S_ACCURACY] += accuracy
     if log_on:
-        log.outcome[i] = CLOUD
-        log.served_pair[i] = p
-        log.precision_level[i] = 0
-        log.resident_fraction[i] = 1.0
-        log.latency[i] = latency
-        log.wait[i] = 0.0
-        log.accuracy[i] = accuracy
-        log.accuracy_cost[i] = 0.0
-        log.k_eff[i] = 0.0
-        log.evictions[i] = evictions
-        log.switching_cost[i] = 0.0
-        log.cloud_cost[i] = cloud_cost
+        _log_away(log, i, CLOUD, p, latency, accuracy, 0.0, evictions, cloud_cost)
 
 
 @shared
@@ -201,18 +208,7 @@ def serve_device(tab, rec, log_on, log, i, p, units):
     s[S_DEVICE_GFLOP] += work
     s[S_ACCURACY] += accuracy
     if log_on:
-        log.outcome[i] = DEVICE
-        log.served_pair[i] = p
-        log.precision_level[i] = 0
-        log.resident_fraction[i] = 1.0
-        log.latency[i] = latency
-        log.wait[i] = 0.0
-        log.accuracy[i] = accuracy
-        log.accuracy_cost[i] = accuracy_cost
-        log.k_eff[i] = 0.0
-        log.evictions[i] = 0
-        log.switching_cost[i] = 0.0
-        log.cloud_cost[i] = 0.0
+        _log_away(log, i, DEVICE, p, latency, accuracy, accuracy_cost, 0, 0.0)
         log.device_energy_j[i] = energy
 
 

@@ -145,12 +145,7 @@ def _insert(tab, es, m, seq, now):
 @shared
 def _evict(tab, es, v, now):
     es.totals.sums[S_CONTEXT_DISCARDED] += discard_context(tab, es.context, v, now)
-    n = es.n_cached[0] - 1
-    last = es.clist[n]
-    es.clist[es.clist_pos[v]] = last
-    es.clist_pos[last] = es.clist_pos[v]
-    es.clist_pos[v] = -1
-    es.n_cached[0] = n
+    _hold_out(es, v)  # out of the list of cached models (swap-remove)
     es.cached[v] = 0
     es.used[0] -= resident_bytes(tab, es, v)
     touch_checkpoint(tab, es, v)
