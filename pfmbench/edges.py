@@ -83,9 +83,9 @@ def replay_edge(job: EdgeJob) -> list[tuple]:
     return [(r.name, r.fast, r.admission, *(np.array(a, copy=True) for a in r.totals())) for r in runners]
 
 
-def split_by_edge(table: pa.Table, sc: Scenario, catalog: Catalog, src: str) -> tuple[list[TraceArrays | None], str]:
-    """Each edge's requests in time order (ties in file order), as replay_many would read them alone; and
-    how the home edges were assigned. One line naming the file and row on a bad value."""
+def _read(table: pa.Table, sc: Scenario, catalog: Catalog, src: str):
+    """The trace's columns, its time order (ties in file order) and each request's home edge; one line naming
+    the file and row on a bad value."""
     ts, codes, units, input_mb, problems = convert(table, PairCoder(catalog), src)
     if problems:
         r, msg = problems[0]
@@ -93,8 +93,15 @@ def split_by_edge(table: pa.Table, sc: Scenario, catalog: Catalog, src: str) -> 
     if len(ts) == 0:
         raise InputError(f"{src}: the trace has no requests")
     order = np.argsort(ts, kind="stable")
+    home, how = home_edges(table, [s.name for s in sc.edges], order, src)
+    return ts, codes, units, input_mb, order, home, how
+
+
+def split_by_edge(table: pa.Table, sc: Scenario, catalog: Catalog, src: str) -> tuple[list[TraceArrays | None], str]:
+    """Each edge's requests in time order (ties in file order), as replay_many would read them alone; and
+    how the home edges were assigned. One line naming the file and row on a bad value."""
+    ts, codes, units, input_mb, order, home, how = _read(table, sc, catalog, src)
     names = [s.name for s in sc.edges]
-    home, how = home_edges(table, names, order, src)
     home_sorted = home[order]
     parts: list[TraceArrays | None] = []
     for e in range(len(names)):
@@ -111,14 +118,7 @@ def split_by_edge(table: pa.Table, sc: Scenario, catalog: Catalog, src: str) -> 
 def merged_by_time(table: pa.Table, sc: Scenario, catalog: Catalog, src: str) -> tuple[TraceArrays, np.ndarray, str]:
     """The whole trace in time order (ties in file order), from its first request's time, with each request's
     home edge (as split_by_edge assigns them) and how they were assigned."""
-    ts, codes, units, input_mb, problems = convert(table, PairCoder(catalog), src)
-    if problems:
-        r, msg = problems[0]
-        raise InputError(f"{src}: row {r}: {msg}{more_problems(problems, hint='see `pfmbench trace validate`')}")
-    if len(ts) == 0:
-        raise InputError(f"{src}: the trace has no requests")
-    order = np.argsort(ts, kind="stable")
-    home, how = home_edges(table, [s.name for s in sc.edges], order, src)
+    ts, codes, units, input_mb, order, home, how = _read(table, sc, catalog, src)
     origin = float(ts[order[0]])
     merged = TraceArrays(ts[order] - origin, codes[order].astype(np.int32), units[order], input_mb[order], origin, src)
     return merged, home[order].astype(np.int32), how
