@@ -1,7 +1,8 @@
 """The reference engine: MODEL.md §4 written to be read, one request at a time, in plain Python.
 
 It runs any Policy (built-in or a drop-in file): the policy's `admit` on a miss and its `victim` (the
-smallest `key`) until the model fits. The cost of a request and the Age of Context come from the same
+smallest `key`) until the model fits, and its `on_evict`, `on_insert` and `on_hit` where the fast loop
+(fast.replay_requests) calls its hooks of the same names. The cost of a request and the Age of Context come from the same
 functions the fast engine compiles (costs.py, context.py), run here as Python; tests/test_engines.py
 checks that both engines agree on every request.
 """
@@ -74,8 +75,7 @@ class ReferenceEngine(ReferenceState):
         add_demonstration(t, self.context, best, entry.model, now, k_own, f)  # it joins the equivalent's context
         entry.last_use = self.seq - 1
         entry.requests += 1
-        if self._on_hit is not None:
-            self._on_hit(entry, False, now)
+        self._on_hit(entry, False, now)
         self._touch_base(entry.model, self.seq - 1, False, now)
         return True
 
@@ -213,12 +213,8 @@ class ReferenceEngine(ReferenceState):
             while self.used + need > t.capacity_bytes:
                 v = self.policy.victim(self.cache, now, self._rng)
                 if v is None:  # the policy ranks the newcomer itself lowest (GDSF): offloaded after these evictions
-                    if held is not None:
-                        self._put_back(held, seq)
-                    self.totals.counts[C_DECLINED] += 1
-                    self._unpin()
-                    self._offload(i, now, pair, units, input_mb, log_on, log, evictions)
-                    return
+                    break
+                self._on_evict(v, now)
                 if v.model == self.pinned:  # the base the adapter needs: held out, put back below
                     self._hold_out(v)
                     held = v
@@ -226,11 +222,18 @@ class ReferenceEngine(ReferenceState):
                 evictions += self._evict_with_variants(v, now, tell=True)
             if held is not None:  # back in the policy's order, as if loaded by this request
                 self._put_back(held, seq)
+                self._on_insert(held, now)
+            if self.used + need > t.capacity_bytes:
+                self.totals.counts[C_DECLINED] += 1
+                self._unpin()
+                self._offload(i, now, pair, units, input_mb, log_on, log, evictions)
+                return
             if with_base:  # its base enters first (its weights), then its adapter
-                self._add(b, seq, now)
+                self._on_insert(self._add(b, seq, now), now)
             entry = self._add(m, seq, now, level, part)
             self._unpin()
             self.keep_checkpoint(m)
+            self._on_insert(entry, now)
             k_own, k_eff, f = examples_at_service(t, self.context, pair, m, now)  # zero-shot: an empty context
 
         # Served at the edge with the examples in context this copy has (zero-shot right after a load), on
@@ -278,8 +281,7 @@ class ReferenceEngine(ReferenceState):
         entry.last_use = seq
         entry.next_use = self.next_use
         entry.requests += 1
-        if self._on_hit is not None:
-            self._on_hit(entry, loaded, now)
+        self._on_hit(entry, loaded, now)
         self._touch_base(m, seq, with_base or held is not None, now)
 
 

@@ -30,6 +30,10 @@ from .structures import splitmix64_next
 from .tables import Tables
 
 
+def _not_told(*args) -> None:
+    """A hook the policy does not define."""
+
+
 class CacheEntry:
     """A model in GPU memory, as a policy sees it."""
 
@@ -124,7 +128,11 @@ class ReferenceState:
             policy.bind(tables)
         if hasattr(policy, "attach"):  # a built-in that acts on the cache itself (random-placement)
             policy.attach(self)
-        self._on_hit = getattr(policy, "on_hit", None)  # optional: told of every request served at the edge
+        # The hooks that keep a policy's own structure, called where the fast loop calls its hooks of the same
+        # names (none for a preload or a placement); a policy that does not define one is not told.
+        self._on_insert = getattr(policy, "on_insert", _not_told)
+        self._on_evict = getattr(policy, "on_evict", _not_told)
+        self._on_hit = getattr(policy, "on_hit", _not_told)
         self.names, self.families = names, families
         n, k = tables.n_models, len(tables.pair_model)
         self.context = _Context([0.0] * k, [0.0] * k, [0.0] * n, [0.0] * n)
@@ -272,12 +280,12 @@ class ReferenceState:
 
     def _evict_with_variants(self, entry: CacheEntry, now: float, tell=False) -> int:
         """Evict entry; a base takes its cached variants with it first, in catalog order (a cascade, as
-        fast._evict_with_variants and the fast loop). tell: the policy hears of each variant (on_drop), which
-        its victim() did not name. Returns the models evicted."""
+        fast._evict_with_variants and the fast loop). tell: the policy hears of each variant (on_evict, after
+        the base's), as in the fast loop; not for a preload's or a placement's evictions. Returns the models evicted."""
         k = 0
         for v in entry.variants():
             if tell:
-                self.policy.on_drop(v, now)
+                self._on_evict(v, now)
             self._evict(v, now)
             k += 1
         self._evict(entry, now)
@@ -303,8 +311,7 @@ class ReferenceState:
             base = self.entry[b]
             base.last_use = seq
             base.requests += 1
-            if self._on_hit is not None:
-                self._on_hit(base, loaded, now)
+            self._on_hit(base, loaded, now)
 
     def preload_start(self) -> tuple[int, float]:
         """(executor, time) of the next preload: the first free executor, from when it is free but not before
