@@ -155,7 +155,8 @@ class S3FIFO(Policy):
         self.mem = [int(b) for b in tables.mem_bytes]
         self.cap = sizes(int(tables.capacity_bytes))
         self.queues = {SMALL: [], MAIN: []}  # models, oldest first
-        self.used = {SMALL: 0, MAIN: 0, CAP_GHOST: 0}  # bytes in the small and main queues, and of ids in the ghost
+        self.used = {SMALL: 0, MAIN: 0}  # bytes in the small and main queues
+        self.ghost_used = 0  # bytes of the ids in the ghost
         self.where = {}  # cached model -> SMALL or MAIN
         self.freq = {}  # cached model -> its count
         self.ghost = []  # model ids, oldest first
@@ -164,7 +165,7 @@ class S3FIFO(Policy):
 
     def _from_ghost(self, m):
         self.ghost.remove(m)
-        self.used[CAP_GHOST] -= self.mem[m]
+        self.ghost_used -= self.mem[m]
 
     def admit(self, model, now):
         m = model.model
@@ -209,10 +210,10 @@ class S3FIFO(Policy):
         self.used[q] -= self.mem[m]
         size, cap = self.mem[m], self.cap[CAP_GHOST]
         if q == SMALL and cap > 0 and size <= cap:
-            while self.used[CAP_GHOST] + size > cap:
+            while self.ghost_used + size > cap:
                 self._from_ghost(self.ghost[0])
             self.ghost.append(m)
-            self.used[CAP_GHOST] += size
+            self.ghost_used += size
 
     def on_insert(self, entry, now):
         m = entry.model
