@@ -112,6 +112,18 @@ def test_a_drop_in_subclass_of_a_builtin_runs_on_the_reference_engine():
     assert MyLRU.fast is None and REGISTRY["lru"].fast == "lru"
 
 
+def test_the_reference_policy_has_every_fast_hook_by_name():
+    # one contract: the reference engine calls each Policy method where the fast loop calls the hook of that name
+    assert all(callable(getattr(P.Policy, hook, None)) for hook in P.FAST_HOOKS)
+
+
+def test_a_policy_defining_the_old_on_drop_is_refused():
+    with pytest.raises(TypeError, match="on_drop is now on_evict"):
+        class Drops(P.Policy):
+            def on_drop(self, entry, now):
+                pass
+
+
 def test_a_policy_cannot_claim_fast_hooks():
     with pytest.raises(TypeError, match="`fast` is set by pfmbench.policies"):
         class Claims(P.Policy):

@@ -14,9 +14,11 @@ its variants as the fast engine does, ``is_base`` and ``variants()`` under catal
 (C_m, the examples in context decayed to now) and ``context_rank(now)`` (a number in the same order as
 C_m(now) that is cheaper to keep). ``model`` (in admit) has ``name``, ``memory_gb``, ``family``.
 
-Optional: ``bind(tables)`` (called once before the first request, with the engine's Tables), and
-``on_hit(entry, loaded, now)`` (called after every request served at the edge, the first one after a load
-included, with ``last_use`` and ``requests`` already updated), for a policy that keeps its own state.
+Optional, for a policy that keeps its own state: ``bind(tables)`` (called once before the first request, with
+the engine's Tables), and the fast hooks' names with an entry for a model: ``on_insert(entry, now)`` (it was
+cached), ``on_evict(entry, now)`` (it is leaving: the victim, and a base's variants with it) and
+``on_hit(entry, loaded, now)`` (it served a request, the load's first included), called where the fast loop
+calls its hooks of the same names (docs/engine.md, "The policy hooks").
 
 Drop-in policies run on the reference engine. A built-in policy is one module holding both its reference
 behaviour (this class) and its fast hooks (``new_state`` and numba functions named after FAST_HOOKS, see
@@ -68,6 +70,9 @@ class Policy:
         super().__init_subclass__(**kw)
         if "fast" in cls.__dict__:  # only the registry says which policies have fast hooks
             raise TypeError(f"policy class {cls.__name__}: `fast` is set by pfmbench.policies, not by a policy")
+        if "on_drop" in cls.__dict__:  # the hook's old name: a policy still using it would silently go unheard
+            raise TypeError(f"policy class {cls.__name__}: on_drop is now on_evict(entry, now), called for every "
+                            "model leaving (the victim too)")
     description: str = ""
 
     def __init__(self, seed: int = 0):
@@ -109,10 +114,21 @@ class Policy:
         """The entry to evict next. `cache` is in the engine's insertion order (swap-remove on eviction)."""
         return min(cache, key=lambda e: self.key(e, now))
 
-    def on_drop(self, entry, now: float) -> None:
-        """A cached model leaves that victim() did not name: a variant of the base it named, which takes its
-        cached variants with it (MODEL.md §9.5; called for each, in catalog order, after victim() returned the
-        base). A policy that keeps its own structure removes it here. Default: nothing."""
+    # The hooks that keep a policy's own structure, named and called as the fast hooks are (FAST_HOOKS, fast.py's
+    # request loop): on_insert, on_evict and on_hit. The engine calls none of them for a preload or a placement.
+    def on_insert(self, entry, now: float) -> None:
+        """`entry` was just cached for this request (``loaded_at`` = ``last_use`` = this request, ``requests``
+        = 0): a load, a shared base loaded before its variant (MODEL.md §9.5), or a base held out while room was
+        made for its adapter and put back. Default: nothing."""
+
+    def on_evict(self, entry, now: float) -> None:
+        """`entry` is leaving, still cached: the model victim() just named (also the base the adapter needs,
+        held out and then put back with on_insert), then each cached variant of a base it named, in catalog
+        order, which leaves with it (MODEL.md §9.5). Default: nothing."""
+
+    def on_hit(self, entry, loaded: bool, now: float) -> None:
+        """`entry` served a request (`loaded`: the load's first, or its base loaded or put back for it), with
+        ``last_use`` and ``requests`` already updated. Default: nothing."""
 
 
 REGISTRY: dict[str, type[Policy]] = {}

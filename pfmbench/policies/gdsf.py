@@ -113,45 +113,33 @@ class GDSF(Policy):
     def bind(self, tables):
         self.cost = self.costs(tables)
         self.size = [float(b) for b in tables.mem_bytes]
-        self.inflation = 0.0
-        self.newcomer = 0.0
-        self.admitted = {}  # model -> its priority when last admitted
-        self.placed = {}  # model -> (loaded_at, requests, priority, sequence number it was set at)
-
-    def _sync(self, cache):
-        """Bring the priorities of models loaded or hit since the last call up to date (L has not changed
-        since: it changes only in victim, which calls this first)."""
-        for e in cache:
-            p = self.placed.get(e.model)
-            if p is None or p[0] != e.loaded_at:  # loaded since: the newcomer of the last admit (or its base)
-                # (a base put back for an adapter that was then not loaded has served nothing: recomputed below)
-                p = (e.loaded_at, 1, self.admitted.get(e.model, 0.0), e.loaded_at + (0.5 if e.is_base else 0))
-            if p[1] != e.requests:
-                p = (e.loaded_at, e.requests,
-                     self.inflation + _value(float(e.requests), self.cost[e.model], self.size[e.model]), e.use_order)
-            self.placed[e.model] = p
+        self.inflation = 0.0  # L
+        self.newcomer = 0.0  # the priority of the model of this miss (set by admit)
+        self.pri = {}  # cached model -> (priority, sequence number it was set at)
 
     def admit(self, model, now):
         self.newcomer = self.inflation + _value(1.0, self.cost[model.model], self.size[model.model])
-        self.admitted[model.model] = self.newcomer  # its priority if it is loaded
         return True
 
-    def on_hit(self, entry, loaded, now):
-        """A base loaded (or put back) with its variant for this request (MODEL.md §9.5) enters at the newcomer's
-        priority, as the fast on_insert places it; recorded now, before another admit changes the newcomer."""
-        if loaded and entry.is_base and entry.requests == 1:
-            self.placed[entry.model] = (entry.loaded_at, 1, self.newcomer, entry.loaded_at + 0.5)
-
     def victim(self, cache, now, rng):
-        self._sync(cache)
-        if not cache:
+        if not self.pri:
             self.inflation = self.newcomer
             return None
-        e = min(cache, key=lambda e: self.placed[e.model][2:])
-        pri = self.placed[e.model][2]
-        if pri > self.newcomer:
+        m = min(self.pri, key=self.pri.get)
+        pri = self.pri[m][0]
+        if pri > self.newcomer:  # the newcomer ranks lowest (on a tie it is the newest: it stays)
             self.inflation = self.newcomer
             return None
         self.inflation = pri
-        del self.placed[e.model]
-        return e
+        return next(e for e in cache if e.model == m)
+
+    def on_evict(self, entry, now):
+        del self.pri[entry.model]  # the model victim() named, or a variant leaving with its base (MODEL.md §9.5)
+
+    def on_insert(self, entry, now):
+        self.pri[entry.model] = (self.newcomer, entry.use_order)  # a base loaded with its variant: set after it
+
+    def on_hit(self, entry, loaded, now):
+        if not loaded:
+            m = entry.model
+            self.pri[m] = (self.inflation + _value(float(entry.requests), self.cost[m], self.size[m]), entry.use_order)

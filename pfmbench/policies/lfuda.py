@@ -86,27 +86,28 @@ class LFUDA(Policy):
         self.at = {}  # cached model -> sequence number of the request that set it
         self.age = 0.0  # L
 
-    def on_hit(self, entry, loaded, now):
-        m = entry.model
-        self.at[m] = entry.use_order
-        if loaded:
-            self.pri[m] = self.age + 1.0
-            return
-        old = self.pri[m]
-        self.pri[m] = old + self.age
-        if old == self.age:
-            others = [p for k, p in self.pri.items() if k != m]
-            if others:
-                self.age = min(others)
-
     def victim(self, cache, now, rng):
-        v = min(cache, key=lambda e: (self.pri[e.model], self.at[e.model]))
-        self.on_drop(v, now)
-        return v
+        return min(cache, key=lambda e: (self.pri[e.model], self.at[e.model]))
 
-    def on_drop(self, entry, now):
-        """A model leaves (the victim, or a variant with its base): L = its priority, then the least left."""
+    def on_evict(self, entry, now):
+        # the model victim() named, or a variant leaving with its base (MODEL.md §9.5): L as for a victim either way
         self.age = self.pri.pop(entry.model)
         del self.at[entry.model]
         if self.pri:
             self.age = min(self.pri.values())
+
+    def on_insert(self, entry, now):
+        self.pri[entry.model] = self.age + 1.0
+        self.at[entry.model] = entry.use_order  # a base loaded with its variant: reached it after it
+
+    def on_hit(self, entry, loaded, now):
+        if loaded:
+            return
+        m = entry.model
+        old = self.pri[m]
+        self.pri[m] = old + self.age
+        self.at[m] = entry.use_order
+        if old == self.age:  # L's queue may have emptied: L moves to the least of the others
+            others = [p for k, p in self.pri.items() if k != m]
+            if others:
+                self.age = min(others)

@@ -153,95 +153,82 @@ class S3FIFO(Policy):
 
     def bind(self, tables):
         self.mem = [int(b) for b in tables.mem_bytes]
-        self.base_of = [int(b) for b in tables.base_of]
         self.cap = sizes(int(tables.capacity_bytes))
         self.queues = {SMALL: [], MAIN: []}  # models, oldest first
-        self.used = {SMALL: 0, MAIN: 0}
-        self.where = {}  # model -> (queue, loaded_at)
-        self.count = {}  # model -> (count when it last entered its place, requests then)
+        self.used = {SMALL: 0, MAIN: 0}  # bytes in the small and main queues
+        self.ghost_used = 0  # bytes of the ids in the ghost
+        self.where = {}  # cached model -> SMALL or MAIN
+        self.freq = {}  # cached model -> its count
         self.ghost = []  # model ids, oldest first
-        self.evicted = False
-        self.ghost_hit = {}  # model -> whether its last admit found it in the ghost
+        self.evicted = False  # anything evicted yet
+        self.ghost_hit = None  # the model of this miss, if its admit found it in the ghost
 
-    def _place(self, cache):
-        """Place the models loaded since the last call, in load order (no eviction since, so the engine's
-        list is in load order for them)."""
-        for e in sorted(cache, key=lambda e: e.load_order):
-            if self.where.get(e.model, (0, None))[1] != e.loaded_at:
-                # a base loaded with its variant (MODEL.md §9.5) was not the model admitted: the ghost alone says
-                with_variant = self.base_of[e.model] == e.model and any(
-                    c.loaded_at == e.loaded_at and c.model != e.model for c in cache)
-                hit = not with_variant and self.ghost_hit.get(e.model, False)
-                if e.model in self.ghost:
-                    self.ghost.remove(e.model)
-                    hit = True
-                q = MAIN if hit or (not self.evicted and self.used[SMALL] >= self.cap[CAP_SMALL]) else SMALL
-                self.queues[q].append(e.model)
-                self.used[q] += self.mem[e.model]
-                self.where[e.model] = (q, e.loaded_at)
-                self.count[e.model] = (0, 1)  # the load's own request is no hit
-
-    def _freq(self, e) -> int:
-        base, at = self.count[e.model]
-        return base + e.requests - at
+    def _from_ghost(self, m):
+        self.ghost.remove(m)
+        self.ghost_used -= self.mem[m]
 
     def admit(self, model, now):
         m = model.model
-        self.ghost_hit[m] = m in self.ghost
-        if self.ghost_hit[m]:
-            self.ghost.remove(m)
+        self.ghost_hit = None
+        if m in self.ghost:
+            self._from_ghost(m)
+            self.ghost_hit = m
             return True
         return self.mem[m] < self.cap[CAP_SMALL]
 
     def victim(self, cache, now, rng):
-        self._place(cache)
         entry = {e.model: e for e in cache}
         self.evicted = True
         if self.used[SMALL] == 0 and self.used[MAIN] == 0:  # only models of 0 bytes cached (as the fast hook)
-            q = SMALL if self.queues[SMALL] else MAIN
-            m = self.queues[q].pop(0)
-            del self.where[m]
-            if q == SMALL:
-                self._to_ghost(m)
-            return entry[m]
+            return entry[(self.queues[SMALL] or self.queues[MAIN])[0]]
         while True:
             if self.used[MAIN] > self.cap[CAP_MAIN] or self.used[SMALL] == 0:
                 while self.used[MAIN] > 0:
-                    e = entry[self.queues[MAIN][0]]
-                    f = self._freq(e)
+                    m = self.queues[MAIN][0]
+                    f = self.freq[m]
                     if f < 1:
-                        self.queues[MAIN].pop(0)
-                        self.used[MAIN] -= self.mem[e.model]
-                        del self.where[e.model]
-                        return e
+                        return entry[m]
                     self.queues[MAIN].append(self.queues[MAIN].pop(0))
-                    self.count[e.model] = (min(f, 3) - 1, e.requests)
+                    self.freq[m] = min(f, 3) - 1
             else:
                 while self.used[SMALL] > 0:
-                    e = entry[self.queues[SMALL].pop(0)]
-                    self.used[SMALL] -= self.mem[e.model]
-                    if self._freq(e) < TO_MAIN:
-                        del self.where[e.model]
-                        self._to_ghost(e.model)
-                        return e
-                    self.queues[MAIN].append(e.model)
-                    self.used[MAIN] += self.mem[e.model]
-                    self.where[e.model] = (MAIN, e.loaded_at)
-                    self.count[e.model] = (0, e.requests)
+                    m = self.queues[SMALL][0]
+                    if self.freq[m] < TO_MAIN:
+                        return entry[m]
+                    self.queues[SMALL].pop(0)
+                    self.used[SMALL] -= self.mem[m]
+                    self.queues[MAIN].append(m)
+                    self.used[MAIN] += self.mem[m]
+                    self.where[m] = MAIN
+                    self.freq[m] = 0
 
-    def on_drop(self, entry, now):
-        """A variant leaving with its base: out of its queue, and into the ghost from the small one (on_evict)."""
+    def on_evict(self, entry, now):
+        """Out of its queue (the victim, or a variant leaving with its base), and into the ghost from the small one."""
         m = entry.model
-        q = self.where.pop(m)[0]
+        q = self.where.pop(m)
         self.queues[q].remove(m)
         self.used[q] -= self.mem[m]
-        if q == SMALL:
-            self._to_ghost(m)
-
-    def _to_ghost(self, m):
         size, cap = self.mem[m], self.cap[CAP_GHOST]
-        if cap <= 0 or size > cap:
-            return
-        while sum(self.mem[g] for g in self.ghost) + size > cap:
-            self.ghost.pop(0)
-        self.ghost.append(m)
+        if q == SMALL and cap > 0 and size <= cap:
+            while self.ghost_used + size > cap:
+                self._from_ghost(self.ghost[0])
+            self.ghost.append(m)
+            self.ghost_used += size
+
+    def on_insert(self, entry, now):
+        m = entry.model
+        ghost = self.ghost_hit == m
+        if m in self.ghost:  # a base loaded with its variant (MODEL.md §9.5) while in the ghost: a ghost hit too
+            self._from_ghost(m)
+            ghost = True
+        q = MAIN if ghost or (not self.evicted and self.used[SMALL] >= self.cap[CAP_SMALL]) else SMALL
+        self.queues[q].append(m)
+        self.used[q] += self.mem[m]
+        self.where[m] = q
+        if self.ghost_hit == m:
+            self.ghost_hit = None
+        self.freq[m] = 0
+
+    def on_hit(self, entry, loaded, now):
+        if not loaded:
+            self.freq[entry.model] += 1

@@ -64,31 +64,32 @@ class Sieve(Policy):
 
     name = "sieve"
 
-    def __init__(self, seed: int = 0):
-        super().__init__(seed)
-        self.cleared = {}  # model -> (loaded_at, requests when the hand last cleared its visited bit)
-        self.hand = None  # load_order of the last victim, or None: the next search starts at the oldest
-        self.newer = set()  # the models newer than the last victim when it was named
-
-    def _visited(self, e) -> bool:
-        loaded_at, base = self.cleared.get(e.model, (None, 1))
-        return e.requests > (base if loaded_at == e.loaded_at else 1)  # the load's own request is no hit
+    def bind(self, tables):
+        self.order = []  # cached models in load order, the oldest first
+        self.visited = set()  # hit since loaded or since the hand last passed it
+        self.hand = None  # where the next search starts (None: at the oldest)
+        self.named = None  # the last victim named
 
     def victim(self, cache, now, rng):
-        order = sorted(cache, key=lambda e: e.load_order)  # load order (unique; a base before its variant)
-        i = 0
-        if self.hand is not None:
-            i = next((j for j, e in enumerate(order) if e.load_order > self.hand), 0)
-        while self._visited(order[i]):
-            self.cleared[order[i].model] = (order[i].loaded_at, order[i].requests)
-            i = (i + 1) % len(order)
-        self.hand = order[i].load_order if i + 1 < len(order) else None
-        self.newer = {e.model for e in order[i + 1:]}  # where the hand may rest
-        return order[i]
+        i = 0 if self.hand is None else self.order.index(self.hand)
+        while self.order[i] in self.visited:
+            self.visited.discard(self.order[i])
+            i = (i + 1) % len(self.order)
+        self.named = self.order[i]
+        return next(e for e in cache if e.model == self.named)
 
-    def on_drop(self, entry, now):
-        """A variant leaving with the base just named (MODEL.md §9.5): if no model newer than the base is
-        left, the hand is past the newest and starts again from the oldest (as the fast hand, -1)."""
-        self.newer.discard(entry.model)
-        if not self.newer:
-            self.hand = None
+    def on_evict(self, entry, now):
+        # The hand rests after the victim: the next newer model, or None: start again from the oldest. A variant
+        # leaving with its base (MODEL.md §9.5) moves it only if it rests there.
+        i = self.order.index(entry.model)
+        if entry.model in (self.named, self.hand):
+            self.hand = self.order[i + 1] if i + 1 < len(self.order) else None
+        del self.order[i]
+
+    def on_insert(self, entry, now):
+        self.order.append(entry.model)
+        self.visited.discard(entry.model)
+
+    def on_hit(self, entry, loaded, now):
+        if not loaded:
+            self.visited.add(entry.model)
