@@ -177,9 +177,13 @@ def replay(
 
     Example: pfmbench replay --set device.memory_gb=8   # small models run on the user's phone when that costs least
 
+    Example: pfmbench replay --set checkpoints_in=ssd --set dram_gb=256   # loads from host DRAM, else from SSD
+
     Example: pfmbench replay --format markdown >> "$GITHUB_STEP_SUMMARY"
 
     Example: pfmbench replay t.parquet --scenario edges.toml --workers 2   # several edge servers, per edge and total
+
+    Example: pfmbench replay t.parquet --scenario edges.toml --set cooperation=forward   # neighbours serve misses
     """
     overrides = parse_sets(sets)
     overrides.update({k: v for k, v in {"preset": gpu, "gpu_memory_gb": gpu_memory, "half_life_s": half_life,
