@@ -190,3 +190,25 @@ def test_catalog_variant_errors(tmp_path, rows, error):
 def test_variants_key_is_checked():
     with pytest.raises(InputError, match="catalog.variants must be one of full, adapter"):
         Scenario().with_overrides(**{"catalog.variants": "lora"})
+
+
+def test_adapters_of_one_base_share_a_batch():
+    """With batching (MODEL.md §9.2), requests for different adapters of one base join one batch (S-LoRA)."""
+    catalog = small_catalog()
+    sc = scenario(20.0)
+    sc.edge.batching, sc.edge.max_batch = True, 8
+    tables = build_tables(sc.validate(), catalog)
+    # three loads (each its own batch: a load is never batched), then one request per adapter, queued behind
+    pairs = np.array([0, 1, 2, 0, 1, 2], np.int32)
+    trace = TraceArrays(np.array([0.0, 0.0, 0.0, 0.01, 0.01, 0.01]), pairs, np.full(6, 8.0), np.zeros(6))
+    ref = replay_reference(tables, trace, get_policy("lru"), 0, log=True)
+    engine = FastEngine(tables, get_policy("lru"), 0)
+    log = new_log(6)
+    engine.run(trace, log)
+    np.testing.assert_array_equal(engine.counts, ref[0])
+    assert list(log.outcome) == [C.LOAD, C.LOAD, C.LOAD, C.HIT, C.HIT, C.HIT]
+    # The hits join the base's last batch, the one the third load started (its executor's last): one batch
+    # per load and none more. Batched per model, t0's and t1's hits could not join their loads' batches
+    # (work is queued behind them) and would start batches of their own.
+    assert engine.counts[C.C_BATCHES] == 3
+    assert log.wait[3] > 0.0 and log.wait[3] == pytest.approx(log.wait[4]) and log.wait[3] == pytest.approx(log.wait[5])

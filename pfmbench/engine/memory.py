@@ -319,27 +319,30 @@ def take_executor(tab, es, m, p, units, k_eff, now, ready, load, frac):
     batch if that has not started, holds this copy of m (starts once it is ready) and has room, and waits for
     it: a batch that is its executor's last may grow longer; one with work queued behind it takes the request
     only if it ends no later. Otherwise it starts a batch of its own on the first free executor. frac: the
-    fraction of m's layers resident (MODEL.md §9.3: both roofline legs scale with it; 1.0 for a whole model)."""
-    if tab.batching != 0 and load == 0.0 and es.batch_exec[m] >= 0:
-        s = es.batch_start[m]
-        if s >= now and s >= ready and es.batch_n[m] < tab.max_batch:
-            k = es.batch_exec[m]
-            compute = service_time(tab, p, units, k_eff, es.batch_n[m] + 1) * frac
-            last = es.free_at[k] == es.batch_end[m]
-            if last or s + compute <= es.batch_end[m]:
-                es.batch_n[m] += 1
-                if s + compute > es.batch_end[m]:
-                    es.batch_end[m] = s + compute
+    fraction of m's layers resident (MODEL.md §9.3: both roofline legs scale with it; 1.0 for a whole model).
+    The adapters of one shared base (and the base's own tasks) batch together, as S-LoRA serves them (MODEL.md
+    §9.5): their batch is the base's."""
+    bk = tab.base_of[m] if tab.base_of[m] >= 0 else m  # whose batch it may join
+    if tab.batching != 0 and load == 0.0 and es.batch_exec[bk] >= 0:
+        s = es.batch_start[bk]
+        if s >= now and s >= ready and es.batch_n[bk] < tab.max_batch:
+            k = es.batch_exec[bk]
+            compute = service_time(tab, p, units, k_eff, es.batch_n[bk] + 1) * frac
+            last = es.free_at[k] == es.batch_end[bk]
+            if last or s + compute <= es.batch_end[bk]:
+                es.batch_n[bk] += 1
+                if s + compute > es.batch_end[bk]:
+                    es.batch_end[bk] = s + compute
                     es.free_at[k] = s + compute
                 return s, compute
     j = first_free_executor(es.free_at)
     start = max(now, es.free_at[j], ready)
     compute = service_time(tab, p, units, k_eff, 1) * frac
     es.free_at[j] = start + load + compute
-    es.batch_exec[m] = j
-    es.batch_start[m] = start + load
-    es.batch_end[m] = es.free_at[j]
-    es.batch_n[m] = 1
+    es.batch_exec[bk] = j
+    es.batch_start[bk] = start + load
+    es.batch_end[bk] = es.free_at[j]
+    es.batch_n[bk] = 1
     es.totals.counts[C_BATCHES] += 1
     return start, compute
 

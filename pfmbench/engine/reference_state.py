@@ -381,22 +381,23 @@ class ReferenceState:
     def take_executor(self, m, p, units, k_eff, now, ready, load, frac=1.0):
         """(start, compute) of serving a request for pair p on model m, as fast.take_executor: with batching
         and no load, join m's last batch if it has not started, holds this copy, has room, and either is its
-        executor's last or ends no later with this request."""
+        executor's last or ends no later with this request. The adapters of one base batch together (its batch)."""
         t = self.t
-        if t.batching and load == 0.0 and self.batch_exec[m] >= 0:
-            s = self.batch_start[m]
-            if s >= now and s >= ready and self.batch_n[m] < t.max_batch:
-                k = self.batch_exec[m]
-                compute = service_time(t, p, units, k_eff, self.batch_n[m] + 1) * frac
-                if self.free_at[k] == self.batch_end[m] or s + compute <= self.batch_end[m]:
-                    self.batch_n[m] += 1
-                    if s + compute > self.batch_end[m]:
-                        self.batch_end[m] = self.free_at[k] = s + compute
+        bk = int(t.base_of[m]) if t.base_of[m] >= 0 else m
+        if t.batching and load == 0.0 and self.batch_exec[bk] >= 0:
+            s = self.batch_start[bk]
+            if s >= now and s >= ready and self.batch_n[bk] < t.max_batch:
+                k = self.batch_exec[bk]
+                compute = service_time(t, p, units, k_eff, self.batch_n[bk] + 1) * frac
+                if self.free_at[k] == self.batch_end[bk] or s + compute <= self.batch_end[bk]:
+                    self.batch_n[bk] += 1
+                    if s + compute > self.batch_end[bk]:
+                        self.batch_end[bk] = self.free_at[k] = s + compute
                     return s, compute
         j = first_free_executor(self.free_at)
         start = max(now, self.free_at[j], ready)
         compute = service_time(t, p, units, k_eff, 1) * frac
         self.free_at[j] = start + load + compute
-        self.batch_exec[m], self.batch_start[m], self.batch_end[m], self.batch_n[m] = j, start + load, self.free_at[j], 1
+        self.batch_exec[bk], self.batch_start[bk], self.batch_end[bk], self.batch_n[bk] = j, start + load, self.free_at[j], 1
         self.totals.counts[C_BATCHES] += 1
         return start, compute
