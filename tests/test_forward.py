@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import catalogs, for_catalog, scenarios, traces
+from test_edges import scenario_file
 
 import pfmbench
 from pfmbench import api
@@ -28,12 +29,6 @@ name = "a"
 [[edges]]
 name = "b"
 """
-
-
-def scenario_file(tmp_path, text, name="edges.toml"):
-    p = tmp_path / name
-    p.write_text(text)
-    return p
 
 
 @pytest.fixture(scope="module")
