@@ -16,17 +16,24 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import errors
 from .catalog import Catalog, load_catalog
 from .engine.fast import FastEngine, next_uses
 from .engine.record import LOG_COLUMNS, OUTCOMES, new_log
 from .engine.reference import ReferenceEngine
 from .engine.tables import ADMISSION_NAMES, build_tables
-from . import errors
-from .errors import InputError, cut
 from .environment import env_number
+from .errors import InputError, cut
 from .fileio import atomic_path
 from .opt import OptCollector
-from .policies import PAPER_POLICIES, get_policy, policy_failed, policy_names, prints_to_stderr, stdout_fd_to_stderr
+from .policies import (
+    PAPER_POLICIES,
+    get_policy,
+    policy_failed,
+    policy_names,
+    prints_to_stderr,
+    stdout_fd_to_stderr,
+)
 from .results import summarize, with_opt
 from .scenario import SCENARIOS, Scenario, load_scenario
 from .trace.nextuse import StreamedNextUses
@@ -146,7 +153,7 @@ class _Runner:
         try:
             with prints_to_stderr():
                 yield
-        except BaseException as e:  # noqa: BLE001  (the user's code: any BaseException it raises is its error)
+        except BaseException as e:  # the user's code: any BaseException it raises is its error
             if errors.is_stop(e):  # a real Ctrl-C, SIGTERM or SIGHUP
                 raise
             raise policy_failed(type(self.policy), e) from None

@@ -276,7 +276,7 @@ def default_adapter_mb(model: Model, rank: int = DEFAULT_ADAPTER_RANK) -> float:
 
 
 # Reading catalog files lives in catalog_files.py (it builds the classes above).
-from .catalog_files import (  # noqa: E402, F401  (re-exported)
+from .catalog_files import (  # noqa: F401  (re-exported)
     CSV_COLUMNS,
     LIMITS,
     MODEL_KEYS,

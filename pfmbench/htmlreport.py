@@ -173,7 +173,7 @@ def cost_terms_svg(rows: list[dict]) -> str:
     rotate = len(policies) > 6
     bottom = height - (86 if rotate else 48)
     ticks = nice_ticks(0.0, max(totals + [0.0]) or 1.0)
-    y = lambda v: bottom - (v - ticks[0]) / (ticks[-1] - ticks[0]) * (bottom - top)  # noqa: E731
+    y = lambda v: bottom - (v - ticks[0]) / (ticks[-1] - ticks[0]) * (bottom - top)
     body: list[str] = []
     _axis_y(body, ticks, y, left, right, "system cost (sum of weighted terms)", top, bottom)
     band = (right - left) / max(1, len(policies))
@@ -224,12 +224,12 @@ def sweep_svg(rows: list[dict], policies: list[str], x: str, metric: str, colour
     his = [hi for pts in series.values() for _, _, _, hi in pts]
     ticks = nice_ticks(min(los, default=0.0), max(his, default=1.0))
     span = ticks[-1] - ticks[0] or 1.0
-    y = lambda v: bottom - (v - ticks[0]) / span * (bottom - top)  # noqa: E731
+    y = lambda v: bottom - (v - ticks[0]) / span * (bottom - top)
     x_lo, x_hi = (min(xs_all), max(xs_all)) if numeric and xs_all else (0.0, float(max(len(xs_all) - 1, 0)))
     if x_hi == x_lo:
         x_lo, x_hi = x_lo - 1, x_hi + 1
     pad = (right - left) * 0.04
-    sx = lambda v: left + pad + (v - x_lo) / (x_hi - x_lo) * (right - left - 2 * pad)  # noqa: E731
+    sx = lambda v: left + pad + (v - x_lo) / (x_hi - x_lo) * (right - left - 2 * pad)
     body: list[str] = []
     _axis_y(body, ticks, y, left, right, label(metric), top, bottom)
     xticks = nice_ticks(x_lo, x_hi) if numeric else [float(i) for i in range(len(xs_all))]

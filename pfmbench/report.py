@@ -6,7 +6,6 @@ from rich.table import Table
 
 from .results import OPT_TABLE_ROWS, TABLE_ROWS, TIER_TABLE_ROWS
 
-
 PERCENT_KEYS = ("edge_execution_ratio", "hit_ratio", "queueing_share")
 
 

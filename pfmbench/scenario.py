@@ -16,7 +16,7 @@ from pathlib import Path
 from .catalog import BYTES_PER_PARAM, Catalog, load_catalog
 from .errors import InputError, shown
 from .fileio import read_toml, require_file
-from .scenario_sections import (  # noqa: F401  (re-exported: pfmbench.scenario is where callers find them)
+from .scenario_sections import (  # re-exported: pfmbench.scenario is where callers find them
     ADMISSIONS,
     BOUNDS,
     CACHINGS,

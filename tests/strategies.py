@@ -1,9 +1,9 @@
 """Hypothesis strategies: random catalogs, scenarios and traces for the engine tests."""
 
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import strategies as st
-
-from dataclasses import replace
 
 from pfmbench.catalog import Catalog, Model, Task
 from pfmbench.scenario import Scenario

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import cases
+from test_engines import assert_same, fast_replay
 
 from pfmbench import api
 from pfmbench.catalog import Catalog, Model, Task
@@ -16,7 +17,6 @@ from pfmbench.engine.tables import build_tables
 from pfmbench.policies import get_policy
 from pfmbench.scenario import Scenario, default_scenario
 from pfmbench.trace.schema import TraceArrays
-from test_engines import assert_same, fast_replay
 
 TERMS = ("switching_cost", "total_accuracy_cost", "inference_latency_s", "offloading_latency_s", "cloud_cost")
 
@@ -44,8 +44,9 @@ def test_a_load_is_charged_once_in_the_switching_cost():
 
 
 def _trace(n=2000):
-    from pfmbench.trace.synth import SCHEMA, synthesize
     import pyarrow as pa
+
+    from pfmbench.trace.synth import SCHEMA, synthesize
 
     sc = default_scenario()
     return pa.Table.from_batches(list(synthesize(sc.load_catalog(), requests=n, rate=0.2, alpha=0.8, seed=3)), SCHEMA)

@@ -161,7 +161,7 @@ def test_dates_outside_the_nanosecond_range_name_their_line(cli, tmp_path, fmt, 
         assert ts == sorted(ts) and ts[0] == 0.0
         return
     assert r.code == 2 and r.err.count("\n") == 1, r.err
-    assert f"line 3: " in r.err and "64-bit nanosecond" in r.err and when in r.err
+    assert "line 3: " in r.err and "64-bit nanosecond" in r.err and when in r.err
     assert not out.exists()
 
 

@@ -45,7 +45,7 @@ def test_the_count_of_remaining_problems_is_exact(tmp_path, bad, kind):
     cat = load_catalog()
     with pytest.raises(InputError) as e:
         read_trace(path, cat)
-    assert f"row 50: " in str(e.value)
+    assert "row 50: " in str(e.value)
     if total > 1:
         assert f"(and {total - 1:,} more;" in str(e.value)
     else:

@@ -135,7 +135,7 @@ def section(text: str, heading: str) -> str:
     """The text under a markdown heading, up to the next heading of the same or a higher level."""
     level = heading.split(" ")[0]
     start = text.index(heading + "\n")
-    end = re.compile(rf"^#{{1,{len(level)}}} ", re.M).search(text, start + len(heading))
+    end = re.compile(rf"^#{{1,{len(level)}}} ", re.MULTILINE).search(text, start + len(heading))
     return text[start:end.start() if end else len(text)]
 
 

@@ -84,7 +84,7 @@ def test_checkpoints_in_dram_is_todays_load():
 def test_cost_admission_prices_the_load_from_its_tier():
     """`cost` admission repays this load's switching cost: a slow registry declines what DRAM would load."""
     cat = three_models()
-    kw = dict(load_overhead_s=0.0)
+    kw = {"load_overhead_s": 0.0}
     pairs = [0, 1] * 5
     fast_ = scenario(**kw)
     slow = scenario(checkpoints_in="registry", registry_gbps=0.01, **kw)
@@ -152,7 +152,7 @@ def test_tier_keys_per_edge_in_a_scenario_file(tmp_path):
 def test_chunked_equals_whole(tmp_path, monkeypatch, policy):
     p = tmp_path / "trace.parquet"
     pfmbench.synth(requests=3000, rate=2.0, alpha=0.9, seed=5).write_parquet(p, row_group_size=400)
-    kw = dict(checkpoints_in="ssd", dram_gb=100.0, gpu_memory_gb=50)
+    kw = {"checkpoints_in": "ssd", "dram_gb": 100.0, "gpu_memory_gb": 50}
     whole = api.replay_many(str(p), [policy], **kw)
     monkeypatch.setattr(api, "STREAM_MIN_ROWS", 0)
     streamed = api.replay_many(str(p), [policy], chunk_rows=277, **kw)

@@ -53,7 +53,7 @@ def replay(catalog, sc, pairs, policy="lru"):
 
 def test_adapter_loads_onto_a_resident_base():
     # pairs: 0, 1, 2 = the variants B/t0..t2; 3 = F
-    tables, engine, log = replay(small_catalog(), scenario(20.0), [0, 1, 2, 0])
+    _tables, engine, log = replay(small_catalog(), scenario(20.0), [0, 1, 2, 0])
     c = engine.counts
     assert list(log.outcome) == [C.LOAD, C.LOAD, C.LOAD, C.HIT]
     assert c[C.C_LOADS] == 3 and c[C.C_ADAPTER_LOADS] == 2  # the first load reads the base too
@@ -69,7 +69,7 @@ def test_adapter_loads_onto_a_resident_base():
 
 def test_the_base_of_the_model_being_loaded_stays():
     # 11.2 GB: the base and two adapters fit, not three. Loading t2 evicts t0 (LRU), never the base.
-    tables, engine, log = replay(small_catalog(600.0), scenario(11.2), [0, 1, 2])
+    _tables, engine, log = replay(small_catalog(600.0), scenario(11.2), [0, 1, 2])
     assert list(log.outcome) == [C.LOAD, C.LOAD, C.LOAD]
     assert engine.counts[C.C_EVICTIONS] == 1 and engine.counts[C.C_ADAPTER_LOADS] == 2
     es = engine.state
@@ -79,7 +79,7 @@ def test_the_base_of_the_model_being_loaded_stays():
 
 def test_lru_evicts_a_bare_base_in_its_turn():
     # 12 GB: F (6 GB) needs room; LRU evicts the adapter (its base was used after it), then the bare base.
-    tables, engine, log = replay(small_catalog(), scenario(12.0), [0, 3])
+    _tables, engine, log = replay(small_catalog(), scenario(12.0), [0, 3])
     assert list(log.outcome) == [C.LOAD, C.LOAD] and list(log.evictions) == [0, 2]
     es = engine.state
     assert engine.counts[C.C_EVICTIONS] == 2
@@ -90,10 +90,10 @@ def test_lru_evicts_a_bare_base_in_its_turn():
 def test_a_bare_base_stays_and_takes_an_adapter(policy):
     # 16.2 GB: F evicts t0 only; the bare base stays, and t1 loads onto it as an adapter. The base, now
     # least recently used, is held out for its adapter (never evicted for it): F leaves instead.
-    tables, engine, log = replay(small_catalog(), scenario(16.2), [0, 3], policy)
+    _tables, engine, log = replay(small_catalog(), scenario(16.2), [0, 3], policy)
     assert list(engine.state.cached) == [1, 0, 0, 0, 1] and engine.state.base_ref[0] == 0
     assert engine.state.used[0] == 16 * GB
-    tables, engine, log = replay(small_catalog(), scenario(16.2), [0, 3, 1], policy)
+    _tables, engine, log = replay(small_catalog(), scenario(16.2), [0, 3, 1], policy)
     assert list(log.outcome) == [C.LOAD, C.LOAD, C.LOAD] and list(log.evictions) == [0, 1, 1]
     assert engine.counts[C.C_ADAPTER_LOADS] == 1
     assert list(engine.state.cached) == [1, 0, 1, 0, 0] and engine.state.used[0] == 10 * GB + 500e6
@@ -103,7 +103,7 @@ def test_fifo_evicting_a_base_cascades():
     # 16.5 GB: the base (loaded first, with t0) and two adapters hold 11 GB; F (6 GB) needs room. FIFO's
     # oldest is the base: it leaves with both its adapters, three evictions for one load. LRU evicts t0 only.
     pairs = [0, 1, 3, 2]
-    tables, engine, log = replay(small_catalog(), scenario(16.5), pairs, "fifo")
+    _tables, engine, log = replay(small_catalog(), scenario(16.5), pairs, "fifo")
     assert list(log.outcome) == [C.LOAD] * 4 and list(log.evictions) == [0, 0, 3, 0]
     assert engine.counts[C.C_EVICTIONS] == 3 and engine.counts[C.C_ADAPTER_LOADS] == 1  # t2 reloads the base
     es = engine.state
@@ -122,7 +122,7 @@ def test_every_policy_on_shared_bases(policy):
 
 
 def test_a_variant_that_never_fits_with_its_base_is_offloaded():
-    _, engine, log = replay(small_catalog(), scenario(10.2), [0, 3])
+    _, _engine, log = replay(small_catalog(), scenario(10.2), [0, 3])
     assert list(log.outcome) == [C.CLOUD, C.LOAD]
 
 

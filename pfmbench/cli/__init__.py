@@ -52,8 +52,20 @@ def _root(
 
 def _register() -> None:
     # Each command module adds its commands to `app`.
-    from . import (calibrate, compare, models, plot, policies, replay, report, scenario, sweep, synth,  # noqa: F401
-                   table2, traces)
+    from . import (  # noqa: F401
+        calibrate,
+        compare,
+        models,
+        plot,
+        policies,
+        replay,
+        report,
+        scenario,
+        sweep,
+        synth,
+        table2,
+        traces,
+    )
 
 
 def _terminate(signum, frame):

@@ -309,7 +309,7 @@ def worth_loading(tab, requests_so_far, p, m, now, units, input_mb, with_base, t
 
 
 # Accounting what a request cost lives in account.py (it prices with the functions above).
-from .account import (  # noqa: E402, F401  (re-exported)
+from .account import (  # noqa: F401  (re-exported)
     account_block,
     account_preload,
     forwarded,

@@ -221,7 +221,7 @@ def get_policy(name: str, seed: int = 0) -> Policy:
 
 
 # Drop-in loading and its guards live in dropin.py (they need Policy and the registry above).
-from .dropin import (  # noqa: E402
+from .dropin import (
     PolicyExit,
     load_policy_file,
     policy_failed,

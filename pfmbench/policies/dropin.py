@@ -62,7 +62,7 @@ def load_policy_file(path: str | Path) -> type[Policy]:
     except SystemExit as e:
         del sys.modules[mod_name]
         raise InputError(f"{p}: cannot load policy: the file calls {_exit_name(e)}({e.code!r}) when imported") from None
-    except BaseException as e:  # noqa: BLE001  (a user's file: report it, don't crash)
+    except BaseException as e:  # a user's file: report it, do not crash
         from .. import errors
 
         del sys.modules[mod_name]

@@ -14,7 +14,6 @@ bare base in its turn.
 """
 
 import math
-
 from typing import NamedTuple
 
 import numpy as np

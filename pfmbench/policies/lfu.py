@@ -9,7 +9,6 @@ from ..engine.fast import load_bytes
 from ..engine.jit import compiled
 from . import Policy, register
 
-
 _load_bytes = compiled(load_bytes)
 
 
