@@ -144,11 +144,13 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
     seq0 = es.seq[0]
     n = rq.ts.shape[0]
     stop = n  # the first forward candidate (cooperation forward), touched by nothing
+    forwarding = rq.neighbour.shape[0] > 0  # cooperation forward: look for forward candidates
+    idle = rq.edge_rtt_s < 0.0  # a request forwarded here is served on arrival: no idle time before it
     for lo in range(0, n, BLOCK):
         hi = min(n, lo + BLOCK)
         done = lo  # the block's requests before this one are accounted
         for i in range(lo, hi):
-            if rq.neighbour.shape[0] > 0 and forward_candidate(tab, es, rq, i):
+            if forwarding and forward_candidate(tab, es, rq, i):
                 stop = i
                 break
             es.seq[0] = seq0 + i
@@ -164,7 +166,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 continue
             # The idle time before this request: the policy may preload (preload_model); it sees only the
             # requests before this one (docs/model.md, "Preloading"). A no-op for every built-in but `active`.
-            if rq.edge_rtt_s < 0.0:  # a request forwarded here is served on arrival: no idle time before it
+            if idle:
                 preload(code, pss, es, tab, now)
             p = rq.pair[i]
             m = tab.pair_model[p]
