@@ -29,6 +29,7 @@ import sys
 import numpy as np
 from numba import njit
 
+from . import accountant
 from . import jit as _jit  # noqa: F401  (installs the kernel cache locator before anything compiles)
 from .context import (
     add_demonstration,
@@ -146,8 +147,12 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
     stop = n  # the first forward candidate (cooperation forward), touched by nothing
     forwarding = rq.neighbour.shape[0] > 0  # cooperation forward: look for forward candidates
     idle = rq.edge_rtt_s < 0.0  # a request forwarded here is served on arrival: no idle time before it
+    # Deferred (FastEngine's accounting thread): blk holds the whole chunk's decisions, which the caller
+    # accounts on another thread while this one decides the next chunk (issue 18).
+    deferred = es.defer[0] != 0
     for lo in range(0, n, BLOCK):
         hi = min(n, lo + BLOCK)
+        b0 = 0 if deferred else lo  # request i's decisions are at blk[i - b0]
         done = lo  # the block's requests before this one are accounted
         for i in range(lo, hi):
             if forwarding and forward_candidate(tab, es, rq, i):
@@ -156,13 +161,13 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
             es.seq[0] = seq0 + i
             now = rq.ts[i]
             if es.measure_from[0] < 0:  # warming up: account the warm-up so far, then drop it if it ends here
-                account_block(tab, es.totals, rq, blk, lo, done, i, log_on, log)
+                account_block(tab, es.totals, rq, blk, b0, done, i, log_on, log)
                 done = i
                 warmup_ends(tab, es, seq0 + i, now)
             # The user's device runs it when that costs least now (MODEL.md §9.4): decided before the edge hears
             # of it, so the edge's cache, policy, context, queue and request counts never see it.
             if tab.device_on != 0 and device_serves(tab, es, rq.pair[i], rq.units[i], rq.input_mb[i], now):
-                _decided(blk, i - lo, DEVICE, 0.0, 0.0, 0, False, rq.pair[i], 0, 0, 0.0, 0.0, 0)
+                _decided(blk, i - b0, DEVICE, 0.0, 0.0, 0, False, rq.pair[i], 0, 0, 0.0, 0.0, 0)
                 continue
             # The idle time before this request: the policy may preload (preload_model); it sees only the
             # requests before this one (docs/model.md, "Preloading"). A no-op for every built-in but `active`.
@@ -262,7 +267,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 k_own, k_eff, f = examples_at_service(tab, cx, sub, e, now)
                 start, compute = take_executor(tab, es, e, sub, units, k_eff, now, es.ready_at[e], 0.0,
                                                es.part[e] / tab.partial_steps if es.part[e] > 0 else 1.0)
-                _decided(blk, i - lo, SUBSTITUTE, k_eff, start - now, evictions, False, sub, es.level[e], es.part[e],
+                _decided(blk, i - b0, SUBSTITUTE, k_eff, start - now, evictions, False, sub, es.level[e], es.part[e],
                          0.0, compute, 0)
                 add_demonstration(tab, cx, sub, e, now, k_own, f)
                 es.last_use[e] = seq0 + i
@@ -275,7 +280,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                     on_hit(code, pss, es, tab, g, False)
                 continue
             if not admitted:
-                _decided(blk, i - lo, CLOUD, 0.0, 0.0, evictions, False, p, 0, 0, 0.0, 0.0, 0)
+                _decided(blk, i - b0, CLOUD, 0.0, 0.0, evictions, False, p, 0, 0, 0.0, 0.0, 0)
                 continue
             if loaded:
                 es.level[m] = load_level
@@ -320,7 +325,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                     es.ready_at[tab.base_of[m]] = es.base_ready[tab.base_of[m]]
                 elif tab.base_of[m] == m:  # a base loaded for its own task: its variants wait for it
                     es.base_ready[m] = es.ready_at[m]
-            _decided(blk, i - lo, LOAD if loaded else HIT, k_eff, start - now, evictions, with_base, p, level, part,
+            _decided(blk, i - b0, LOAD if loaded else HIT, k_eff, start - now, evictions, with_base, p, level, part,
                      upgrade_s, compute, tier)
             add_demonstration(tab, cx, p, m, now, k_own, f)
             es.last_use[m] = seq0 + i
@@ -334,7 +339,8 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 es.requests[g] += 1
                 base_loaded = with_base or held >= 0
                 on_hit(code, pss, es, tab, g, base_loaded)
-        account_block(tab, es.totals, rq, blk, lo, done, min(hi, stop), log_on, log)
+        if not deferred:
+            account_block(tab, es.totals, rq, blk, b0, done, min(hi, stop), log_on, log)
         if stop < n:
             break
     if es.measure_from[0] < 0:  # still warming up at the chunk's end: nothing so far counts
@@ -377,7 +383,9 @@ def no_preload(ps, es, tab, now):
 class FastEngine:
     """Replays chunks of a trace through a built-in policy on the compiled kernel; state carries over."""
 
-    def __init__(self, tables: Tables, policy, seed: int = 0):
+    def __init__(self, tables: Tables, policy, seed: int = 0, account_thread: bool | None = None):
+        """account_thread: account on a second thread where that gives the same results (accountant.py);
+        default: yes, unless PFMBENCH_ACCOUNT_THREAD=0."""
         from ..policies import BUILTIN_GROUPS, builtin_modules
         from .kernel import load_kernel
 
@@ -394,6 +402,10 @@ class FastEngine:
         # only this policy's is used.
         self.pstates = tuple(sys.modules[mod].new_state(tables, seed) for mod in modules)
         self.last_ts = -math.inf  # chunks must continue in time order
+        # The loop of a policy that loads models for no request accounts those loads itself (accountant.py).
+        inline = getattr(sys.modules[modules[self.code]], "LOADS_FOR_NO_REQUEST", False)
+        wanted = accountant.enabled() if account_thread is None else account_thread
+        self.accountant = accountant.Accountant(self.state.totals) if wanted and not inline else None
         if not self.kernel.replay.signatures:  # compile it (or load it from the cache) here, on one thread
             empty = requests(Requests(np.zeros(0), np.zeros(0, np.int32), np.zeros(0), np.zeros(0), _NO_NEXT_USE,
                                       _NO_NEIGHBOUR, -1.0))
@@ -406,19 +418,20 @@ class FastEngine:
 
     @property
     def totals(self) -> Totals:
+        self.flush()
         return self.state.totals
 
     @property
     def counts(self):
-        return self.state.totals.counts
+        return self.totals.counts
 
     @property
     def sums(self):
-        return self.state.totals.sums
+        return self.totals.sums
 
     @property
     def hist(self):
-        return self.state.totals.hist
+        return self.totals.hist
 
     @property
     def measure_from_seq(self) -> int:
@@ -436,6 +449,10 @@ class FastEngine:
             from ..errors import InputError
             raise InputError(f"{trace.source}: chunk starts at t={trace.ts[0]} before the previous chunk ended "
                              f"(t={self.last_ts}); chunked replay needs a time-sorted trace")
+        if (self.accountant is not None and log is None and neighbour is None and edge_rtt_s < 0
+                and self.state.measure_from[0] >= 0 and len(trace.ts) >= accountant.MIN_ROWS):
+            return self._run_deferred(trace, next_use)
+        self.flush()  # what was handed over is accounted before this chunk's own accounting
         rq = requests(trace, next_use, neighbour, edge_rtt_s)
         seq0 = int(self.state.seq[0])
         self.kernel.replay(self.code, self.tables, self.state, self.pstates, rq, log is not None,
@@ -444,6 +461,32 @@ class FastEngine:
         if done:
             self.last_ts = float(trace.ts[done - 1])
         return done
+
+    def _run_deferred(self, trace, next_use) -> int:
+        """Replay a chunk a piece at a time, each piece's accounting handed to the accounting thread."""
+        acc, n = self.accountant, len(trace.ts)
+        loop_totals = acc.start()
+        if not accountant.account_piece.signatures:  # compile it (or load it from the cache) on this thread
+            empty = requests(trace.slice(0, 0))
+            accountant.account_piece(self.tables, loop_totals, empty, acc.buffers[0], 0, _NO_LOG)
+        es = self.state
+        es.defer[0] = 1
+        try:
+            for lo in range(0, n, acc.piece):
+                hi = min(n, lo + acc.piece)
+                rq = requests(trace.slice(lo, hi), None if next_use is None else next_use[lo:hi])
+                piece = es._replace(block=acc.buffer(), totals=loop_totals)
+                self.kernel.replay(self.code, self.tables, piece, self.pstates, rq, False, _NO_LOG)
+                acc.submit(self.tables, rq, hi - lo, _NO_LOG)
+        finally:
+            es.defer[0] = 0
+        self.last_ts = float(trace.ts[n - 1])
+        return n
+
+    def flush(self) -> None:
+        """Wait for the accounting thread: afterwards the totals count every request replayed."""
+        if self.accountant is not None:
+            self.accountant.flush()
 
 
 _NO_LOG = new_log(0)

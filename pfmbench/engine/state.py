@@ -39,10 +39,10 @@ class Block(NamedTuple):
     tier: np.ndarray  # int8: the tier its load read the checkpoint from (MODEL.md §9.4; tables.TIER_*)
 
 
-def new_block() -> Block:
-    return Block(np.zeros(BLOCK, np.int8), np.zeros(BLOCK), np.zeros(BLOCK), np.zeros(BLOCK, np.int32),
-                 np.zeros(BLOCK, np.int8), np.zeros(BLOCK, np.int32), np.zeros(BLOCK, np.int8),
-                 np.zeros(BLOCK, np.int8), np.zeros(BLOCK), np.zeros(BLOCK), np.zeros(BLOCK, np.int8))
+def new_block(size: int = BLOCK) -> Block:
+    return Block(np.zeros(size, np.int8), np.zeros(size), np.zeros(size), np.zeros(size, np.int32),
+                 np.zeros(size, np.int8), np.zeros(size, np.int32), np.zeros(size, np.int8),
+                 np.zeros(size, np.int8), np.zeros(size), np.zeros(size), np.zeros(size, np.int8))
 
 
 class EngineState(NamedTuple):
@@ -88,6 +88,7 @@ class EngineState(NamedTuple):
     dram_in: np.ndarray  # int8 per model
     dram_used: np.ndarray  # int64 [1]
     dram_lru: DList
+    defer: np.ndarray  # int8 [1]: 1 while the loop leaves the accounting of its chunk to the caller (FastEngine)
 
 
 def new_engine_state(tables: Tables) -> EngineState:
@@ -101,7 +102,7 @@ def new_engine_state(tables: Tables) -> EngineState:
                        np.zeros(n, np.int8), np.zeros(n, np.int8), np.full(n, -1, np.int64), np.zeros(n), np.zeros(n),
                        np.zeros(n, np.int64),
                        new_context(n, k), new_totals(), new_block(),
-                       np.zeros(n, np.int8), np.zeros(1, np.int64), new_dlist(n))
+                       np.zeros(n, np.int8), np.zeros(1, np.int64), new_dlist(n), np.zeros(1, np.int8))
 
 
 class Requests(NamedTuple):

@@ -46,6 +46,10 @@ from ..engine.fast import use_order as _use_order_py
 from ..engine.jit import compiled, shared
 from . import Policy, register
 
+# Its loop accounts the loads it makes for no request itself: the engine keeps its accounting inline
+# (engine/accountant.py).
+LOADS_FOR_NO_REQUEST = True
+
 MARGIN = 2.0  # a preload's victims must forecast less than 1/MARGIN of its demand
 
 

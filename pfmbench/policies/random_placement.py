@@ -27,6 +27,10 @@ from .random import Random, State, new_state, victim  # noqa: F401  (random evic
 _evict_model, _place_model = compiled(_evict_model_py), compiled(_place_model_py)
 _fits_gpu, _load_bytes = compiled(_fits_gpu_py), compiled(_load_bytes_py)
 
+# Its loop accounts the loads it makes for no request itself: the engine keeps its accounting inline
+# (engine/accountant.py).
+LOADS_FOR_NO_REQUEST = True
+
 
 @njit(inline="always")
 def _drawable(es, tab, q):
