@@ -18,7 +18,11 @@ Timed, each the best of --repeat (wall clock and CPU; the machine may be shared)
   pfmbench e2e  pfmbench.api.replay_many(parquet, ["lru"]), summary only, in this process once the
                 compiled kernel is loaded (by the kernel runs): streamed Parquet reading on a background thread, the
                 kernel with the full cost model on this one, then the summary. CPU = the process's.
-  kernel        FastEngine(...).run(whole trace, already in memory): CPU of the replaying thread.
+  kernel        FastEngine(..., account_thread=False).run(whole trace, already in memory): deciding and
+                accounting on one thread; CPU of that thread.
+  kernel, 2 threads  the same with the accounting on a second thread (issue 18, engine/accountant.py, the
+                default): wall; CPU of the process (both threads). The deciding thread's own CPU is printed
+                as the `decide` stage, the rest as `account`.
   read          the Parquet trace to engine arrays, chunk by chunk as replay_many reads it (stream_chunks,
                 no prefetch thread): what reading alone costs. CPU = the process's (pyarrow's threads too).
   control       two kernel replays at once in two threads (the kernel releases the GIL): as fast as one if
@@ -139,7 +143,7 @@ def measure(work: Path, n: int, repeat: int, gpu_fraction: float = 0.25) -> dict
     FastEngine(tables, policy, 0).run(trace.slice(0, 10_000))  # load the compiled kernel
 
     def kernel_run(clock):
-        eng = FastEngine(tables, policy, 0)
+        eng = FastEngine(tables, policy, 0, account_thread=False)
         clock.start()
         eng.run(trace)
         clock.stop()
@@ -147,10 +151,25 @@ def measure(work: Path, n: int, repeat: int, gpu_fraction: float = 0.25) -> dict
 
     k_wall, k_cpu, counts = best_of(repeat, kernel_run)
 
+    def threaded_run(clock):
+        eng = FastEngine(tables, policy, 0, account_thread=True)
+        clock.cpu = time.process_time
+        t0 = time.thread_time()
+        clock.start()
+        eng.run(trace)
+        decide = time.thread_time() - t0
+        eng.flush()
+        clock.stop()
+        assert (eng.counts == counts).all(), "the accounting thread changed the results"
+        return decide
+
+    t_wall, t_cpu, decide_cpu = best_of(repeat, threaded_run)
+
     def two_kernels(clock):  # a control: does this machine have two free cores right now?
         import threading
 
-        threads = [threading.Thread(target=FastEngine(tables, policy, 0).run, args=(trace,)) for _ in range(2)]
+        threads = [threading.Thread(target=FastEngine(tables, policy, 0, account_thread=False).run, args=(trace,))
+                   for _ in range(2)]
         clock.start()
         for t in threads:
             t.start()
@@ -184,6 +203,7 @@ def measure(work: Path, n: int, repeat: int, gpu_fraction: float = 0.25) -> dict
     assert int(counts[C_REQUESTS]) == n
     same = lcs_misses == pfm_misses == row["loads"] + row["offloads"]
     return {"n": n, "lcs": (lcs_wall, lcs_cpu), "e2e": (e_wall, e_cpu), "kernel": (k_wall, k_cpu),
+            "threaded": (t_wall, t_cpu), "decide_cpu": decide_cpu,
             "read": (r_wall, r_cpu), "two_kernels": two_wall, "lcs_misses": lcs_misses, "pfm_misses": pfm_misses,
             "e2e_misses": row["loads"] + row["offloads"], "hits": int(counts[C_HITS]), "same": same}
 
@@ -195,12 +215,17 @@ def report(r: dict) -> None:
     for label, key in (("libCacheSim LRU, oracleGeneral (C loop)", "lcs"),
                        ("pfmbench LRU from Parquet (replay_many)", "e2e"),
                        ("pfmbench kernel alone (trace in memory)", "kernel"),
+                       ("pfmbench kernel, accounting on 2nd thread", "threaded"),
                        ("pfmbench Parquet read alone (stream_chunks)", "read")):
         w, c = r[key]
         print(f"{label:<44} {w:7.3f} {n / w / 1e6:8.1f} {c:7.3f} {n / c / 1e6:11.1f} {lw / w:12.2f}x")
     print(f"misses: libCacheSim {r['lcs_misses']:,}, pfmbench {r['pfm_misses']:,} (kernel) / {r['e2e_misses']:,} "
           f"(replay_many): {'equal' if r['same'] else 'DIFFERENT'}; hit ratio {r['hits'] / n:.3f}")
     ew = r["e2e"][0]
+    decide, account = r["decide_cpu"], r["threaded"][1] - r["decide_cpu"]
+    print(f"stages, CPU s: read {r['read'][1]:.3f} + decide {decide:.3f} + account {account:.3f} = "
+          f"{r['read'][1] + decide + account:.3f}; replay_many took {r['e2e'][1]:.3f} s CPU in {ew:.3f} s wall "
+          f"({r['e2e'][1] / ew:.2f} cores busy)")
     serial = r["read"][0] + r["kernel"][0]
     print(f"target: pfmbench from Parquet >= 1x libCacheSim (aim 2x): {lw / ew:.2f}x "
           f"({'meets' if lw / ew >= 1 else 'MISSES'}). Overlap: replay_many {ew:.3f} s vs read + kernel "
