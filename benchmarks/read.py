@@ -8,7 +8,8 @@ One trace of the 100-model catalog of run.py, written twice with the same rows:
 Each measurement runs in a fresh subprocess with PYTHONPATH set to a pfmbench tree (this one, and the tree of
 --old if given): `stream_chunks(file, catalog, chunk_rows)` iterated to the end, as the replay's reader thread
 does, best of --repeat for process CPU time (time.process_time, all threads) and for wall time; "decode" is
-pyarrow's read_row_group alone (use_threads=False) on the same file; peak RSS is the worker's ru_maxrss.
+pyarrow's read_row_group alone (use_threads=False) on the same file; "Arrow peak" is the most memory
+Arrow's pool held during one stream_chunks pass (what the reader keeps decoded at once).
 The two trees' chunks must agree value for value (checked on a digest of every chunk).
 
     python benchmarks/read.py                                   # 10M requests, about a minute
@@ -35,21 +36,21 @@ ROOT = HERE.parent
 def worker(path: str, catalog: str, chunk_rows: int, repeat: int) -> dict:
     """Runs inside the tree under test (PYTHONPATH): timings, peak RSS and a digest of the chunks."""
     import hashlib
-    import resource
 
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from pfmbench.catalog import load_catalog
     from pfmbench.trace.reader import stream_chunks
 
     cat = load_catalog(catalog)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     h = hashlib.sha256()
     for c in stream_chunks(path, cat, chunk_rows):  # once for the digest (and to warm the page cache)
         for a in (c.ts, c.pair, c.units, c.input_mb):
             h.update(a.dtype.str.encode())
             h.update(a.tobytes())
         h.update(repr((len(c), c.origin)).encode())
+    arrow_peak = pa.default_memory_pool().max_memory() or 0  # what the reader decodes at once, at most
     best_cpu = best_wall = best_decode = float("inf")
     for _ in range(repeat):
         w, t = time.perf_counter(), time.process_time()
@@ -62,9 +63,8 @@ def worker(path: str, catalog: str, chunk_rows: int, repeat: int) -> dict:
         for g in range(pf.metadata.num_row_groups):
             pf.read_row_group(g, use_threads=False)
         best_decode = min(best_decode, time.process_time() - t)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"cpu": best_cpu, "wall": best_wall, "decode": best_decode, "rss0_mb": rss0 / 1024,
-            "rss_mb": rss / 1024, "digest": h.hexdigest()}
+    return {"cpu": best_cpu, "wall": best_wall, "decode": best_decode, "arrow_mb": arrow_peak / 2**20,
+            "digest": h.hexdigest()}
 
 
 def run_worker(tree: Path, path: Path, catalog: Path, chunk_rows: int, repeat: int) -> dict:
@@ -118,7 +118,7 @@ def main() -> None:
         print(f"{machine()}; {a.requests:,} requests, chunk_rows {a.chunk_rows:,}, best of {a.repeat}; "
               f"write_synth {t_synth:.1f} s")
         trees = [("this tree", ROOT)] + ([("old tree", a.old.resolve())] if a.old else [])
-        print("| reader | file | size MB | decode CPU s | stream_chunks CPU s | wall s | peak RSS MB (before) |")
+        print("| reader | file | size MB | decode CPU s | stream_chunks CPU s | wall s | Arrow peak MiB |")
         print("|---|---|---:|---:|---:|---:|---:|")
         digests = set()
         for fmt in ("old", "new"):
@@ -126,7 +126,7 @@ def main() -> None:
                 r = run_worker(tree, files[fmt], catalog, a.chunk_rows, a.repeat)
                 digests.add(r["digest"])
                 print(f"| {label} | {fmt} writer | {files[fmt].stat().st_size / 1e6:.1f} | {r['decode']:.3f} | "
-                      f"{r['cpu']:.3f} | {r['wall']:.3f} | {r['rss_mb']:.0f} ({r['rss0_mb']:.0f}) |", flush=True)
+                      f"{r['cpu']:.3f} | {r['wall']:.3f} | {r['arrow_mb']:.0f} |", flush=True)
         print(f"chunks identical across readers and files: {'yes' if len(digests) == 1 else 'NO'}")
         if len(digests) != 1:
             sys.exit(1)

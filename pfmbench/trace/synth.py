@@ -67,8 +67,8 @@ def zipf_probabilities(n: int, alpha: float) -> np.ndarray:
     return w / w.sum()
 
 
-MAX_REQUESTS = 10**9  # beyond this synth refuses unless forced (about 11 GB of Parquet; minutes to write)
-MAX_FORCED_REQUESTS = 10**12  # refused even with --force (about 11 TB of Parquet; days to write)
+MAX_REQUESTS = 10**9  # beyond this synth refuses unless forced (about 9 GB of Parquet; minutes to write)
+MAX_FORCED_REQUESTS = 10**12  # refused even with --force (about 9 TB of Parquet; days to write)
 MAX_SEED = 2**64 - 1
 BYTES_PER_REQUEST = 11  # Parquet bytes per synthetic request, measured (docs/traces.md)
 
