@@ -72,9 +72,10 @@ def timed_child(cmd: list[str], env: dict, cwd: Path) -> tuple[float, float]:
     return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
-def kernel(trees: dict, work: Path, n: int, rounds: int, repeat: int, fraction: float) -> dict:
+def kernel(trees: dict, work: Path, n: int, rounds: int, repeat: int, fraction: float,
+           models: tuple[int, ...] = (100, 10_000)) -> dict:
     out = {}
-    for n_models in (100, 10_000):
+    for n_models in models:
         cpath = work / f"catalog{n_models}.csv"
         total = write_catalog(cpath, n_models)
         tpath = work / f"trace{n_models}.parquet"
@@ -215,14 +216,16 @@ def tables_md(res: dict) -> str:
     lines = []
     if "kernel" in res:
         k = res["kernel"]
-        pols = list(k[100]["best"]["new"])
+        sizes = [nm for nm in k if isinstance(nm, int)]
+        pols = list(k[sizes[0]]["best"]["new"])
         for key, what in (("wall_s", "wall"), ("cpu_s", "CPU (all threads)")):
+            head = " | ".join(f"{nm:,} models: old | new | ×" for nm in sizes)
             lines += [f"M requests/s from {what}:", "",
-                      "| policy | 100 models: old | new | × | 10,000 models: old | new | × | hit ratio (100 / 10,000) |",
-                      "|---|---:|---:|---:|---:|---:|---:|---|"]
+                      f"| policy | {head} | hit ratio ({' / '.join(f'{nm:,}' for nm in sizes)}) |",
+                      "|---|" + "---:|---:|---:|" * len(sizes) + "---|"]
             for p in pols:
                 row = [p]
-                for nm in (100, 10_000):
+                for nm in sizes:
                     b, n = k[nm]["best"], k[nm]["requests"]
                     w = n / b["new"][p][key] / 1e6
                     if p in b["old"]:
@@ -230,8 +233,8 @@ def tables_md(res: dict) -> str:
                         row += [f"{o:.1f}", f"**{w:.1f}**", f"{w / o:.2f}"]
                     else:  # a policy the old tree does not have
                         row += ["–", f"**{w:.1f}**", "–"]
-                hr = [k[nm]["best"]["new"][p]["counts"][1] / k[nm]["requests"] for nm in (100, 10_000)]
-                row.append(f"{hr[0]:.2f} / {hr[1]:.2f}")
+                hr = [k[nm]["best"]["new"][p]["counts"][1] / k[nm]["requests"] for nm in sizes]
+                row.append(" / ".join(f"{h:.2f}" for h in hr))
                 lines.append("| " + " | ".join(row) + " |")
             lines.append("")
     if "e2e" in res:
@@ -271,6 +274,7 @@ def main(argv=None) -> None:
     ap.add_argument("--repeat", type=int, default=2, help="kernel replays per policy per round (default 2)")
     ap.add_argument("--only", default="kernel,e2e,compile")
     ap.add_argument("--gpu-fraction", type=float, default=0.25)
+    ap.add_argument("--models", default="100,10000", help="catalog sizes of the kernel runs (default 100,10000)")
     ap.add_argument("--workdir", type=Path, help="catalogs and traces (default: a temp dir, removed)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     a = ap.parse_args(argv)
@@ -285,7 +289,8 @@ def main(argv=None) -> None:
     res: dict = {"requests": a.requests, "trees": {k: str(v) for k, v in trees.items()}, "rev": rev}
     try:
         if "kernel" in only:
-            res["kernel"] = kernel(trees, work, a.requests, a.rounds, a.repeat, a.gpu_fraction)
+            res["kernel"] = kernel(trees, work, a.requests, a.rounds, a.repeat, a.gpu_fraction,
+                                   tuple(int(m) for m in a.models.split(",")))
         if "e2e" in only:
             res["e2e"] = e2e(trees, work, a.requests, a.rounds, a.gpu_fraction)
         if "compile" in only:
