@@ -119,7 +119,8 @@ def scenario_chunks(sc: Scenario, catalog: Catalog, chunk_rows: int):
 class _Runner:
     """One policy's replay on the fast or the reference engine, fed chunk by chunk."""
 
-    def __init__(self, name: str, tables, sc: Scenario, catalog: Catalog, engine: str):
+    def __init__(self, name: str, tables, sc: Scenario, catalog: Catalog, engine: str,
+                 account_thread: bool | None = None):
         self.policy = get_policy(name, sc.seed)
         self.name = self.policy.name or name  # a drop-in file reports its registered name
         if engine == "fast" and self.policy.fast is None:
@@ -129,7 +130,7 @@ class _Runner:
         self.abandoned = False  # left running on its thread (a stop signal or --policy-timeout; run_side_by_side)
         self.admission = ADMISSION_NAMES[tables.for_policy(self.policy).admission]  # the rule both engines use
         if self.fast:
-            self.engine = FastEngine(tables, self.policy, sc.seed)
+            self.engine = FastEngine(tables, self.policy, sc.seed, account_thread)
         else:
             with self._user_code():  # the engine calls a drop-in's bind()
                 self.engine = ReferenceEngine(tables, self.policy, sc.seed, [m.name for m in catalog.models],
@@ -354,7 +355,10 @@ class Replay:
 
     def attempt(self, chunks, writer_path, streamed: bool) -> list[_Runner]:
         tables, progress = self.tables, self.progress
-        runners = [_Runner(n, tables, self.sc, self.cat, self.engine) for n in self.names if n not in OPT_NAMES]
+        names = [n for n in self.names if n not in OPT_NAMES]
+        # Policies side by side on every core: an accounting thread each would find no free core (accountant.py).
+        thread = None if len(names) < (os.cpu_count() or 1) else False
+        runners = [_Runner(n, tables, self.sc, self.cat, self.engine, thread) for n in names]
         self.optc = optc = (OptCollector(tables, exact=True if self.opt_name == "opt-exact" else None)
                             if self.opt_name else None)
         writer = index = nxt = None

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import InputError
-from .point import Point, _ignore_sigint, run_point
+from .point import Point, _start_worker, run_point
 
 # -- executors ----------------------------------------------------------------------------------
 
@@ -29,7 +29,8 @@ def _run_processes(points: list[Point], workers: int, done: Done) -> None:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_ignore_sigint)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_start_worker,
+                               initargs=(workers >= (os.cpu_count() or 1),))
     # Workers started while SIGINT is ignored inherit that, so a Ctrl-C never reaches one before its
     # initializer has run; the driver stops them itself.
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -62,6 +62,14 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _start_worker(cores_busy: bool) -> None:
+    """Process-pool worker initializer. With a worker on every core, a second thread for each replay's
+    accounting (engine/accountant.py) finds no free core and only adds work: keep it inline (same results)."""
+    _ignore_sigint()
+    if cores_busy:
+        os.environ.setdefault("PFMBENCH_ACCOUNT_THREAD", "0")
+
+
 # -- part files ---------------------------------------------------------------------------------
 
 class PartStore:
