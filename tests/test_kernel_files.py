@@ -112,3 +112,33 @@ def test_a_loop_breaking_a_rule_is_refused_naming_the_line(tmp_path, body, why):
     lineno = int(re.match(rf"{re.escape(str(path))}:(\d+): ", msg).group(1))
     assert path.read_text().splitlines()[lineno - 1].strip() in msg  # the line named is the line shown
     assert lineno > HEADER.count("\n") + 2  # a line of the loop's body
+
+
+def test_the_kernel_without_the_options_paths_gives_the_same_bits():
+    """A replay that uses none of MODEL.md §9's options runs the kernel compiled with ALL_OPTIONS = False
+    (issue 18); the kernel with every path gives it the same results, bit for bit."""
+    from pfmbench.api import resolve, scenario_trace
+    from pfmbench.engine.fast import FastEngine
+    from pfmbench.engine.tables import build_tables
+    from pfmbench.policies import get_policy
+    from pfmbench.trace.schema import read_trace
+
+    sc, cat, _ = resolve(requests=3000)
+    trace = read_trace(scenario_trace(sc, cat), cat)
+    tables = build_tables(sc, cat)
+    assert not tables.all_options
+    assert build_tables(sc.with_overrides(substitute="before-cloud"), cat).all_options
+    for name in ("lc", "lru", "gdsf", "belady"):
+        policy = get_policy(name)
+        lean = FastEngine(tables, policy, 0, account_thread=False)
+        assert lean.kernel.ALL_OPTIONS is False
+        full = FastEngine(tables, policy, 0, account_thread=False, all_options=True)
+        assert full.kernel.ALL_OPTIONS is True
+        nxt = None
+        if policy.needs_next_use:
+            from pfmbench.engine.fast import next_uses
+            nxt = next_uses(tables.pair_model[trace.pair])
+        for eng in (lean, full):
+            eng.run(trace, None, nxt)
+        for a, b in zip(lean.totals[:3], full.totals[:3]):
+            np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))

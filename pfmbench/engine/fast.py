@@ -105,6 +105,10 @@ from .state import (  # noqa: F401  (re-exported: policies, the kernel and tests
 )
 from .tables import ADMIT_COST, ADMIT_OUTRANK, DISPATCH_CHEAPEST, SUB_BEFORE_LOAD, SUB_NEVER, Tables
 
+# The kernel of a replay that uses none of MODEL.md §9's options that change what the loop does (devices,
+# weight tiers, shared bases, substitutes, precision levels, partial caching: Tables.all_options) is compiled
+# with ALL_OPTIONS = False, and LLVM drops those paths (kernel.py); every other is compiled with True.
+ALL_OPTIONS = True
 
 # -- the request loop -----------------------------------------------------------------------------------
 # The policy hooks as the loop calls them. kernel.py compiles the loop with each call replaced by a switch
@@ -166,7 +170,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 warmup_ends(tab, es, seq0 + i, now)
             # The user's device runs it when that costs least now (MODEL.md §9.4): decided before the edge hears
             # of it, so the edge's cache, policy, context, queue and request counts never see it.
-            if tab.device_on != 0 and device_serves(tab, es, rq.pair[i], rq.units[i], rq.input_mb[i], now):
+            if ALL_OPTIONS and tab.device_on != 0 and device_serves(tab, es, rq.pair[i], rq.units[i], rq.input_mb[i], now):
                 _decided(blk, i - b0, DEVICE, 0.0, 0.0, 0, False, rq.pair[i], 0, 0, 0.0, 0.0, 0)
                 continue
             # The idle time before this request: the policy may preload (preload_model); it sees only the
@@ -192,13 +196,13 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 # A model larger than the GPU is always offloaded; otherwise the policy and the admission
                 # rule decide (MODEL.md §4). A model loaded now serves zero-shot: its context is empty.
                 k_own, k_eff, f = 0.0, 0.0, 1.0
-                tier = checkpoint_tier(tab, es, m)  # where m's checkpoint is read from (MODEL.md §9.4)
-                load = tier_time(tab, tab.load_time[m], tier)
+                tier = checkpoint_tier(tab, es, m) if ALL_OPTIONS else 0  # where m's checkpoint is read from (MODEL.md §9.4)
+                load = tier_time(tab, tab.load_time[m], tier) if ALL_OPTIONS else tab.load_time[m]
                 admitted = fits_gpu_at_some_level(tab, m)
                 if admitted:
                     admitted = admit(code, pss, es, tab, m, now)
                     g = tab.base_of[m]
-                    if needs_base(tab, es, m):  # its base is not resident: base and adapter load
+                    if ALL_OPTIONS and needs_base(tab, es, m):  # its base is not resident: base and adapter load
                         with_base = True
                         load = tab.base_load[g] + tab.load_time[m]
                     if (admitted and tab.admission == ADMIT_OUTRANK
@@ -216,7 +220,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                     admitted = False
             loaded = admitted and not cached
             sub = -1  # the pair of a cached equivalent that serves it instead (MODEL.md §9.1)
-            if loaded and tab.substitute == SUB_BEFORE_LOAD:  # rather than loading, if that costs less now
+            if ALL_OPTIONS and loaded and tab.substitute == SUB_BEFORE_LOAD:  # rather than loading, if that costs less now
                 j = first_free_executor(es.free_at)
                 sub = find_substitute(tab, es, p, units, input_mb, now,
                                       edge_price(tab, p, units, input_mb, 0.0, max(now, es.free_at[j]) - now, load))
@@ -225,27 +229,27 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
             load_part = 0  # the prefix of its layers it loads (MODEL.md §9.3; 0: whole)
             if loaded:
                 need = load_bytes(tab, es, m)
-                if tab.n_levels[m] > 1:
+                if ALL_OPTIONS and tab.n_levels[m] > 1:
                     load_level = ladder_level(tab, m, tab.capacity_bytes - es.used[0], es.seen[m], now)
                     need = tab.mem_level[m, load_level]
                     load = tier_time(tab, tab.load_level[m, load_level], tier)
-                if tab.partial != 0 and tab.base_of[m] < 0 and es.used[0] + need > tab.capacity_bytes:
+                if ALL_OPTIONS and tab.partial != 0 and tab.base_of[m] < 0 and es.used[0] + need > tab.capacity_bytes:
                     load_part = prefix_to_load(tab, m, tab.capacity_bytes - es.used[0])  # MODEL.md §9.3
                     if load_part > 0:
                         need = tab.part_bytes[m, load_part]
                         load = tier_time(tab, tab.part_load[m, load_part], tier)
-                if tab.base_of[m] >= 0 and tab.base_of[m] != m and not with_base:
+                if ALL_OPTIONS and tab.base_of[m] >= 0 and tab.base_of[m] != m and not with_base:
                     es.pinned[0] = tab.base_of[m]  # its resident base stays while room is made for its adapter
                 while es.used[0] + need > tab.capacity_bytes:
                     v = victim(code, pss, es, tab, now)
                     if v < 0:
                         break  # the policy ranks the newcomer itself lowest (GDSF): offloaded after these evictions
                     on_evict(code, pss, es, tab, v)
-                    if v == es.pinned[0]:  # the base the adapter needs: held out, put back below
+                    if ALL_OPTIONS and v == es.pinned[0]:  # the base the adapter needs: held out, put back below
                         _hold_out(es, v)
                         held = v
                         continue
-                    if tab.base_of[v] == v:  # a base: its cached variants leave first (a cascade)
+                    if ALL_OPTIONS and tab.base_of[v] == v:  # a base: its cached variants leave first (a cascade)
                         for q in range(tab.base_of.shape[0]):
                             if tab.base_of[q] == v and q != v and es.cached[q] != 0:
                                 on_evict(code, pss, es, tab, q)
@@ -253,16 +257,16 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                                 evictions += 1
                     _evict(tab, es, v, now)
                     evictions += 1
-                if held >= 0:  # back in the policy's order, as if loaded by this request
+                if ALL_OPTIONS and held >= 0:  # back in the policy's order, as if loaded by this request
                     _put_back(es, held, seq0 + i)
                     on_insert(code, pss, es, tab, held)
                 if es.used[0] + need > tab.capacity_bytes:
                     es.totals.counts[C_DECLINED] += 1
                     admitted = False
                     _unpin(tab, es)
-            if not admitted and tab.substitute != SUB_NEVER:  # rather than offloading, if that costs less now
+            if ALL_OPTIONS and not admitted and tab.substitute != SUB_NEVER:  # rather than offloading, if that costs less now
                 sub = find_substitute(tab, es, p, units, input_mb, now, cloud_price(tab, p, units, input_mb))
-            if sub >= 0:  # served by the equivalent's copy, with its context, on the first free executor
+            if ALL_OPTIONS and sub >= 0:  # served by the equivalent's copy, with its context, on the first free executor
                 e = tab.pair_model[sub]
                 k_own, k_eff, f = examples_at_service(tab, cx, sub, e, now)
                 start, compute = take_executor(tab, es, e, sub, units, k_eff, now, es.ready_at[e], 0.0,
@@ -291,18 +295,19 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                     on_insert(code, pss, es, tab, g)
                 _insert(tab, es, m, seq0 + i, now)
                 _unpin(tab, es)
-                keep_checkpoint(tab, es, m)
+                if ALL_OPTIONS:
+                    keep_checkpoint(tab, es, m)
                 on_insert(code, pss, es, tab, m)
             level = es.level[m]
             upgrade_s = 0.0  # a hit on a reduced copy reloads the rest of its weights first, once they fit
-            if not loaded and level > 0 and (es.used[0] + tab.mem_level[m, 0] - tab.mem_level[m, level]
+            if ALL_OPTIONS and not loaded and level > 0 and (es.used[0] + tab.mem_level[m, 0] - tab.mem_level[m, level]
                                               <= tab.capacity_bytes):
                 es.used[0] += tab.mem_level[m, 0] - tab.mem_level[m, level]
                 es.level[m] = 0
                 upgrade_s = tier_time(tab, tab.upgrade_time[m, level], checkpoint_tier(tab, es, m))
                 level = 0
             part = es.part[m]
-            if not loaded and part > 0:  # a prefix grows by what fits the free memory now (MODEL.md §9.3)
+            if ALL_OPTIONS and not loaded and part > 0:  # a prefix grows by what fits the free memory now (MODEL.md §9.3)
                 grow = prefix_to_grow(tab, m, part, tab.capacity_bytes - es.used[0])
                 if grow != part:
                     es.used[0] += tab.part_bytes[m, grow] - tab.part_bytes[m, part]
@@ -334,7 +339,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
             es.requests[m] += 1
             on_hit(code, pss, es, tab, m, loaded)
             g = tab.base_of[m]
-            if g >= 0 and g != m:  # a variant served: its base is used too, after it (loaded with it, or put back)
+            if ALL_OPTIONS and g >= 0 and g != m:  # a variant served: its base is used too, after it (loaded with it, or put back)
                 es.last_use[g] = seq0 + i
                 es.requests[g] += 1
                 base_loaded = with_base or held >= 0
@@ -383,9 +388,11 @@ def no_preload(ps, es, tab, now):
 class FastEngine:
     """Replays chunks of a trace through a built-in policy on the compiled kernel; state carries over."""
 
-    def __init__(self, tables: Tables, policy, seed: int = 0, account_thread: bool | None = None):
+    def __init__(self, tables: Tables, policy, seed: int = 0, account_thread: bool | None = None,
+                 all_options: bool = False):
         """account_thread: account on a second thread where that gives the same results (accountant.py);
-        default: yes, unless PFMBENCH_ACCOUNT_THREAD=0."""
+        default: yes, unless PFMBENCH_ACCOUNT_THREAD=0. all_options: the kernel with MODEL.md §9's paths
+        (ALL_OPTIONS) even where the tables use none of those options (Tables.all_options)."""
         from ..policies import BUILTIN_GROUPS, builtin_modules
         from .kernel import load_kernel
 
@@ -393,9 +400,9 @@ class FastEngine:
             raise ValueError(f"policy {policy.name!r} has no fast implementation")
         group = next(g for g in BUILTIN_GROUPS if policy.fast in g)
         modules = builtin_modules(group)
-        self.kernel = load_kernel(modules)
-        self.code = group.index(policy.fast)
         self.tables = tables = tables.for_policy(policy)
+        self.kernel = load_kernel(modules, bool(all_options) or tables.all_options)  # never lean where it is needed
+        self.code = group.index(policy.fast)
         self.policy = policy
         self.state = new_engine_state(tables)
         # Every built-in's state, so that the kernel's argument types (and its cache entry) never change;

@@ -138,7 +138,7 @@ def _check_loop(loop, text: str, first: int, modules: list[str]) -> tuple[list[s
     return shared, carried, set(hook_lines)
 
 
-def kernel_source(modules: list[str], loop=None) -> str:
+def kernel_source(modules: list[str], loop=None, all_options: bool = True) -> str:
     """The text of the kernel module for these policy modules (policy code i = modules[i]), made from the loop
     (default: fast.replay_requests) under the rules above; raises KernelSourceError naming a line that breaks
     one."""
@@ -170,7 +170,9 @@ def kernel_source(modules: list[str], loop=None) -> str:
              "from numba import njit", "", f"import {loop.__module__} as fast",
              "from pfmbench.engine.jit import compiled, kernel_pipeline"]
     lines += [f"import {mod} as p{i}" for i, mod in enumerate(modules)]
-    lines += [""] + [f"{n} = compiled(fast.{n})" for n in shared] + [f"{n} = fast.{n}" for n in consts]
+    # ALL_OPTIONS is the kernel's variant (fast.py): False drops the paths of options a replay does not use.
+    lines += [""] + [f"{n} = compiled(fast.{n})" for n in shared]
+    lines += [f"{n} = {all_options}" if n == "ALL_OPTIONS" else f"{n} = fast.{n}" for n in consts]
     lines += ["", "", '@njit(inline="always")', *out, "", "",
               "@njit(nogil=True, cache=True, _nrt=False, pipeline_class=kernel_pipeline())", "def replay(code, tab, es, pss, rq, log_on, log):",
               f"    {loop.__name__}(code, tab, es, pss, rq, log_on, log)",
@@ -190,14 +192,16 @@ def _prune(folder: Path, prefix: str, keep: str) -> None:
                 f.unlink()
 
 
-def load_kernel(modules: list[str]):
-    """The kernel module for these policy modules, written if needed and imported once per process."""
-    if tuple(modules) in _kernels:
-        return _kernels[tuple(modules)]
+def load_kernel(modules: list[str], all_options: bool = True):
+    """The kernel module for these policy modules, written if needed and imported once per process;
+    all_options=False: the variant without MODEL.md §9's paths (Tables.all_options)."""
+    key = (tuple(modules), all_options)
+    if key in _kernels:
+        return _kernels[key]
     for mod in modules:
         importlib.import_module(mod)
-    text = kernel_source(modules)
-    group = hashlib.sha256(" ".join(modules).encode()).hexdigest()[:6]
+    text = kernel_source(modules, all_options=all_options)
+    group = hashlib.sha256((" ".join(modules) + ("" if all_options else " lean")).encode()).hexdigest()[:6]
     name = f"kernel_{group}_{hashlib.sha256(text.encode()).hexdigest()[:12]}.py"
     path = None
     for folder in (Path(__file__).parent / "__pycache__",
@@ -221,5 +225,5 @@ def load_kernel(modules: list[str]):
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     module.MODULES = list(modules)
-    _kernels[tuple(modules)] = module
+    _kernels[key] = module
     return module

@@ -129,6 +129,13 @@ class Tables(NamedTuple):
     def n_models(self) -> int:
         return len(self.mem_bytes)
 
+    @property
+    def all_options(self) -> bool:
+        """Does a replay need the loop's paths for MODEL.md §9's options (fast.ALL_OPTIONS)? Not when devices,
+        weight tiers, shared bases, substitutes, precision levels and partial caching are all off."""
+        return bool(self.device_on != 0 or self.tier != 0 or (self.base_of >= 0).any() or self.substitute != SUB_NEVER
+                    or (self.n_levels > 1).any() or self.partial != 0)
+
     def for_policy(self, policy) -> Tables:
         """These tables with the admission rule that `policy` replays under (its own unless the scenario
         names one)."""
