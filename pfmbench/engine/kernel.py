@@ -1,6 +1,8 @@
 """The compiled kernel: the request loop (fast.replay_requests) with every built-in policy's hooks inlined
 behind a switch at each call, generated from the registry: one kernel per group of
-pfmbench.policies.BUILTIN_GROUPS, compiled when a policy of the group is first replayed.
+pfmbench.policies.BUILTIN_GROUPS, compiled when a policy of the group is first replayed; and of each, two
+variants: the loop's constant ALL_OPTIONS set to True, or to False for a replay that uses none of MODEL.md §9's
+options (Tables.all_options), so that LLVM drops their paths (issue 18: ~15% of the deciding thread's time).
 
 Why one generated kernel, and the switch written out in the loop:
 - A loop specialised per policy compiled in 2.5-6.6 s each (24 s for the six built-ins), where one loop
