@@ -196,7 +196,7 @@ class Objective:
     requests: int = 88
 
     def constants(self, x) -> dict:
-        return {f.key: (int(round(v)) if f.integer else float(v)) for f, v in zip(self.free, x, strict=True)}
+        return {f.key: (round(v) if f.integer else float(v)) for f, v in zip(self.free, x, strict=True)}
 
     def values(self, x) -> dict:
         """{policy: {metric: value}} at point x."""

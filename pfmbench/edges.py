@@ -354,9 +354,9 @@ def replay_edges(source, trace_name: str, policies: list[str], sc: Scenario, cat
                                                         for r in edge_rows[j]))
         shared = [n for n in first["notes"].split("; ")
                   if n and all(n in r["notes"].split("; ") for r in edge_rows[j])]
-        row["notes"] = "; ".join([f"total of {len(sc.edges)} edge servers (cooperation {sc.cooperation}): counts "
-                                  "and sums add the edges' rows, ratios, means and percentiles are recomputed from "
-                                  "them",
+        row["notes"] = "; ".join([(f"total of {len(sc.edges)} edge servers (cooperation {sc.cooperation}): counts "
+                                   "and sums add the edges' rows, ratios, means and percentiles are recomputed from "
+                                   "them"),
                                   *shared])
         for k in row:  # the edges' own value where they share it; none where they differ
             if k.startswith("setting_edge_"):

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import atexit
+import math
 import os
 import shutil
 import sys
@@ -44,7 +45,7 @@ def env_number(name: str, default, *, kind=float, lo=None, hi=None):
         return default
     try:
         value = kind(text.strip())
-        if kind is float and value != value:  # NaN
+        if kind is float and math.isnan(value):
             raise ValueError
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise ValueError

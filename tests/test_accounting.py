@@ -155,7 +155,7 @@ def test_random_placement_caches_at_random_and_serves_only_what_is_cached():
     assert c[C.C_PRELOADS] + c[C.C_LOADS] == int(np.sum(log["outcome"] != C.HIT))
     assert c[C.C_PRELOADS] > 0 and c[C.C_HITS] > 0
     assert state.state.used[0] <= 3e9
-    again, log2 = _replay(cat, seq, "random-placement", admission="always", memory=3.0, seed=7)
+    _, log2 = _replay(cat, seq, "random-placement", admission="always", memory=3.0, seed=7)
     np.testing.assert_array_equal(log["outcome"], log2["outcome"])  # seeded: the same placements
 
 

@@ -50,7 +50,7 @@ def test_the_count_of_remaining_problems_is_exact(tmp_path, bad, kind):
         assert f"(and {total - 1:,} more;" in str(e.value)
     else:
         assert "more" not in str(e.value)
-    n_rows, problems = trace_problems(path, cat, limit=0)
+    _, problems = trace_problems(path, cat, limit=0)
     assert problem_count(problems) == total
     assert [r for r, _ in problems] == sorted(r for r, _ in problems)
     assert problems[0][0] == 50 and len(problems) <= 1000
@@ -127,7 +127,7 @@ def test_import_csv_errors_name_the_physical_line(cli, tmp_path, layout, what):
            "bad units (validated after)": "1,GPT3-13B,x,5e9", "bad date": "yesterday,GPT3-13B,x,1"}[what]
     src = tmp_path / "t.csv"
     if what == "bad date":
-        header, ok, okq = header, "2024-01-01 00:00:00,GPT3-13B,x,1", '2024-01-01 00:00:01,GPT3-13B,"a\nb\n\nc",1'
+        ok, okq = "2024-01-01 00:00:00,GPT3-13B,x,1", '2024-01-01 00:00:01,GPT3-13B,"a\nb\n\nc",1'
     line = _first_blank(src, _write_csv(src, header, ok, okq, bad, layout))
     args = ["--time-format", "%Y-%m-%d %H:%M:%S"] if what == "bad date" else []
     r = cli("import", "csv", src, "-o", tmp_path / "t.parquet", *args)
@@ -141,7 +141,7 @@ def test_catalog_csv_errors_name_the_physical_line(cli, tmp_path, layout, what):
     header = "model,family,task,params_m,gflops,zero_shot,note"
     ok = "A,LFM,t,10,1,5,x"
     okq = 'B,LFM,t,10,1,5,"a\nb\n\nc"'
-    okq = okq  # each okq row is a model of its own: repeat names are models with one more task
+    # (each okq row is a model of its own: repeat names are models with one more task)
     bad = {"bad number": "C,LFM,t,-10,1,5,x", "extra fields": "C,LFM,t,10,1,5,x,y,z",
            "duplicate task": "A,LFM,t,10,1,5,y"}[what]
     src = tmp_path / "c.csv"
@@ -151,7 +151,6 @@ def test_catalog_csv_errors_name_the_physical_line(cli, tmp_path, layout, what):
         ok = ok.replace("A,", "D,")
     line = _write_csv(src, header, ok, okq.replace("B,LFM,t", "B,LFM,u"), bad, layout)
     if what == "duplicate task":  # the duplicate is the second A row, after the bad one: the bad is the later
-        text = src.read_text()
         line = None
     r = cli("models", "--catalog", src)
     assert r.code == 2, r.err
@@ -324,7 +323,7 @@ def test_a_drop_in_calling_os_exit_is_its_error(small_trace, tmp_path, where, co
     (tmp_path / "hostile.py").write_text("\n".join(lines) + "\n")
     proc = _pfmbench(["replay", small_trace, "-p", "hostile.py,lru", "--engine", "reference", "--gpu-memory", "3",
                       "--out", tmp_path / "r.parquet"], tmp_path)
-    out, err = proc.communicate(timeout=600)
+    _, err = proc.communicate(timeout=600)
     err = err.decode()
     assert proc.returncode == 2, err
     assert err.count("\n") == 1 and "hostile.py" in err and f"os._exit({code})" in err, err

@@ -2,9 +2,9 @@
 defines them in, a built-in without them is refused loudly, and every hand-written list of policies (the
 docs' table, the README's policy section, the oracle list) names exactly the registered built-ins."""
 
+import importlib.util
 import re
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -64,16 +64,20 @@ def new_state(tables, seed):
 
 
 @pytest.fixture
-def fake_builtin(monkeypatch):
-    """Make a module pfmbench.policies.<short> from source, listed in BUILTINS; undone afterwards."""
+def fake_builtin(monkeypatch, tmp_path):
+    """Make a module pfmbench.policies.<short> from source (a file, imported), listed in BUILTINS; undone
+    afterwards."""
 
     def make(short, source):
         name = f"pfmbench.policies.{short}"
-        mod = types.ModuleType(name)
+        path = tmp_path / f"{short}.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
         monkeypatch.setitem(sys.modules, name, mod)
         monkeypatch.setattr(P, "BUILTINS", (*P.BUILTINS, short))
         monkeypatch.setattr(P, "REGISTRY", dict(P.REGISTRY))  # registrations below leave the real one as it was
-        exec(compile(source, f"<{name}>", "exec"), mod.__dict__)
+        spec.loader.exec_module(mod)
         return name, mod
 
     return make
