@@ -170,7 +170,8 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 warmup_ends(tab, es, seq0 + i, now)
             # The user's device runs it when that costs least now (MODEL.md §9.4): decided before the edge hears
             # of it, so the edge's cache, policy, context, queue and request counts never see it.
-            if ALL_OPTIONS and tab.device_on != 0 and device_serves(tab, es, rq.pair[i], rq.units[i], rq.input_mb[i], now):
+            if (ALL_OPTIONS and tab.device_on != 0
+                    and device_serves(tab, es, rq.pair[i], rq.units[i], rq.input_mb[i], now)):
                 _decided(blk, i - b0, DEVICE, 0.0, 0.0, 0, False, rq.pair[i], 0, 0, 0.0, 0.0, 0)
                 continue
             # The idle time before this request: the policy may preload (preload_model); it sees only the
@@ -196,7 +197,8 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 # A model larger than the GPU is always offloaded; otherwise the policy and the admission
                 # rule decide (MODEL.md §4). A model loaded now serves zero-shot: its context is empty.
                 k_own, k_eff, f = 0.0, 0.0, 1.0
-                tier = checkpoint_tier(tab, es, m) if ALL_OPTIONS else 0  # where m's checkpoint is read from (MODEL.md §9.4)
+                # where m's checkpoint is read from (MODEL.md §9.4)
+                tier = checkpoint_tier(tab, es, m) if ALL_OPTIONS else 0
                 load = tier_time(tab, tab.load_time[m], tier) if ALL_OPTIONS else tab.load_time[m]
                 admitted = fits_gpu_at_some_level(tab, m)
                 if admitted:
@@ -220,7 +222,8 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                     admitted = False
             loaded = admitted and not cached
             sub = -1  # the pair of a cached equivalent that serves it instead (MODEL.md §9.1)
-            if ALL_OPTIONS and loaded and tab.substitute == SUB_BEFORE_LOAD:  # rather than loading, if that costs less now
+            # rather than loading, if that costs less now
+            if ALL_OPTIONS and loaded and tab.substitute == SUB_BEFORE_LOAD:
                 j = first_free_executor(es.free_at)
                 sub = find_substitute(tab, es, p, units, input_mb, now,
                                       edge_price(tab, p, units, input_mb, 0.0, max(now, es.free_at[j]) - now, load))
@@ -257,16 +260,17 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                                 evictions += 1
                     _evict(tab, es, v, now)
                     evictions += 1
-                if ALL_OPTIONS and held >= 0:  # back in the policy's order, as if loaded by this request
+                if held >= 0:  # back in the policy's order, as if loaded by this request
                     _put_back(es, held, seq0 + i)
                     on_insert(code, pss, es, tab, held)
                 if es.used[0] + need > tab.capacity_bytes:
                     es.totals.counts[C_DECLINED] += 1
                     admitted = False
                     _unpin(tab, es)
-            if ALL_OPTIONS and not admitted and tab.substitute != SUB_NEVER:  # rather than offloading, if that costs less now
+            # rather than offloading, if that costs less now
+            if ALL_OPTIONS and not admitted and tab.substitute != SUB_NEVER:
                 sub = find_substitute(tab, es, p, units, input_mb, now, cloud_price(tab, p, units, input_mb))
-            if ALL_OPTIONS and sub >= 0:  # served by the equivalent's copy, with its context, on the first free executor
+            if sub >= 0:  # served by the equivalent's copy, with its context, on the first free executor
                 e = tab.pair_model[sub]
                 k_own, k_eff, f = examples_at_service(tab, cx, sub, e, now)
                 start, compute = take_executor(tab, es, e, sub, units, k_eff, now, es.ready_at[e], 0.0,
@@ -307,7 +311,8 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 upgrade_s = tier_time(tab, tab.upgrade_time[m, level], checkpoint_tier(tab, es, m))
                 level = 0
             part = es.part[m]
-            if ALL_OPTIONS and not loaded and part > 0:  # a prefix grows by what fits the free memory now (MODEL.md §9.3)
+            # a prefix grows by what fits the free memory now (MODEL.md §9.3)
+            if ALL_OPTIONS and not loaded and part > 0:
                 grow = prefix_to_grow(tab, m, part, tab.capacity_bytes - es.used[0])
                 if grow != part:
                     es.used[0] += tab.part_bytes[m, grow] - tab.part_bytes[m, part]
@@ -339,7 +344,8 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
             es.requests[m] += 1
             on_hit(code, pss, es, tab, m, loaded)
             g = tab.base_of[m]
-            if ALL_OPTIONS and g >= 0 and g != m:  # a variant served: its base is used too, after it (loaded with it, or put back)
+            # a variant served: its base is used too, after it (loaded with it, or put back)
+            if ALL_OPTIONS and g >= 0 and g != m:
                 es.last_use[g] = seq0 + i
                 es.requests[g] += 1
                 base_loaded = with_base or held >= 0
@@ -401,7 +407,7 @@ class FastEngine:
         group = next(g for g in BUILTIN_GROUPS if policy.fast in g)
         modules = builtin_modules(group)
         self.tables = tables = tables.for_policy(policy)
-        self.kernel = load_kernel(modules, bool(all_options) or tables.all_options)  # never lean where it is needed
+        self.kernel = load_kernel(modules, all_options or tables.all_options)  # never lean where it is needed
         self.code = group.index(policy.fast)
         self.policy = policy
         self.state = new_engine_state(tables)
