@@ -124,19 +124,23 @@ def preload(code, pss, es, tab, now): ...
 
 
 @shared
-def _decided(block, b, outcome, k_eff, wait, evictions, with_base, served, level, part, upgrade_s, compute, tier):
-    """Request b of the block was decided: account_block accounts it with the block."""
-    block.tier[b] = tier
+def _decided(block, b, options, outcome, k_eff, wait, evictions, with_base, served, level, part, upgrade_s, compute,
+             tier):
+    """Request b of the block was decided: account_block accounts it with the block. options: ALL_OPTIONS; without
+    MODEL.md §9's options, with_base, level, part, upgrade_s and tier are always 0, as the block was allocated
+    (new_block), and are not stored."""
+    if options:
+        block.tier[b] = tier
+        block.part[b] = part
+        block.level[b] = level
+        block.upgrade_s[b] = upgrade_s
+        block.with_base[b] = with_base
     block.compute[b] = compute
-    block.part[b] = part
     block.served[b] = served
-    block.level[b] = level
-    block.upgrade_s[b] = upgrade_s
     block.outcome[b] = outcome
     block.k_eff[b] = k_eff
     block.wait[b] = wait
     block.evictions[b] = evictions
-    block.with_base[b] = with_base
 
 
 def replay_requests(code, tab, es, pss, rq, log_on, log):
@@ -172,7 +176,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
             # of it, so the edge's cache, policy, context, queue and request counts never see it.
             if (ALL_OPTIONS and tab.device_on != 0
                     and device_serves(tab, es, rq.pair[i], rq.units[i], rq.input_mb[i], now)):
-                _decided(blk, i - b0, DEVICE, 0.0, 0.0, 0, False, rq.pair[i], 0, 0, 0.0, 0.0, 0)
+                _decided(blk, i - b0, ALL_OPTIONS, DEVICE, 0.0, 0.0, 0, False, rq.pair[i], 0, 0, 0.0, 0.0, 0)
                 continue
             # The idle time before this request: the policy may preload (preload_model); it sees only the
             # requests before this one (docs/model.md, "Preloading"). A no-op for every built-in but `active`.
@@ -275,8 +279,8 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 k_own, k_eff, f = examples_at_service(tab, cx, sub, e, now)
                 start, compute = take_executor(tab, es, e, sub, units, k_eff, now, es.ready_at[e], 0.0,
                                                es.part[e] / tab.partial_steps if es.part[e] > 0 else 1.0)
-                _decided(blk, i - b0, SUBSTITUTE, k_eff, start - now, evictions, False, sub, es.level[e], es.part[e],
-                         0.0, compute, 0)
+                _decided(blk, i - b0, ALL_OPTIONS, SUBSTITUTE, k_eff, start - now, evictions, False, sub,
+                         es.level[e], es.part[e], 0.0, compute, 0)
                 add_demonstration(tab, cx, sub, e, now, k_own, f)
                 es.last_use[e] = seq0 + i
                 es.requests[e] += 1
@@ -288,7 +292,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                     on_hit(code, pss, es, tab, g, False)
                 continue
             if not admitted:
-                _decided(blk, i - b0, CLOUD, 0.0, 0.0, evictions, False, p, 0, 0, 0.0, 0.0, 0)
+                _decided(blk, i - b0, ALL_OPTIONS, CLOUD, 0.0, 0.0, evictions, False, p, 0, 0, 0.0, 0.0, 0)
                 continue
             if loaded:
                 es.level[m] = load_level
@@ -335,8 +339,8 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                     es.ready_at[tab.base_of[m]] = es.base_ready[tab.base_of[m]]
                 elif tab.base_of[m] == m:  # a base loaded for its own task: its variants wait for it
                     es.base_ready[m] = es.ready_at[m]
-            _decided(blk, i - b0, LOAD if loaded else HIT, k_eff, start - now, evictions, with_base, p, level, part,
-                     upgrade_s, compute, tier)
+            _decided(blk, i - b0, ALL_OPTIONS, LOAD if loaded else HIT, k_eff, start - now, evictions, with_base, p,
+                     level, part, upgrade_s, compute, tier)
             add_demonstration(tab, cx, p, m, now, k_own, f)
             es.last_use[m] = seq0 + i
             if rq.next_use.shape[0] > 0:
