@@ -96,3 +96,20 @@ def test_environment_turns_the_thread_off(monkeypatch):
     monkeypatch.setenv("PFMBENCH_ACCOUNT_THREAD", "1")
     assert FastEngine(tables, get_policy("lru"), 0).accountant is not None
     assert FastEngine(tables, get_policy("active"), 0).accountant is None
+
+
+@pytest.mark.parametrize("preset", [None, "1"])
+def test_ray_tasks_filling_the_cluster_account_inline(monkeypatch, preset):
+    """A Ray task among as many as the cluster has CPUs keeps its accounting inline, unless the user said."""
+    import os
+
+    from pfmbench.sweep import point
+
+    if preset is None:
+        monkeypatch.delenv("PFMBENCH_ACCOUNT_THREAD", raising=False)
+    else:
+        monkeypatch.setenv("PFMBENCH_ACCOUNT_THREAD", preset)
+    monkeypatch.setattr(point, "run_point", lambda p: ([{"point": p}], None))
+    assert point.run_point_cores_busy("p") == ([{"point": "p"}], None)
+    assert os.environ["PFMBENCH_ACCOUNT_THREAD"] == (preset or "0")
+    assert accountant.enabled() == (preset == "1")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import InputError
-from .point import Point, _start_worker, run_point
+from .point import Point, _start_worker, run_point, run_point_cores_busy
 
 # -- executors ----------------------------------------------------------------------------------
 
@@ -109,7 +109,9 @@ def _run_ray(points: list[Point], address: str | None, workers: int, done: Done)
     """Points as Ray tasks (retried if a node is lost); results come back to the driver, which writes them."""
     started = start_ray(address, workers)
     import ray
-    task = ray.remote(max_retries=3, num_cpus=1)(run_point)
+    # A task takes one CPU: with a task on every CPU, no core is free for each replay's accounting thread.
+    busy = len(points) >= ray.cluster_resources().get("CPU", 1)
+    task = ray.remote(max_retries=3, num_cpus=1)(run_point_cores_busy if busy else run_point)
     refs = {task.remote(p): p for p in points}
     pending = list(refs)
     # Ray prints its own notes (object store, scheduling) on stdout at times: stdout is for results only.

@@ -67,7 +67,19 @@ def _start_worker(cores_busy: bool) -> None:
     accounting (engine/accountant.py) finds no free core and only adds work: keep it inline (same results)."""
     _ignore_sigint()
     if cores_busy:
-        os.environ.setdefault("PFMBENCH_ACCOUNT_THREAD", "0")
+        _account_inline()
+
+
+def _account_inline() -> None:
+    """Every replay in this process accounts on its own thread (unless the user set PFMBENCH_ACCOUNT_THREAD)."""
+    os.environ.setdefault("PFMBENCH_ACCOUNT_THREAD", "0")
+
+
+def run_point_cores_busy(point: Point) -> tuple[list[dict] | None, str | None]:
+    """run_point for a Ray task among as many as the cluster has CPUs: its worker keeps the accounting inline,
+    as _start_worker does for a process pool that fills every core."""
+    _account_inline()
+    return run_point(point)
 
 
 # -- part files ---------------------------------------------------------------------------------
