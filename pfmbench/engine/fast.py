@@ -295,8 +295,9 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 _decided(blk, i - b0, ALL_OPTIONS, CLOUD, 0.0, 0.0, evictions, False, p, 0, 0, 0.0, 0.0, 0)
                 continue
             if loaded:
-                es.level[m] = load_level
-                es.part[m] = load_part
+                if ALL_OPTIONS:  # (both 0 without the options, as eviction left them)
+                    es.level[m] = load_level
+                    es.part[m] = load_part
                 if with_base:  # its base enters first (its weights), then its adapter
                     g = tab.base_of[m]
                     _insert(tab, es, g, seq0 + i, now)
@@ -306,7 +307,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 if ALL_OPTIONS:
                     keep_checkpoint(tab, es, m)
                 on_insert(code, pss, es, tab, m)
-            level = es.level[m]
+            level = es.level[m] if ALL_OPTIONS else 0  # (no precision levels, no prefixes without the options)
             upgrade_s = 0.0  # a hit on a reduced copy reloads the rest of its weights first, once they fit
             if ALL_OPTIONS and not loaded and level > 0 and (es.used[0] + tab.mem_level[m, 0] - tab.mem_level[m, level]
                                               <= tab.capacity_bytes):
@@ -314,7 +315,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 es.level[m] = 0
                 upgrade_s = tier_time(tab, tab.upgrade_time[m, level], checkpoint_tier(tab, es, m))
                 level = 0
-            part = es.part[m]
+            part = es.part[m] if ALL_OPTIONS else 0
             # a prefix grows by what fits the free memory now (MODEL.md §9.3)
             if ALL_OPTIONS and not loaded and part > 0:
                 grow = prefix_to_grow(tab, m, part, tab.capacity_bytes - es.used[0])
