@@ -15,12 +15,15 @@ compile  one copy with no numba cache; for each subset of policy modules the ker
          fifo + random, all six.
 inline   a copy whose shared functions (jit.compiled) are plain njit functions, inlined (or not) by LLVM
          instead of numba's IR inliner: compile CPU of all six built-ins, and the lru and cloud kernel rates.
-floor    what a simulator of the same cache could cost at least, on this machine: a bare numba loop (LRU
-         list, GPU memory in bytes, evict until it fits, and the `exp` decay of the pair's examples on each
-         hit, as the kernel does) beside the kernel's lru with the full model, on the same trace (thread CPU,
-         best of 3). Their misses must be equal. The gap is what the model's bookkeeping costs per request
-         (queue, admission and dispatch checks, context per pair and per model, the decisions recorded
-         for the accounting pass) plus the accounting pass itself.
+floor    what a simulator of the same cache and model could cost at least, on this machine, on the same trace
+         (CPU time, best of 3): a bare numba loop (LRU list, GPU memory in bytes, evict until it fits, and the
+         `exp` decay of the pair's examples on each hit); a fused loop doing all the kernel's lru does (context,
+         queue, costs, accuracy curve, histogram) in one pass through the engine's own arithmetic, with nothing
+         else, whose totals must equal the kernel's bit for bit; the kernel's lru (accounting inline); and
+         pfmbench's Parquet reader. read + fused, halved, is the least wall time any split over two cores
+         could take; with libCacheSim installed it is set beside libCacheSim's LRU on the same trace. The gap
+         between fused and kernel is what the engine's generality costs (policy hooks, options, admission and
+         dispatch checks, decisions buffered for the accounting pass).
 """
 
 from __future__ import annotations
@@ -183,42 +186,178 @@ def _bare_lru():
     return bare_lru
 
 
+def _fused_lru():
+    """The kernel's whole model for LRU (context, queue, costs, accuracy, histogram) in one pass with nothing else:
+    no policy hooks, no options, no admission or dispatch checks, no decisions buffered for an accounting pass.
+    It calls the engine's own arithmetic (its compiled twins), so its totals must equal the kernel's bit for bit."""
+    from numba import njit
+
+    from pfmbench.engine import account, context, costs
+    from pfmbench.engine.jit import compiled
+    from pfmbench.engine.record import C_BATCHES, C_EVICTIONS, C_REQUESTS, S_CONTEXT_DISCARDED
+
+    at_service, add_demo = compiled(context.examples_at_service), compiled(context.add_demonstration)
+    discard, start = compiled(context.discard_context), compiled(context.start_context)
+    service_time, first_free = compiled(costs.service_time), compiled(costs.first_free_executor)
+    edge_work = compiled(costs.edge_work)
+    serve_edge, serve_cloud = compiled(account.serve_edge), compiled(account.serve_cloud)
+
+    @njit(nogil=True, _nrt=False)  # no reference counts: `tab` holds ~40 arrays (see kernel.py)
+    def fused_lru(tab, rec, cx, log, ts, pair, units, input_mb, prev, nxt, cached, ready, free_at):
+        head = tail = -1
+        used = 0
+        rec.counts[C_REQUESTS] += ts.shape[0]
+        for i in range(ts.shape[0]):
+            now, p = ts[i], pair[i]
+            m = tab.pair_model[p]
+            evictions = 0
+            if cached[m]:
+                k_own, k_eff, f = at_service(tab, cx, p, m, now)
+                loaded = False
+                if m != tail:  # to the tail of the LRU list
+                    a, b = prev[m], nxt[m]
+                    if a >= 0:
+                        nxt[a] = b
+                    else:
+                        head = b
+                    prev[b] = a
+                    prev[m], nxt[m], nxt[tail] = tail, -1, m
+                    tail = m
+            else:
+                if tab.mem_bytes[m] > tab.capacity_bytes:
+                    serve_cloud(tab, rec, False, log, i, p, units[i], input_mb[i], 0)
+                    continue
+                while used + tab.mem_bytes[m] > tab.capacity_bytes:  # evict from the head
+                    v = head
+                    head = nxt[v]
+                    if head >= 0:
+                        prev[head] = -1
+                    else:
+                        tail = -1
+                    cached[v] = 0
+                    used -= tab.mem_bytes[v]
+                    rec.sums[S_CONTEXT_DISCARDED] += discard(tab, cx, v, now)
+                    rec.counts[C_EVICTIONS] += 1
+                    evictions += 1
+                cached[m] = 1
+                used += tab.mem_bytes[m]
+                ready[m] = now
+                start(cx, m, now)
+                prev[m], nxt[m] = tail, -1
+                if tail >= 0:
+                    nxt[tail] = m
+                else:
+                    head = m
+                tail = m
+                k_own, k_eff, f = 0.0, 0.0, 1.0
+                loaded = True
+            load = tab.load_time[m] if loaded else 0.0
+            j = first_free(free_at)  # the queue: the first free executor, once the model is in memory
+            begin = max(now, free_at[j], ready[m])
+            compute = service_time(tab, p, units[i], k_eff, 1)
+            free_at[j] = begin + load + compute
+            rec.counts[C_BATCHES] += 1
+            if loaded:
+                ready[m] = begin + load
+            work, _ = edge_work(tab, p, units[i], k_eff)
+            serve_edge(tab, rec, False, log, i, p, m, input_mb[i], k_eff, work, compute, begin - now, loaded,
+                       evictions, False, p, 0, 0, 0.0, 0)
+            add_demo(tab, cx, p, m, now, k_own, f)
+
+    return fused_lru
+
+
 def _floor(a: dict) -> dict:
     import time
 
     import numpy as np
 
+    from pfmbench.api import CHUNK_ROWS
     from pfmbench.catalog import load_catalog
-    from pfmbench.engine.fast import FastEngine
-    from pfmbench.engine.record import C_LOADS, C_OFFLOADS
+    from pfmbench.engine.context import new_context
+    from pfmbench.engine.fast import _NO_LOG, FastEngine
+    from pfmbench.engine.record import C_LOADS, C_OFFLOADS, new_totals
     from pfmbench.engine.tables import build_tables
     from pfmbench.policies import get_policy
     from pfmbench.scenario import load_scenario
+    from pfmbench.trace.reader import stream_chunks
     from pfmbench.trace.schema import read_trace
 
     cat = load_catalog(a["catalog"])
     trace = read_trace(a["trace"], cat)
     tables = build_tables(load_scenario(gpu_memory_gb=a["gpu_gb"]), cat)
-    bare = _bare_lru()
-    args = (np.ascontiguousarray(trace.pair, np.int32), tables.pair_model, tables.mem_bytes,
-            tables.capacity_bytes, np.ascontiguousarray(trace.ts, np.float64), tables.half_life_s,
-            len(tables.pair_model))
-    bare(*(x[:1000] if isinstance(x, np.ndarray) and x.shape[0] == len(trace) else x for x in args))  # compile
-    out = {"bare": float("inf"), "kernel": float("inf")}
+    assert tables.batching == 0 and not tables.all_options, "the fused loop models the default scenario"
+    bare, fused = _bare_lru(), _fused_lru()
+    ts, pair = np.ascontiguousarray(trace.ts, np.float64), np.ascontiguousarray(trace.pair, np.int32)
+    units, input_mb = np.ascontiguousarray(trace.units, np.float64), np.ascontiguousarray(trace.input_mb, np.float64)
+    n_models = tables.n_models
+    n_exec = FastEngine(tables, get_policy("lru"), 0).state.free_at.shape[0]
+
+    def run_bare(k):
+        return bare(pair[:k], tables.pair_model, tables.mem_bytes, tables.capacity_bytes, ts[:k], tables.half_life_s,
+                    len(tables.pair_model))
+
+    def run_fused(k):
+        rec = new_totals()
+        fused(tables, rec, new_context(n_models, len(tables.pair_model)), _NO_LOG, ts[:k], pair[:k], units[:k],
+              input_mb[:k], np.full(n_models, -1, np.int64), np.full(n_models, -1, np.int64),
+              np.zeros(n_models, np.int8), np.zeros(n_models), np.zeros(n_exec))
+        return rec
+
+    def run_kernel(k):
+        eng = FastEngine(tables, policy, 0, account_thread=False)
+        eng.run(trace.slice(0, k))
+        return eng.totals
+
+    def decode():  # pfmbench's reader: the chunks the engine receives (pyarrow's decoding, on one thread)
+        return sum(len(c) for c in stream_chunks(a["trace"], cat, CHUNK_ROWS))
+
     policy = get_policy("lru")
-    FastEngine(tables, policy, 0).run(trace.slice(0, 10_000))  # load the kernel
+    run_bare(1000), run_fused(1000), run_kernel(10_000)  # compile, or load the kernel
+    n = len(trace)
+    out = {"bare": float("inf"), "fused": float("inf"), "kernel": float("inf"), "decode": float("inf"), "n": n}
     for _ in range(3):
-        c0 = time.thread_time()
-        misses = bare(*args)
-        out["bare"] = min(out["bare"], time.thread_time() - c0)
-        eng = FastEngine(tables, policy, 0)
-        c0 = time.thread_time()
-        eng.run(trace)
-        out["kernel"] = min(out["kernel"], time.thread_time() - c0)
-    out["bare_misses"] = int(misses)
-    out["kernel_misses"] = int(eng.counts[C_LOADS] + eng.counts[C_OFFLOADS])
-    out["n"] = len(trace)
+        for key, fn in (("bare", lambda: run_bare(n)), ("fused", lambda: run_fused(n)),
+                        ("kernel", lambda: run_kernel(n)), ("decode", decode)):
+            c0 = time.process_time() if key == "decode" else time.thread_time()
+            out[key + "_result"] = fn()
+            c1 = time.process_time() if key == "decode" else time.thread_time()
+            out[key] = min(out[key], c1 - c0)
+    fused_tot, kernel_tot = out.pop("fused_result"), out.pop("kernel_result")
+    out.pop("decode_result")
+    out["fused_equal"] = bool((fused_tot.counts == kernel_tot.counts).all() and (fused_tot.sums == kernel_tot.sums).all()
+                              and (fused_tot.hist == kernel_tot.hist).all())
+    out["bare_misses"] = int(out.pop("bare_result"))
+    out["kernel_misses"] = int(kernel_tot.counts[C_LOADS] + kernel_tot.counts[C_OFFLOADS])
     return out
+
+
+def _lcs_lru(tpath: Path, cpath: Path, gpu: float, work: Path):
+    """Best of 3 wall seconds of libCacheSim's LRU over the trace (as vs_libcachesim.py runs it); None without it."""
+    try:
+        import libcachesim as lcs
+    except ImportError:
+        return None
+    import time
+
+    from vs_libcachesim import write_oracle_general
+
+    from pfmbench.catalog import load_catalog
+    from pfmbench.engine.tables import build_tables
+    from pfmbench.scenario import load_scenario
+    from pfmbench.trace.schema import read_trace
+
+    cat = load_catalog(cpath)
+    tables = build_tables(load_scenario(gpu_memory_gb=gpu), cat)
+    bin_path = work / "floor.oracleGeneral.bin"
+    unit = write_oracle_general(bin_path, read_trace(tpath, cat), tables)
+    best = float("inf")
+    for _ in range(3):
+        cache = lcs.LRU(cache_size=int(tables.capacity_bytes) // unit)
+        t0 = time.perf_counter()
+        cache.process_trace(lcs.TraceReader(str(bin_path), lcs.TraceType.ORACLE_GENERAL_TRACE))
+        best = min(best, time.perf_counter() - t0)
+    return best
 
 
 def main(argv=None) -> None:
@@ -241,7 +380,7 @@ def main(argv=None) -> None:
     try:
         cpath = work / "catalog100.csv"
         total = write_catalog(cpath, 100)
-        gpu = 0.25 * total
+        gpu = round(0.25 * total, 6)  # whole kB, as vs_libcachesim.py: libCacheSim's size unit stays 1,000
         if a.what == "costs":
             tpath = work / "trace100.parquet"
             if not tpath.exists():
@@ -261,10 +400,21 @@ def main(argv=None) -> None:
                 synth_trace(tpath, load_catalog(cpath), a.requests)
             r = child(TREE, "floor", {"catalog": str(cpath), "trace": str(tpath), "gpu_gb": gpu}, work)
             n = r["n"]
-            for label, key in (("bare LRU loop (cache + AoC decay)", "bare"), ("pfmbench kernel, lru", "kernel")):
-                print(f"{label:<36} {r[key]:7.3f} s CPU {n / r[key] / 1e6:7.1f} M req/s {r[key] / n * 1e9:6.1f} ns/req")
+            for label, key in (("bare LRU loop (cache + AoC decay)", "bare"),
+                               ("fused LRU, the whole model in one pass", "fused"),
+                               ("pfmbench kernel, lru, accounting inline", "kernel"),
+                               ("pfmbench reading the Parquet trace", "decode")):
+                print(f"{label:<40} {r[key]:7.3f} s CPU {n / r[key] / 1e6:7.1f} M req/s {r[key] / n * 1e9:6.1f} ns/req")
             same = r["bare_misses"] == r["kernel_misses"]
-            print(f"misses: bare {r['bare_misses']:,}, kernel {r['kernel_misses']:,}: {'equal' if same else 'DIFFERENT'}")
+            print(f"misses: bare {r['bare_misses']:,}, kernel {r['kernel_misses']:,}: {'equal' if same else 'DIFFERENT'}; "
+                  f"fused totals {'equal to' if r['fused_equal'] else 'DIFFERENT from'} the kernel's, bit for bit")
+            need = r["decode"] + r["fused"]
+            print(f"floor from Parquet: read + fused = {need:.3f} CPU s; on 2 cores at best {need / 2:.3f} s wall "
+                  f"({need / 2 / n * 1e9:.1f} ns/req), if the work split evenly and handing it over cost nothing")
+            lcs = _lcs_lru(tpath, cpath, gpu, work)
+            if lcs is not None:
+                print(f"libCacheSim LRU (its C loop over its binary file), same trace: {lcs:.3f} s wall "
+                      f"({lcs / n * 1e9:.1f} ns/req): the floor reaches {lcs / (need / 2):.2f}x of it at best")
         elif a.what == "inline":
             tpath = work / "trace100.parquet"
             if not tpath.exists():
