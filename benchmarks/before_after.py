@@ -48,6 +48,12 @@ from pfmbench.catalog import load_catalog
 WORKER = HERE / "tree_worker.py"
 
 
+def in_turn(trees: dict, r: int) -> list:
+    """The trees in round r's order: reversed every other round, so that neither always runs first."""
+    items = list(trees.items())
+    return items[::-1] if r % 2 else items
+
+
 def worker(tree: Path, mode: str, args: dict, cwd: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree))
     p = subprocess.run([sys.executable, str(WORKER), mode, json.dumps(args)], cwd=cwd, env=env,
@@ -84,7 +90,7 @@ def kernel(trees: dict, work: Path, n: int, rounds: int, repeat: int, fraction: 
         args = {"catalog": str(cpath), "trace": str(tpath), "gpu_gb": fraction * total, "repeat": repeat}
         best: dict = {}
         for r in range(rounds):
-            for label, tree in trees.items():
+            for label, tree in in_turn(trees, r):
                 res = worker(tree, "kernel", args, work)
                 print(f"   {n_models:,} models, round {r + 1}, {label}: " + ", ".join(
                     f"{p} {res['requests'] / v['wall_s'] / 1e6:.1f} ({res['requests'] / v['cpu_s'] / 1e6:.1f} CPU)"
@@ -117,7 +123,7 @@ def e2e(trees: dict, work: Path, n: int, rounds: int, fraction: float) -> dict:
     cli = ["-m", "pfmbench", "replay", str(tpath), "--policy", "all", "--catalog", str(cpath),
            "--gpu-memory", f"{gpu:.3f}"]
     for r in range(rounds):
-        for label, tree in trees.items():
+        for label, tree in in_turn(trees, r):
             env = dict(os.environ, PYTHONPATH=str(tree))
             wall, cpu = timed_child([sys.executable, *cli], env, work)
             lib = worker(tree, "e2e", {"catalog": str(cpath), "trace": str(tpath), "gpu_gb": float(f"{gpu:.3f}"),
@@ -151,7 +157,7 @@ def compile_(trees: dict, work: Path, rounds: int, fraction: float) -> dict:
     out = {label: {"cold_cpu": float("inf"), "cold_wall": float("inf"), "warm_cpu": float("inf"),
                    "warm_wall": float("inf")} for label in trees}
     for r in range(rounds):
-        for label, tree in trees.items():
+        for label, tree in in_turn(trees, r):
             cold = work / f"cold-{label}"
             shutil.rmtree(cold, ignore_errors=True)
             shutil.copytree(tree / "pfmbench", cold / "pfmbench",

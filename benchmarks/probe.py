@@ -123,9 +123,53 @@ def _compile(a: dict) -> dict:
     return {"cpu_s": time.process_time() - c0}
 
 
+def _lru_ops():
+    """The LRU list of both floor loops, on prev/nxt arrays with the head and tail in locals (registers)."""
+    from numba import njit
+
+    @njit(inline="always")
+    def to_tail(prev, nxt, head, tail, m):
+        """m, cached, becomes the most recently used; returns (head, tail)."""
+        if tail != m:
+            a, b = prev[m], nxt[m]
+            if a >= 0:
+                nxt[a] = b
+            else:
+                head = b
+            prev[b] = a
+            prev[m], nxt[m], nxt[tail] = tail, -1, m
+            tail = m
+        return head, tail
+
+    @njit(inline="always")
+    def pop_head(prev, nxt, head, tail):
+        """The least recently used leaves; returns (it, head, tail)."""
+        v = head
+        head = nxt[v]
+        if head >= 0:
+            prev[head] = -1
+        else:
+            tail = -1
+        return v, head, tail
+
+    @njit(inline="always")
+    def push_tail(prev, nxt, head, tail, m):
+        """m enters as the most recently used; returns (head, tail)."""
+        prev[m], nxt[m] = tail, -1
+        if tail >= 0:
+            nxt[tail] = m
+        else:
+            head = m
+        return head, m
+
+    return to_tail, pop_head, push_tail
+
+
 def _bare_lru():
     import numpy as np
     from numba import njit
+
+    to_tail, pop_head, push_tail = _lru_ops()
 
     @njit(nogil=True)
     def bare_lru(pair, pair_model, mem_bytes, capacity, ts, half_life_s, n_pairs):
@@ -146,39 +190,18 @@ def _bare_lru():
             if cached[m]:
                 examples[p] = examples[p] * 2.0 ** (-(now - examples_time[p]) / half_life_s) + 1.0
                 examples_time[p] = now
-                if tail != m:  # to the tail: most recently used
-                    a, b = prev[m], nxt[m]
-                    if a >= 0:
-                        nxt[a] = b
-                    else:
-                        head = b
-                    prev[b] = a
-                    prev[m] = tail
-                    nxt[m] = -1
-                    nxt[tail] = m
-                    tail = m
+                head, tail = to_tail(prev, nxt, head, tail, m)
                 continue
             misses += 1
             if mem_bytes[m] > capacity:
                 continue  # offloaded
             while used + mem_bytes[m] > capacity:  # evict from the head
-                v = head
-                head = nxt[v]
-                if head >= 0:
-                    prev[head] = -1
-                else:
-                    tail = -1
+                v, head, tail = pop_head(prev, nxt, head, tail)
                 cached[v] = 0
                 used -= mem_bytes[v]
             cached[m] = 1
             used += mem_bytes[m]
-            prev[m] = tail
-            nxt[m] = -1
-            if tail >= 0:
-                nxt[tail] = m
-            else:
-                head = m
-            tail = m
+            head, tail = push_tail(prev, nxt, head, tail, m)
             examples[p] = 1.0
             examples_time[p] = now
         return misses
@@ -201,6 +224,7 @@ def _fused_lru():
     service_time, first_free = compiled(costs.service_time), compiled(costs.first_free_executor)
     edge_work = compiled(costs.edge_work)
     serve_edge, serve_cloud = compiled(account.serve_edge), compiled(account.serve_cloud)
+    to_tail, pop_head, push_tail = _lru_ops()
 
     @njit(nogil=True, _nrt=False)  # no reference counts: `tab` holds ~40 arrays (see kernel.py)
     def fused_lru(tab, rec, cx, log, ts, pair, units, input_mb, prev, nxt, cached, ready, free_at):
@@ -214,26 +238,13 @@ def _fused_lru():
             if cached[m]:
                 k_own, k_eff, f = at_service(tab, cx, p, m, now)
                 loaded = False
-                if m != tail:  # to the tail of the LRU list
-                    a, b = prev[m], nxt[m]
-                    if a >= 0:
-                        nxt[a] = b
-                    else:
-                        head = b
-                    prev[b] = a
-                    prev[m], nxt[m], nxt[tail] = tail, -1, m
-                    tail = m
+                head, tail = to_tail(prev, nxt, head, tail, m)
             else:
                 if tab.mem_bytes[m] > tab.capacity_bytes:
                     serve_cloud(tab, rec, False, log, i, p, units[i], input_mb[i], 0)
                     continue
                 while used + tab.mem_bytes[m] > tab.capacity_bytes:  # evict from the head
-                    v = head
-                    head = nxt[v]
-                    if head >= 0:
-                        prev[head] = -1
-                    else:
-                        tail = -1
+                    v, head, tail = pop_head(prev, nxt, head, tail)
                     cached[v] = 0
                     used -= tab.mem_bytes[v]
                     rec.sums[S_CONTEXT_DISCARDED] += discard(tab, cx, v, now)
@@ -243,12 +254,7 @@ def _fused_lru():
                 used += tab.mem_bytes[m]
                 ready[m] = now
                 start(cx, m, now)
-                prev[m], nxt[m] = tail, -1
-                if tail >= 0:
-                    nxt[tail] = m
-                else:
-                    head = m
-                tail = m
+                head, tail = push_tail(prev, nxt, head, tail, m)
                 k_own, k_eff, f = 0.0, 0.0, 1.0
                 loaded = True
             load = tab.load_time[m] if loaded else 0.0
@@ -333,7 +339,7 @@ def _floor(a: dict) -> dict:
 
 
 def _lcs_lru(tpath: Path, cpath: Path, gpu: float, work: Path):
-    """Best of 3 wall seconds of libCacheSim's LRU over the trace (as vs_libcachesim.py runs it); None without it."""
+    """Best of 5 wall seconds of libCacheSim's LRU over the trace (as vs_libcachesim.py runs it); None without it."""
     try:
         import libcachesim as lcs
     except ImportError:
@@ -351,8 +357,9 @@ def _lcs_lru(tpath: Path, cpath: Path, gpu: float, work: Path):
     tables = build_tables(load_scenario(gpu_memory_gb=gpu), cat)
     bin_path = work / "floor.oracleGeneral.bin"
     unit = write_oracle_general(bin_path, read_trace(tpath, cat), tables)
+    os.sync()  # the file's dirty pages written back before the timing, not during it
     best = float("inf")
-    for _ in range(3):
+    for _ in range(5):
         cache = lcs.LRU(cache_size=int(tables.capacity_bytes) // unit)
         t0 = time.perf_counter()
         cache.process_trace(lcs.TraceReader(str(bin_path), lcs.TraceType.ORACLE_GENERAL_TRACE))
