@@ -203,7 +203,7 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 k_own, k_eff, f = 0.0, 0.0, 1.0
                 # where m's checkpoint is read from (MODEL.md §9.4)
                 tier = checkpoint_tier(tab, es, m) if ALL_OPTIONS else 0
-                load = tier_time(tab, tab.load_time[m], tier) if ALL_OPTIONS else tab.load_time[m]
+                load = tier_time(tab, tab.load_time[m], tier)
                 admitted = fits_gpu_at_some_level(tab, m)
                 if admitted:
                     admitted = admit(code, pss, es, tab, m, now)
@@ -309,15 +309,15 @@ def replay_requests(code, tab, es, pss, rq, log_on, log):
                 on_insert(code, pss, es, tab, m)
             level = es.level[m] if ALL_OPTIONS else 0  # (no precision levels, no prefixes without the options)
             upgrade_s = 0.0  # a hit on a reduced copy reloads the rest of its weights first, once they fit
-            if ALL_OPTIONS and not loaded and level > 0 and (es.used[0] + tab.mem_level[m, 0] - tab.mem_level[m, level]
-                                              <= tab.capacity_bytes):
+            if not loaded and level > 0 and (es.used[0] + tab.mem_level[m, 0] - tab.mem_level[m, level]
+                                             <= tab.capacity_bytes):
                 es.used[0] += tab.mem_level[m, 0] - tab.mem_level[m, level]
                 es.level[m] = 0
                 upgrade_s = tier_time(tab, tab.upgrade_time[m, level], checkpoint_tier(tab, es, m))
                 level = 0
             part = es.part[m] if ALL_OPTIONS else 0
             # a prefix grows by what fits the free memory now (MODEL.md §9.3)
-            if ALL_OPTIONS and not loaded and part > 0:
+            if not loaded and part > 0:
                 grow = prefix_to_grow(tab, m, part, tab.capacity_bytes - es.used[0])
                 if grow != part:
                     es.used[0] += tab.part_bytes[m, grow] - tab.part_bytes[m, part]
